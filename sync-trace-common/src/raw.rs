@@ -1,0 +1,268 @@
+//! `#[repr(C)]` twins of the records in `events.h`, with compile-time layout
+//! checks that mirror its `_Static_assert`s, and a decoder that never reads
+//! past the bytes it is given.
+
+use std::mem::{offset_of, size_of};
+
+use crate::target::{Kind, Method, Target};
+
+/// `ST_COMM_LEN`
+pub const COMM_LEN: usize = 16;
+/// `ST_MAX_STACK`: kernel frames kept per entry record.
+pub const MAX_STACK: usize = 32;
+
+/// `ST_FLAG_NO_ENTRY`: an exit seen without its entry.
+pub const FLAG_NO_ENTRY: u32 = 1 << 0;
+/// `ST_FLAG_ARGS_LOST`: a kretprobe exit; arguments copied from the entry.
+pub const FLAG_ARGS_LOST: u32 = 1 << 1;
+
+/// Indices of the `LOST` per-CPU array (`enum st_lost`).
+pub const LOST_EVENTS: u32 = 0;
+/// An `INFLIGHT` update failed, so an exit will carry no duration.
+pub const LOST_INFLIGHT: u32 = 1;
+/// An aya-log record could not be written.
+pub const LOST_LOGS: u32 = 2;
+/// `ST_LOST_MAX`
+pub const LOST_MAX: u32 = 3;
+
+/// Map names (`ST_MAP_*`).
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Per-CPU loss counters.
+pub const MAP_LOST: &str = "LOST";
+/// aya-log's ring buffer.
+pub const MAP_AYA_LOGS: &str = "AYA_LOGS";
+
+/// Load-time knobs (`const volatile` globals in the object).
+pub const GLOBAL_CAPTURE_STACK: &str = "st_cfg_capture_stack";
+/// Makes every entry write an aya-log record (tests of the log path).
+pub const GLOBAL_FORCE_LOG: &str = "st_cfg_force_log";
+
+/// `struct st_event`, exactly as the kernel writes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawEventC {
+    pub ts_ns: u64,
+    pub args: [u64; 3],
+    pub ret: u64,
+    pub duration_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub cpu: u32,
+    pub flags: u32,
+    pub kind: u8,
+    pub target: u8,
+    pub method: u8,
+    pub pad: u8,
+    pub stack_bytes: i32,
+    pub comm: [u8; COMM_LEN],
+    pub stack: [u64; MAX_STACK],
+}
+
+// Mirrors of the _Static_asserts in events.h.
+const _: () = assert!(size_of::<RawEventC>() == 88 + 8 * MAX_STACK);
+const _: () = assert!(offset_of!(RawEventC, pid) == 48);
+const _: () = assert!(offset_of!(RawEventC, kind) == 64);
+const _: () = assert!(offset_of!(RawEventC, stack_bytes) == 68);
+const _: () = assert!(offset_of!(RawEventC, comm) == 72);
+const _: () = assert!(offset_of!(RawEventC, stack) == 88);
+
+/// Size in bytes of one `struct st_event` record.
+pub const EVENT_SIZE: usize = size_of::<RawEventC>();
+
+/// Why a ring-buffer record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("event record of {got} bytes, expected {expected}: the daemon and its BPF object disagree on the layout (rebuild both)")]
+    Length { got: usize, expected: usize },
+    #[error("event record with unknown kind {0}")]
+    Kind(u8),
+    #[error("event record with unknown target {0}")]
+    Target(u8),
+    #[error("event record with unknown attach method {0}")]
+    Method(u8),
+}
+
+/// A decoded, validated `st_event`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    pub ts_ns: u64,
+    pub args: [u64; 3],
+    pub ret: u64,
+    pub duration_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub cpu: u32,
+    pub flags: u32,
+    pub kind: Kind,
+    pub target: Target,
+    pub method: Method,
+    /// Bytes of `stack` filled, or a negative errno from `bpf_get_stack`.
+    pub stack_bytes: i32,
+    pub comm: [u8; COMM_LEN],
+    pub stack: [u64; MAX_STACK],
+}
+
+impl RawEvent {
+    /// Decodes one ring-buffer record. A record of any other length than
+    /// [`EVENT_SIZE`] is an error, never a partial read.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() != EVENT_SIZE {
+            return Err(DecodeError::Length {
+                got: bytes.len(),
+                expected: EVENT_SIZE,
+            });
+        }
+        // SAFETY: the length is checked above, RawEventC is plain old data
+        // (every bit pattern is valid) and read_unaligned has no alignment
+        // requirement.
+        let c: RawEventC = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        Ok(Self {
+            ts_ns: c.ts_ns,
+            args: c.args,
+            ret: c.ret,
+            duration_ns: c.duration_ns,
+            pid: c.pid,
+            tid: c.tid,
+            cpu: c.cpu,
+            flags: c.flags,
+            kind: Kind::from_raw(c.kind).ok_or(DecodeError::Kind(c.kind))?,
+            target: Target::from_raw(c.target).ok_or(DecodeError::Target(c.target))?,
+            method: Method::from_raw(c.method).ok_or(DecodeError::Method(c.method))?,
+            stack_bytes: c.stack_bytes,
+            comm: c.comm,
+            stack: c.stack,
+        })
+    }
+
+    /// The task name, up to its NUL.
+    pub fn comm(&self) -> String {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        String::from_utf8_lossy(&self.comm[..end]).into_owned()
+    }
+
+    /// The captured kernel frames (empty when capture failed or was off).
+    pub fn frames(&self) -> &[u64] {
+        let n = usize::try_from(self.stack_bytes).unwrap_or(0) / 8;
+        &self.stack[..n.min(MAX_STACK)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: u8, target: u8, method: u8, stack_bytes: i32) -> Vec<u8> {
+        let c = RawEventC {
+            ts_ns: 7,
+            args: [0xffffea8000000000, 0xffffea8000000000, 0],
+            ret: 0,
+            duration_ns: 0,
+            pid: 1,
+            tid: 2,
+            cpu: 1,
+            flags: 0,
+            kind,
+            target,
+            method,
+            pad: 0,
+            stack_bytes,
+            comm: *b"kworker/u4:1\0\0\0\0",
+            stack: [0xffffffff81000000; MAX_STACK],
+        };
+        // SAFETY: RawEventC is repr(C) plain data without padding holes that
+        // matter for this test (the bytes are only decoded again).
+        unsafe { std::slice::from_raw_parts((&c as *const RawEventC).cast::<u8>(), EVENT_SIZE) }
+            .to_vec()
+    }
+
+    #[test]
+    fn decodes_a_record() {
+        let e = RawEvent::from_bytes(&record(1, 0, 2, 16)).unwrap();
+        assert_eq!(e.kind, Kind::Entry);
+        assert_eq!(e.target, Target::ArchSyncKernelMappings);
+        assert_eq!(e.method, Method::Kprobe);
+        assert_eq!(e.comm(), "kworker/u4:1");
+        assert_eq!(e.frames().len(), 2);
+        assert_eq!(e.args[0], 0xffffea8000000000);
+    }
+
+    #[test]
+    fn rejects_short_and_long_records() {
+        let r = record(1, 0, 1, 0);
+        for len in [0, 1, EVENT_SIZE - 1] {
+            assert_eq!(
+                RawEvent::from_bytes(&r[..len]),
+                Err(DecodeError::Length {
+                    got: len,
+                    expected: EVENT_SIZE
+                })
+            );
+        }
+        let mut long = r.clone();
+        long.push(0);
+        assert!(matches!(
+            RawEvent::from_bytes(&long),
+            Err(DecodeError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_unknown_enums() {
+        assert_eq!(
+            RawEvent::from_bytes(&record(9, 0, 1, 0)),
+            Err(DecodeError::Kind(9))
+        );
+        assert_eq!(
+            RawEvent::from_bytes(&record(1, 99, 1, 0)),
+            Err(DecodeError::Target(99))
+        );
+        assert_eq!(
+            RawEvent::from_bytes(&record(1, 0, 0, 0)),
+            Err(DecodeError::Method(0))
+        );
+    }
+
+    #[test]
+    fn negative_or_oversized_stack_length_is_clamped() {
+        assert!(RawEvent::from_bytes(&record(1, 0, 1, -14))
+            .unwrap()
+            .frames()
+            .is_empty());
+        assert_eq!(
+            RawEvent::from_bytes(&record(1, 0, 1, 1 << 20))
+                .unwrap()
+                .frames()
+                .len(),
+            MAX_STACK
+        );
+    }
+
+    /// The C header and these constants must agree.
+    #[test]
+    fn constants_match_the_c_header() {
+        let h = include_str!("../../sync-trace-ebpf/src/bpf/events.h");
+        for needle in [
+            format!("#define ST_MAX_STACK {MAX_STACK}"),
+            format!("#define ST_COMM_LEN {COMM_LEN}"),
+            format!("ST_LOST_MAX = {LOST_MAX},"),
+            format!("#define ST_MAP_EVENTS \"{MAP_EVENTS}\""),
+            format!("#define ST_MAP_LOST \"{MAP_LOST}\""),
+            format!("#define ST_MAP_AYA_LOGS \"{MAP_AYA_LOGS}\""),
+        ] {
+            assert!(h.contains(&needle), "events.h lacks `{needle}`");
+        }
+        for t in Target::ALL {
+            let needle = format!("= {},", t as u8);
+            let line = h
+                .lines()
+                .find(|l| l.contains(t.c_name()))
+                .unwrap_or_else(|| panic!("{} missing", t.c_name()));
+            assert!(
+                line.contains(&needle),
+                "{} is not {} in events.h",
+                t.c_name(),
+                t as u8
+            );
+        }
+    }
+}

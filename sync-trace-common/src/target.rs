@@ -1,0 +1,127 @@
+//! What the kernel programs trace (`enum st_target`) and how.
+
+use serde::Serialize;
+
+/// A traced kernel function. The numbers are `enum st_target` in events.h.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// `arch_sync_kernel_mappings(start, end)`; `start == end` from the
+    /// `pgd_populate_kernel()`/`p4d_populate_kernel()` macros.
+    ArchSyncKernelMappings = 0,
+    /// `sync_global_pgds(start, end)`, end inclusive.
+    SyncGlobalPgds = 1,
+    /// `vmemmap_pgd_populate(addr, node)` (5-level top level).
+    VmemmapPgdPopulate = 2,
+    /// `vmemmap_p4d_populate(pgd, addr, node)` (4-level top level).
+    VmemmapP4dPopulate = 3,
+    /// `pgd_populate_kernel(addr, pgd, p4d)` where a kernel has it as a function.
+    PgdPopulateKernel = 4,
+    /// `p4d_populate_kernel(addr, p4d, pud)` likewise.
+    P4dPopulateKernel = 5,
+}
+
+impl Target {
+    /// Every target, in attach order.
+    pub const ALL: [Target; 6] = [
+        Target::ArchSyncKernelMappings,
+        Target::SyncGlobalPgds,
+        Target::VmemmapPgdPopulate,
+        Target::VmemmapP4dPopulate,
+        Target::PgdPopulateKernel,
+        Target::P4dPopulateKernel,
+    ];
+
+    pub fn from_raw(v: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(v)).copied()
+    }
+
+    /// The kernel symbol.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Target::ArchSyncKernelMappings => "arch_sync_kernel_mappings",
+            Target::SyncGlobalPgds => "sync_global_pgds",
+            Target::VmemmapPgdPopulate => "vmemmap_pgd_populate",
+            Target::VmemmapP4dPopulate => "vmemmap_p4d_populate",
+            Target::PgdPopulateKernel => "pgd_populate_kernel",
+            Target::P4dPopulateKernel => "p4d_populate_kernel",
+        }
+    }
+
+    /// The enumerator in events.h.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            Target::ArchSyncKernelMappings => "ST_TARGET_ARCH_SYNC_KERNEL_MAPPINGS",
+            Target::SyncGlobalPgds => "ST_TARGET_SYNC_GLOBAL_PGDS",
+            Target::VmemmapPgdPopulate => "ST_TARGET_VMEMMAP_PGD_POPULATE",
+            Target::VmemmapP4dPopulate => "ST_TARGET_VMEMMAP_P4D_POPULATE",
+            Target::PgdPopulateKernel => "ST_TARGET_PGD_POPULATE_KERNEL",
+            Target::P4dPopulateKernel => "ST_TARGET_P4D_POPULATE_KERNEL",
+        }
+    }
+
+    /// A sync point: copies kernel top-level entries into every PGD.
+    pub fn is_sync(self) -> bool {
+        matches!(
+            self,
+            Target::ArchSyncKernelMappings | Target::SyncGlobalPgds
+        )
+    }
+
+    /// `(start, end)` of a sync, or `(addr, addr)` of a populate call, from
+    /// the raw arguments.
+    pub fn range(self, args: &[u64; 3]) -> (u64, u64) {
+        match self {
+            Target::ArchSyncKernelMappings | Target::SyncGlobalPgds => (args[0], args[1]),
+            Target::VmemmapPgdPopulate | Target::PgdPopulateKernel | Target::P4dPopulateKernel => {
+                (args[0], args[0])
+            }
+            Target::VmemmapP4dPopulate => (args[1], args[1]),
+        }
+    }
+}
+
+/// Entry or exit record (`enum st_kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Entry,
+    Exit,
+}
+
+impl Kind {
+    pub fn from_raw(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Kind::Entry),
+            2 => Some(Kind::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// How a program was attached (`enum st_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// fentry/fexit through a BPF trampoline.
+    Fentry,
+    /// kprobe/kretprobe.
+    Kprobe,
+}
+
+impl Method {
+    pub fn from_raw(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Method::Fentry),
+            2 => Some(Method::Kprobe),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Fentry => "fentry",
+            Method::Kprobe => "kprobe",
+        }
+    }
+}

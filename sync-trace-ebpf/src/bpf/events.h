@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The kernel/userspace contract of sync-trace: every record the BPF programs
+ * write to a ring buffer, every map name and every load-time knob.
+ *
+ * This header is the single source of truth. The Rust twins live in
+ * sync-trace-common/src/raw.rs and carry compile-time size and offset checks
+ * that mirror the _Static_asserts below; change both together.
+ *
+ * Plain fixed-width types only (no vmlinux.h): the layout must be the same
+ * for the BPF target and for the host.
+ */
+#ifndef SYNC_TRACE_EVENTS_H
+#define SYNC_TRACE_EVENTS_H
+
+#include <linux/types.h>
+
+/* Map names, as userspace finds them in the object. */
+#define ST_MAP_EVENTS "EVENTS"     /* BPF_MAP_TYPE_RINGBUF of struct st_event */
+#define ST_MAP_LOST "LOST"         /* PERCPU_ARRAY[ST_LOST_MAX] of __u64 */
+#define ST_MAP_INFLIGHT "INFLIGHT" /* HASH: (tid, target) -> struct st_inflight */
+#define ST_MAP_AYA_LOGS "AYA_LOGS" /* RINGBUF read by aya-log's EbpfLogger */
+
+/* What was traced. Stable numbers: they travel in st_event.target. */
+enum st_target {
+	ST_TARGET_ARCH_SYNC_KERNEL_MAPPINGS = 0, /* (start, end): end exclusive, or == start from the helpers */
+	ST_TARGET_SYNC_GLOBAL_PGDS = 1,          /* (start, end): end inclusive */
+	ST_TARGET_VMEMMAP_PGD_POPULATE = 2,      /* (addr, node) */
+	ST_TARGET_VMEMMAP_P4D_POPULATE = 3,      /* (pgd, addr, node) */
+	ST_TARGET_PGD_POPULATE_KERNEL = 4,       /* (addr, pgd, p4d) where a kernel has it as a function */
+	ST_TARGET_P4D_POPULATE_KERNEL = 5,       /* (addr, p4d, pud) likewise */
+	ST_TARGET_COUNT = 6,
+};
+
+/* Which side of the call a record describes. */
+enum st_kind {
+	ST_KIND_ENTRY = 1,
+	ST_KIND_EXIT = 2,
+};
+
+/* How the program was attached (set by the program itself). */
+enum st_method {
+	ST_METHOD_FENTRY = 1, /* fentry / fexit through a BPF trampoline */
+	ST_METHOD_KPROBE = 2, /* kprobe / kretprobe */
+};
+
+/* st_event.flags */
+#define ST_FLAG_NO_ENTRY (1u << 0)   /* exit seen without its entry (attached mid-call, or map full) */
+#define ST_FLAG_ARGS_LOST (1u << 1)  /* kretprobe exit: arguments come from the entry record only */
+
+/* Indices into the LOST per-CPU array. */
+enum st_lost {
+	ST_LOST_EVENTS = 0,   /* a ring-buffer reservation for an st_event failed */
+	ST_LOST_INFLIGHT = 1, /* the INFLIGHT map was full: an exit will lack its duration */
+	ST_LOST_LOGS = 2,     /* an aya-log record could not be written */
+	ST_LOST_MAX = 3,
+};
+
+#define ST_COMM_LEN 16
+#define ST_MAX_STACK 32 /* kernel frames kept per entry event */
+
+struct st_event {
+	__u64 ts_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 args[3];     /* raw arguments; meaning per target (enum st_target) */
+	__u64 ret;         /* exit only: return value (0 for void functions) */
+	__u64 duration_ns; /* exit only: exit ts - entry ts, 0 with ST_FLAG_NO_ENTRY */
+	__u32 pid;         /* thread-group id */
+	__u32 tid;
+	__u32 cpu;
+	__u32 flags;       /* ST_FLAG_* */
+	__u8 kind;         /* enum st_kind */
+	__u8 target;       /* enum st_target */
+	__u8 method;       /* enum st_method */
+	__u8 _pad;
+	__s32 stack_bytes; /* entry only: bytes of stack[] filled, or a negative errno */
+	char comm[ST_COMM_LEN];
+	__u64 stack[ST_MAX_STACK];
+};
+
+_Static_assert(sizeof(struct st_event) == 88 + 8 * ST_MAX_STACK, "st_event size");
+_Static_assert(__builtin_offsetof(struct st_event, pid) == 48, "st_event.pid");
+_Static_assert(__builtin_offsetof(struct st_event, kind) == 64, "st_event.kind");
+_Static_assert(__builtin_offsetof(struct st_event, stack_bytes) == 68, "st_event.stack_bytes");
+_Static_assert(__builtin_offsetof(struct st_event, comm) == 72, "st_event.comm");
+_Static_assert(__builtin_offsetof(struct st_event, stack) == 88, "st_event.stack");
+
+struct st_inflight_key {
+	__u32 tid;
+	__u32 target;
+};
+
+struct st_inflight {
+	__u64 ts_ns;
+	__u64 args[3];
+};
+
+#endif

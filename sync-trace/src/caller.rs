@@ -1,0 +1,131 @@
+//! Which kernel code path called a sync, from its stack: a short, bounded
+//! set of names, suitable as a metrics label.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Caller {
+    /// `pgd_populate_kernel()`/`p4d_populate_kernel()` (macros) inside the
+    /// vmemmap, KASAN or percpu populate functions: `arch_sync_kernel_mappings(a, a)`.
+    PopulateHelper,
+    /// The direct map: `__kernel_physical_mapping_init()` (hot-add, boot).
+    DirectMap,
+    /// `vmemmap_populate()`'s unconditional closing sync.
+    Vmemmap,
+    /// vmap/ioremap/apply_to_page_range mask syncs.
+    Vmalloc,
+    Other,
+}
+
+impl Caller {
+    pub fn name(self) -> &'static str {
+        match self {
+            Caller::PopulateHelper => "populate_helper",
+            Caller::DirectMap => "direct_map",
+            Caller::Vmemmap => "vmemmap",
+            Caller::Vmalloc => "vmalloc",
+            Caller::Other => "other",
+        }
+    }
+}
+
+/// Functions that are themselves traced: skipped when looking for the caller.
+const TRACED: [&str; 4] = [
+    "arch_sync_kernel_mappings",
+    "sync_global_pgds",
+    "sync_global_pgds_l4",
+    "sync_global_pgds_l5",
+];
+
+/// Populate functions that contain the `*_populate_kernel()` macros
+/// (kernel-notes §2).
+const HELPER_CALLERS: [&str; 5] = [
+    "vmemmap_p4d_populate",
+    "vmemmap_pgd_populate",
+    "zero_p4d_populate",
+    "kasan_populate_early_shadow",
+    "pcpu_populate_pte",
+];
+
+fn class_of(frame: &str, helper_range: bool) -> Option<Caller> {
+    let name = frame.split(['+', '.', ' ']).next().unwrap_or(frame);
+    if TRACED.contains(&name) || name.starts_with("bpf_trampoline") {
+        return None;
+    }
+    if helper_range && HELPER_CALLERS.contains(&name) {
+        return Some(Caller::PopulateHelper);
+    }
+    if name.contains("kernel_physical_mapping")
+        || name.starts_with("phys_")
+        || name == "init_memory_mapping"
+    {
+        return Some(Caller::DirectMap);
+    }
+    if name.starts_with("vmemmap_") || name.contains("populate_section_memmap") {
+        return Some(Caller::Vmemmap);
+    }
+    if name.contains("vmap")
+        || name.contains("vunmap")
+        || name.contains("ioremap")
+        || name.contains("vmalloc")
+        || name.contains("apply_to_page_range")
+    {
+        return Some(Caller::Vmalloc);
+    }
+    None
+}
+
+/// Classifies a sync from its symbolized stack (innermost frame first): the
+/// innermost frame that belongs to a known path decides. `helper_range` is
+/// `start == end`, the signature of the populate helpers.
+pub fn classify<S: AsRef<str>>(frames: &[S], helper_range: bool) -> Caller {
+    frames
+        .iter()
+        .find_map(|f| class_of(f.as_ref(), helper_range))
+        .unwrap_or(Caller::Other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_sync_from_vmemmap_p4d() {
+        let s = [
+            "arch_sync_kernel_mappings+0x4",
+            "vmemmap_p4d_populate+0x6b",
+            "vmemmap_populate_address+0x50",
+            "vmemmap_populate+0x120",
+        ];
+        assert_eq!(classify(&s, true), Caller::PopulateHelper);
+        // Without start == end the same frames are the vmemmap path.
+        assert_eq!(classify(&s, false), Caller::Vmemmap);
+    }
+
+    #[test]
+    fn direct_map_and_vmemmap_closing_sync() {
+        let d = [
+            "sync_global_pgds+0x0",
+            "__kernel_physical_mapping_init+0x2f0",
+            "init_memory_mapping+0x1a0",
+        ];
+        assert_eq!(classify(&d, false), Caller::DirectMap);
+        let v = [
+            "bpf_trampoline_6442+0x40",
+            "vmemmap_populate+0x1f4",
+            "__populate_section_memmap+0x40",
+        ];
+        assert_eq!(classify(&v, false), Caller::Vmemmap);
+    }
+
+    #[test]
+    fn vmalloc_and_other() {
+        assert_eq!(
+            classify(&["__apply_to_page_range+0x400"], false),
+            Caller::Vmalloc
+        );
+        assert_eq!(classify(&["do_syscall_64+0x30"], false), Caller::Other);
+        assert_eq!(classify::<&str>(&[], true), Caller::Other);
+    }
+}

@@ -1,0 +1,66 @@
+//! Loading the BPF object and attaching every target: what `probe` and
+//! `run` share.
+
+use aya::{Ebpf, EbpfLoader};
+use sync_trace_common::raw;
+
+use crate::{
+    privilege,
+    probe::{attach_all, KernelFacts, TargetStatus},
+};
+
+pub struct Session {
+    pub ebpf: Ebpf,
+    pub facts: KernelFacts,
+    pub statuses: Vec<TargetStatus>,
+}
+
+pub struct Options {
+    pub capture_stack: bool,
+    pub force_log: bool,
+}
+
+/// Raises RLIMIT_MEMLOCK for kernels that still charge BPF maps to it
+/// (before 5.11); newer kernels use memcg accounting and ignore it.
+fn raise_memlock() {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid pointer to an initialized struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
+}
+
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Session {
+    pub fn open(opts: &Options) -> anyhow::Result<Self> {
+        privilege::preflight().map_err(anyhow::Error::msg)?;
+        let facts = KernelFacts::gather().map_err(anyhow::Error::msg)?;
+        raise_memlock();
+        let capture: u32 = opts.capture_stack.into();
+        let force: u32 = opts.force_log.into();
+        let mut ebpf = EbpfLoader::new()
+            .override_global(raw::GLOBAL_CAPTURE_STACK, &capture, true)
+            .override_global(raw::GLOBAL_FORCE_LOG, &force, true)
+            .load(sync_trace_ebpf::SYNC_TRACE_BPF)
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("Operation not permitted") {
+                    anyhow::anyhow!("cannot create BPF maps: {}", privilege::explain_denied())
+                } else {
+                    anyhow::anyhow!("cannot load the sync-trace BPF object: {text}")
+                }
+            })?;
+        let attached = attach_all(&mut ebpf, &facts);
+        Ok(Self {
+            ebpf,
+            facts,
+            statuses: attached.statuses,
+        })
+    }
+}

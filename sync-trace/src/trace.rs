@@ -1,0 +1,201 @@
+//! Turns raw entry/exit records into completed-call records and keeps the
+//! summary. No kernel needed: fed by the ring-buffer reader, or by tests.
+
+use std::collections::HashMap;
+
+use sync_trace_common::{raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, RawEvent, Target};
+
+use crate::{
+    caller::classify,
+    kallsyms::Kallsyms,
+    record::{CallRecord, Hex, Record, SyncRecord, Task},
+    summary::Summary,
+};
+
+/// An entry waiting for its exit. Fixed-size: no allocation per event.
+#[derive(Clone, Copy)]
+struct Pending {
+    cpu: u32,
+    stack: [u64; MAX_STACK],
+    frames: usize,
+}
+
+/// Calls of one thread in flight at once, across targets; more means a
+/// runaway and entries are dropped (their exits then show `entry_seen: false`).
+const MAX_PENDING: usize = 4096;
+
+pub struct Tracer {
+    pending: HashMap<(u32, Target), Pending>,
+    pub summary: Summary,
+}
+
+impl Default for Tracer {
+    fn default() -> Self {
+        Self {
+            pending: HashMap::with_capacity(256),
+            summary: Summary::default(),
+        }
+    }
+}
+
+impl Tracer {
+    /// Feeds one record; returns the completed call, if this was an exit.
+    pub fn on_event(&mut self, ev: &RawEvent, syms: &Kallsyms) -> Option<Record> {
+        let key = (ev.tid, ev.target);
+        match ev.kind {
+            Kind::Entry => {
+                if self.pending.len() < MAX_PENDING || self.pending.contains_key(&key) {
+                    let frames = ev.frames().len();
+                    self.pending.insert(
+                        key,
+                        Pending {
+                            cpu: ev.cpu,
+                            stack: ev.stack,
+                            frames,
+                        },
+                    );
+                }
+                None
+            }
+            Kind::Exit => {
+                let entry = self.pending.remove(&key);
+                Some(self.complete(ev, entry, syms))
+            }
+        }
+    }
+
+    fn complete(&mut self, ev: &RawEvent, entry: Option<Pending>, syms: &Kallsyms) -> Record {
+        let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
+        let stack: Vec<String> = entry
+            .map(|p| {
+                p.stack[..p.frames]
+                    .iter()
+                    .map(|&a| syms.format(a))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let task = Task {
+            cpu: entry.map_or(ev.cpu, |p| p.cpu),
+            pid: ev.pid,
+            tid: ev.tid,
+            comm: ev.comm(),
+        };
+        let ts_ns = ev.ts_ns.saturating_sub(ev.duration_ns);
+        let (start, end) = ev.target.range(&ev.args);
+        let function = ev.target.symbol();
+        if ev.target.is_sync() {
+            let helper = start == end;
+            let caller = classify(&stack, helper);
+            self.summary
+                .count_sync(function, caller, entry_seen.then_some(ev.duration_ns));
+            Record::Sync(SyncRecord {
+                ts_ns,
+                end_ns: ev.ts_ns,
+                duration_ns: ev.duration_ns,
+                task,
+                function,
+                start: Hex(start),
+                end: Hex(end),
+                helper,
+                caller,
+                method: ev.method,
+                entry_seen,
+                stack,
+            })
+        } else {
+            self.summary.count_call(function);
+            Record::Call(CallRecord {
+                ts_ns,
+                end_ns: ev.ts_ns,
+                duration_ns: ev.duration_ns,
+                task,
+                function,
+                addr: Hex(start),
+                method: ev.method,
+                entry_seen,
+                stack,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sync_trace_common::Method;
+
+    use super::*;
+
+    const SYMS: &str = "\
+ffffffff81077a10 t sync_global_pgds
+ffffffff81077c00 T arch_sync_kernel_mappings
+ffffffff81300000 T vmemmap_p4d_populate
+ffffffff81300400 T vmemmap_populate
+";
+
+    fn ev(kind: Kind, target: Target, ts: u64, dur: u64, start: u64, end: u64) -> RawEvent {
+        let mut stack = [0; MAX_STACK];
+        stack[0] = 0xffffffff81077c04;
+        stack[1] = 0xffffffff81300050;
+        stack[2] = 0xffffffff81300420;
+        RawEvent {
+            ts_ns: ts,
+            args: [start, end, 0],
+            ret: 0,
+            duration_ns: dur,
+            pid: 50,
+            tid: 51,
+            cpu: 1,
+            flags: 0,
+            kind,
+            target,
+            method: Method::Fentry,
+            stack_bytes: if kind == Kind::Entry { 24 } else { 0 },
+            comm: *b"kworker/u4:1\0\0\0\0",
+            stack,
+        }
+    }
+
+    #[test]
+    fn pairs_entry_and_exit_into_a_helper_sync() {
+        let syms = Kallsyms::parse(SYMS);
+        let mut t = Tracer::default();
+        let a = 0xffffea8000000000;
+        assert!(t
+            .on_event(
+                &ev(Kind::Entry, Target::ArchSyncKernelMappings, 1000, 0, a, a),
+                &syms
+            )
+            .is_none());
+        let Some(Record::Sync(s)) = t.on_event(
+            &ev(Kind::Exit, Target::ArchSyncKernelMappings, 4000, 3000, a, a),
+            &syms,
+        ) else {
+            panic!("no sync record");
+        };
+        assert_eq!((s.ts_ns, s.end_ns, s.duration_ns), (1000, 4000, 3000));
+        assert!(s.helper && s.entry_seen);
+        assert_eq!(s.caller, crate::caller::Caller::PopulateHelper);
+        assert_eq!(s.stack[1], "vmemmap_p4d_populate+0x50");
+        let json = serde_json::to_value(Record::Sync(s)).unwrap();
+        assert_eq!(json["event"], "sync");
+        assert_eq!(json["start"], "0xffffea8000000000");
+        assert_eq!(json["caller"], "populate_helper");
+        assert_eq!(
+            t.summary.counts["arch_sync_kernel_mappings"]["populate_helper"],
+            1
+        );
+    }
+
+    #[test]
+    fn exit_without_entry_is_reported_as_such() {
+        let syms = Kallsyms::parse(SYMS);
+        let mut t = Tracer::default();
+        let mut e = ev(Kind::Exit, Target::SyncGlobalPgds, 10, 0, 1, 2);
+        e.flags = FLAG_NO_ENTRY;
+        let Some(Record::Sync(s)) = t.on_event(&e, &syms) else {
+            panic!()
+        };
+        assert!(!s.entry_seen && s.stack.is_empty() && !s.helper);
+        assert!(t.summary.sync_duration.is_empty());
+    }
+}

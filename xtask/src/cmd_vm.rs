@@ -1,0 +1,85 @@
+//! `cargo xtask vm`: run a script in a guest kernel.
+
+use crate::guest_binary::{build_guest_sync_trace, workspace_root};
+use crate::vm::{run_vm_with, HotAdd, KernelId, VmSpec};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct VmArgs {
+    /// Guest kernel: 6.1, 6.12 or newest (Debian unstable).
+    #[arg(long)]
+    pub kernel: KernelId,
+    /// Page-table levels in the guest.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=5))]
+    pub paging: u8,
+    /// Keep kernel address randomisation (default: boot with nokaslr).
+    #[arg(long)]
+    pub kaslr: bool,
+    /// DIMM to plug at the script's next `hotadd` (ADDR:SIZE, e.g. 0x200000000000:128M).
+    #[arg(long = "hotadd", value_name = "ADDR:SIZE")]
+    pub hotadds: Vec<HotAdd>,
+    /// Kbuild module directory to build for the kernel; lands in /modules/.
+    #[arg(long = "module", value_name = "DIR")]
+    pub modules: Vec<PathBuf>,
+    /// Extra file for the guest, HOST:GUEST (GUEST absolute).
+    #[arg(long = "file", value_name = "HOST:GUEST", value_parser = parse_file)]
+    pub files: Vec<(PathBuf, String)>,
+    /// Forward 127.0.0.1:HOST on the host to GUEST in the guest.
+    #[arg(long, value_name = "HOST:GUEST", value_parser = parse_forward)]
+    pub forward: Option<(u16, u16)>,
+    /// Shell script to run in the guest.
+    #[arg(long)]
+    pub script: PathBuf,
+    /// Seconds before the guest is killed.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Extra kernel command-line argument (repeatable).
+    #[arg(long = "append", value_name = "ARG")]
+    pub extra_append: Vec<String>,
+    /// Use this static binary as /bin/sync-trace instead of building it.
+    #[arg(long, value_name = "PATH")]
+    pub guest_bin: Option<PathBuf>,
+}
+
+fn parse_file(s: &str) -> Result<(PathBuf, String), String> {
+    let (h, g) = s.split_once(':').ok_or("use HOST:GUEST")?;
+    if !g.starts_with('/') {
+        return Err("the guest path must be absolute".into());
+    }
+    Ok((PathBuf::from(h), g.to_string()))
+}
+
+fn parse_forward(s: &str) -> Result<(u16, u16), String> {
+    let (h, g) = s.split_once(':').ok_or("use HOSTPORT:GUESTPORT")?;
+    Ok((
+        h.parse().map_err(|e| format!("{e}"))?,
+        g.parse().map_err(|e| format!("{e}"))?,
+    ))
+}
+
+/// Runs the command; returns the script's exit status.
+pub fn run(args: VmArgs) -> Result<i32> {
+    let script = std::fs::read_to_string(&args.script)
+        .with_context(|| format!("cannot read script {}", args.script.display()))?;
+    let guest_bin = match args.guest_bin {
+        Some(p) => p,
+        None => build_guest_sync_trace(&workspace_root())?,
+    };
+    let spec = VmSpec {
+        kernel: args.kernel,
+        paging: args.paging,
+        kaslr: args.kaslr,
+        hotadds: args.hotadds,
+        module_dirs: args.modules,
+        files: args.files,
+        script,
+        forward: args.forward,
+        timeout: Duration::from_secs(args.timeout),
+        extra_append: args.extra_append,
+    };
+    let outcome = run_vm_with(&spec, &guest_bin, |line| println!("{line}"))?;
+    println!("exit status: {}", outcome.exit_status);
+    Ok(outcome.exit_status)
+}

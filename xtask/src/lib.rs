@@ -1,0 +1,13 @@
+//! xtask: developer tasks for sync-trace, above all running it inside guest kernels.
+
+pub mod apt;
+pub mod cmd_vm;
+pub mod deps;
+pub mod guest_binary;
+pub mod initramfs;
+pub mod kernels;
+pub mod modules;
+pub mod qemu;
+pub mod qmp;
+pub mod sid_root;
+pub mod vm;

@@ -1,0 +1,30 @@
+use clap::{Parser, Subcommand};
+use xtask::cmd_vm;
+
+/// Developer tasks for sync-trace.
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Boot a Debian guest kernel under QEMU and run a script in it.
+    Vm(cmd_vm::VmArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Vm(args) => cmd_vm::run(args),
+    };
+    match result {
+        Ok(status) => std::process::exit(status),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

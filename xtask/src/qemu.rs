@@ -1,0 +1,352 @@
+//! Running QEMU: command line, memory layout for hot-add, live serial tails, hot-add on request.
+
+use crate::initramfs::{EXIT_MARKER, HOTADD_REQUEST};
+use crate::qmp::Qmp;
+use crate::vm::HotAdd;
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+/// Boot RAM. 1 GiB sits entirely below 4 GiB on the `pc` machine, so device memory (the
+/// hot-add window) starts right at 4 GiB, or at 1 TiB when QEMU moves it (see below).
+const RAM: &str = "1G";
+/// DIMM slots: how many hot-adds one run can do.
+const SLOTS: usize = 4;
+/// Lines of console kept for error messages.
+const TAIL_LINES: usize = 40;
+/// Console markers that end the run with an error.
+const PANIC_MARKERS: &[&str] = &["Kernel panic", "BUG:", "Oops"];
+
+pub struct QemuConfig<'a> {
+    pub vmlinuz: &'a Path,
+    pub initrd: &'a Path,
+    pub paging: u8,
+    pub kaslr: bool,
+    pub hotadds: &'a [HotAdd],
+    pub forward: Option<(u16, u16)>,
+    pub timeout: Duration,
+    pub extra_append: &'a [String],
+    /// Where ttyS0 (kernel console) goes; kept after the run.
+    pub console_log: &'a Path,
+    /// Temporary directory for the QMP socket, ttyS1 file and QEMU's own stderr.
+    pub work_dir: &'a Path,
+}
+
+pub struct QemuResult {
+    /// ttyS1 lines (without `\r` and without the exit marker line).
+    pub lines: Vec<String>,
+    pub exit_status: i32,
+}
+
+/// `maxmem` and CPU `phys-bits` that make QEMU accept every DIMM of `hotadds`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MemLayout {
+    pub maxmem: u64,
+    /// `None`: qemu64's default of 40 bits (1 TiB) is enough.
+    pub phys_bits: Option<u8>,
+}
+
+/// QEMU 7.2 puts device memory (where DIMMs go) at 4 GiB, right above boot RAM — unless, with
+/// an AMD CPU model such as `qemu64`, the highest used address would reach the HyperTransport
+/// hole below 1 TiB (~1012 GiB), in which case it moves the whole window to 1 TiB. So a DIMM
+/// below 1 TiB needs a small `maxmem` (512 GiB → 600G; with 33T `device_add` is refused with
+/// "usable range [0x10000000000:…]"), and a DIMM above 1 TiB needs `maxmem` ≥ its end
+/// (32 TiB → 33T) and enough `phys-bits` for QEMU to accept that `maxmem`.
+pub fn memory_layout(hotadds: &[HotAdd]) -> Result<Option<MemLayout>> {
+    let Some(top) = hotadds.iter().map(|h| h.addr + h.size).max() else {
+        return Ok(None);
+    };
+    if hotadds.len() > SLOTS {
+        bail!(
+            "{} hot-adds requested but only {SLOTS} DIMM slots: use fewer --hotadd",
+            hotadds.len()
+        );
+    }
+    if let Some(h) = hotadds.iter().find(|h| h.addr < 4 * GIB) {
+        bail!("hot-add at {:#x} is below 4 GiB, where QEMU's device memory starts: use a higher address", h.addr);
+    }
+    let low_max = 900 * GIB;
+    let maxmem = (top + 64 * GIB).div_ceil(100 * GIB) * 100 * GIB;
+    let low = hotadds.iter().all(|h| h.addr < TIB);
+    if low && maxmem <= low_max {
+        return Ok(Some(MemLayout {
+            maxmem,
+            phys_bits: None,
+        }));
+    }
+    if let Some(h) = hotadds.iter().find(|h| h.addr < TIB) {
+        bail!(
+            "hot-add at {:#x} cannot be combined with this layout: QEMU puts device memory at 1 TiB once maxmem \
+             nears 1 TiB; keep every DIMM below ~836 GiB or all of them at or above 1 TiB",
+            h.addr
+        );
+    }
+    let maxmem = top.div_ceil(TIB) * TIB;
+    // Highest guest-physical address: window base (1 TiB) + window + per-slot alignment + the
+    // 64-bit PCI hole; 64 GiB covers the latter two.
+    let end = TIB + maxmem + 64 * GIB;
+    let bits = (64 - (end - 1).leading_zeros()).max(40) as u8;
+    Ok(Some(MemLayout {
+        maxmem,
+        phys_bits: (bits > 40).then_some(bits),
+    }))
+}
+
+/// The kernel command line.
+pub fn kernel_append(cfg: &QemuConfig) -> String {
+    let mut a = vec![
+        // Kernel messages go to the first serial port, which is captured to the console log.
+        "console=ttyS0".to_string(),
+        // Reboot at once on panic; with -no-reboot QEMU then exits instead of idling until the
+        // timeout.
+        "panic=-1".to_string(),
+    ];
+    if !cfg.kaslr {
+        // Fixed region bases (direct map 0xffff888000000000 / vmemmap 0xffffea0000000000 on
+        // 4-level), so the hot-add recipes hit known top-level slots.
+        a.push("nokaslr".to_string());
+    }
+    a.extend(cfg.extra_append.iter().cloned());
+    a.join(" ")
+}
+
+/// The full QEMU argument list.
+pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result<Vec<String>> {
+    let layout = memory_layout(cfg.hotadds)?;
+    let mut cpu = "qemu64".to_string(); // a fixed, TCG-friendly model (an AMD one: see memory_layout)
+    match cfg.paging {
+        // qemu64 has no LA57, so the kernel stays with 4-level paging.
+        4 => {}
+        // With LA57 in CPUID, Debian's kernels (CONFIG_X86_5LEVEL=y) switch to 5-level paging.
+        5 => cpu += ",+la57",
+        p => bail!("paging {p} is not supported: use 4 or 5"),
+    }
+    let mut mem = RAM.to_string();
+    if let Some(l) = &layout {
+        // Slots and a maximum make room for pc-dimm hot-add (ACPI memory hotplug).
+        mem += &format!(",slots={SLOTS},maxmem={}G", l.maxmem / GIB);
+        if let Some(bits) = l.phys_bits {
+            // Addresses above 1 TiB need more than qemu64's 40 physical address bits.
+            cpu += &format!(",phys-bits={bits}");
+        }
+    }
+    let p = |x: &Path| x.display().to_string();
+    let mut args: Vec<String> = [
+        "-accel",
+        "tcg", // no KVM on this host
+        "-smp",
+        "2", // two vCPUs: page-table syncs matter only with more than one CPU
+        "-m",
+        &mem,
+        "-cpu",
+        &cpu,
+        "-nographic", // no display; serial ports are redirected below
+        "-monitor",
+        "none",       // nothing on stdio: xtask owns the terminal
+        "-no-reboot", // guest reboot (panic=-1) or poweroff -f ends QEMU
+        "-kernel",
+        &p(cfg.vmlinuz),
+        "-initrd",
+        &p(cfg.initrd),
+        "-append",
+        &kernel_append(cfg),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // ttyS0: kernel console → log file. ttyS1: script output → file tailed live by the host.
+    args.extend(["-serial".into(), format!("file:{}", p(cfg.console_log))]);
+    args.extend(["-serial".into(), format!("file:{}", p(script_out))]);
+    // QMP for hot-add; wait=off lets the guest start before xtask connects.
+    args.extend([
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", p(qmp_sock)),
+    ]);
+    if let Some((host, guest)) = cfg.forward {
+        // User networking with one forwarded port on the host's loopback; restrict=on cuts the
+        // guest off from every other network.
+        args.extend([
+            "-netdev".into(),
+            format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{host}-:{guest}"),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0".into(),
+        ]);
+    } else {
+        args.extend(["-nic".into(), "none".into()]); // no default e1000
+    }
+    Ok(args)
+}
+
+/// Reads lines appended to a file since the last call.
+struct Tail {
+    path: PathBuf,
+    file: Option<File>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn new(path: &Path) -> Tail {
+        Tail {
+            path: path.to_path_buf(),
+            file: None,
+            partial: Vec::new(),
+        }
+    }
+
+    fn poll(&mut self, final_read: bool) -> Vec<String> {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        if let Some(f) = &mut self.file {
+            let _ = f.read_to_end(&mut self.partial);
+        }
+        let mut lines = Vec::new();
+        while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            lines.push(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            );
+        }
+        if final_read && !self.partial.is_empty() {
+            lines.push(
+                String::from_utf8_lossy(&std::mem::take(&mut self.partial))
+                    .trim_end()
+                    .to_string(),
+            );
+        }
+        lines
+    }
+}
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the guest until it powers off; `on_line` sees each ttyS1 line as it arrives.
+pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuResult> {
+    let qmp_sock = cfg.work_dir.join("qmp.sock");
+    let script_out = cfg.work_dir.join("ttyS1.out");
+    let qemu_err = cfg.work_dir.join("qemu.stderr");
+    let args = qemu_args(cfg, &qmp_sock, &script_out)?;
+    let errf = File::create(&qemu_err)?;
+    let child = Command::new("qemu-system-x86_64")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(errf.try_clone()?)
+        .stderr(errf)
+        .spawn()
+        .context("cannot start qemu-system-x86_64: install qemu-system-x86")?;
+    let mut child = KillOnDrop(child);
+    let start = Instant::now();
+    let qemu_failed = |child: &mut KillOnDrop| -> anyhow::Error {
+        let _ = child.0.wait();
+        let err = std::fs::read(&qemu_err).unwrap_or_default();
+        anyhow::anyhow!("QEMU failed: {}", crate::apt::last_line(&err))
+    };
+    let mut qmp = if cfg.hotadds.is_empty() {
+        None
+    } else {
+        match Qmp::connect(&qmp_sock, Duration::from_secs(20)) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                if child.0.try_wait()?.is_some() {
+                    return Err(qemu_failed(&mut child));
+                }
+                return Err(e);
+            }
+        }
+    };
+    let mut out_tail = Tail::new(&script_out);
+    let mut con_tail = Tail::new(cfg.console_log);
+    let mut console: Vec<String> = Vec::new();
+    let mut lines = Vec::new();
+    let mut exit_status = None;
+    let mut next_hotadd = 0;
+    let mut panic_seen: Option<Instant> = None;
+    loop {
+        let exited = child.0.try_wait()?.is_some();
+        for line in out_tail.poll(exited) {
+            if let Some(st) = line.strip_prefix(EXIT_MARKER) {
+                exit_status = st.trim().parse::<i32>().ok();
+                continue;
+            }
+            on_line(&line);
+            if line.trim() == HOTADD_REQUEST {
+                match (cfg.hotadds.get(next_hotadd), qmp.as_mut()) {
+                    (Some(h), Some(q)) => {
+                        eprintln!(
+                            "xtask: hot-add #{next_hotadd}: {} at {:#x} ({:.1} s)",
+                            h.size_text(),
+                            h.addr,
+                            start.elapsed().as_secs_f64()
+                        );
+                        q.hot_add_dimm(next_hotadd, h.addr, h.size)
+                            .with_context(|| {
+                                format!("hot-add of {} at {:#x} refused", h.size_text(), h.addr)
+                            })?;
+                        next_hotadd += 1;
+                    }
+                    _ => eprintln!(
+                        "xtask: the guest asked for a hot-add but none is left: pass more --hotadd"
+                    ),
+                }
+            }
+            lines.push(line);
+        }
+        for line in con_tail.poll(exited) {
+            if panic_seen.is_none() && PANIC_MARKERS.iter().any(|m| line.contains(m)) {
+                panic_seen = Some(Instant::now());
+            }
+            console.push(line);
+            if console.len() > 4 * TAIL_LINES {
+                console.drain(..console.len() - TAIL_LINES);
+            }
+        }
+        let tail = || console[console.len().saturating_sub(TAIL_LINES)..].join("\n");
+        // Give the kernel a second to print the whole report before stopping it.
+        if panic_seen.is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+            bail!(
+                "kernel crashed (console log {}); last console lines:\n{}",
+                cfg.console_log.display(),
+                tail()
+            );
+        }
+        if exited {
+            if exit_status.is_none() && panic_seen.is_some() {
+                bail!(
+                    "kernel crashed (console log {}); last console lines:\n{}",
+                    cfg.console_log.display(),
+                    tail()
+                );
+            }
+            let Some(exit_status) = exit_status else {
+                let err = std::fs::read(&qemu_err).unwrap_or_default();
+                bail!(
+                    "the guest stopped without reporting the script's status (QEMU: {}); last console lines:\n{}",
+                    crate::apt::last_line(&err),
+                    tail()
+                );
+            };
+            return Ok(QemuResult { lines, exit_status });
+        }
+        if start.elapsed() > cfg.timeout {
+            bail!(
+                "guest timed out after {} s (raise the timeout?); last console lines:\n{}",
+                cfg.timeout.as_secs(),
+                tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

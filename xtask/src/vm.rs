@@ -1,0 +1,253 @@
+//! The VM harness's entry point for other xtask code: one spec in, the script's output out.
+
+use crate::deps;
+use crate::initramfs::{self, InitramfsSpec};
+use crate::kernels;
+use crate::modules;
+use crate::qemu::{self, QemuConfig};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use crate::kernels::KernelId;
+
+/// One DIMM to plug when the guest script runs `hotadd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotAdd {
+    /// Guest-physical address.
+    pub addr: u64,
+    pub size: u64,
+}
+
+impl HotAdd {
+    pub fn size_text(&self) -> String {
+        format!("{} MiB", self.size >> 20)
+    }
+}
+
+/// A size with an optional K/M/G/T suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, shift) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 30),
+        Some('T' | 't') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n = parse_u64(num).with_context(|| format!("bad size {s:?}: use e.g. 128M"))?;
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("size {s:?} overflows"))
+}
+
+fn parse_u64(s: &str) -> Result<u64> {
+    Ok(
+        match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16)?,
+            None => s.parse()?,
+        },
+    )
+}
+
+impl FromStr for HotAdd {
+    type Err = anyhow::Error;
+    /// `ADDR:SIZE`, e.g. `0x200000000000:128M`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (a, sz) = s.split_once(':').with_context(|| {
+            format!("bad hot-add {s:?}: use ADDR:SIZE, e.g. 0x200000000000:128M")
+        })?;
+        let addr = parse_u64(a).with_context(|| format!("bad hot-add address {a:?}"))?;
+        let size = parse_size(sz)?;
+        // Memory hotplug works in 128 MiB sections on x86_64.
+        let section = 128 << 20;
+        if addr % section != 0 || size % section != 0 || size == 0 {
+            bail!("hot-add {s:?}: address and size must be multiples of 128 MiB (the x86_64 section size)");
+        }
+        Ok(HotAdd { addr, size })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub kernel: KernelId,
+    /// 4 or 5 (page-table levels).
+    pub paging: u8,
+    pub kaslr: bool,
+    /// Done in order, one per `hotadd` call of the script.
+    pub hotadds: Vec<HotAdd>,
+    /// Kbuild module directories, built for the kernel and put in /modules/.
+    pub module_dirs: Vec<PathBuf>,
+    /// Host file → absolute guest path.
+    pub files: Vec<(PathBuf, String)>,
+    /// Shell script run by the guest's /init with busybox sh.
+    pub script: String,
+    /// (host port, guest port) forwarded on 127.0.0.1.
+    pub forward: Option<(u16, u16)>,
+    pub timeout: Duration,
+    pub extra_append: Vec<String>,
+}
+
+impl VmSpec {
+    pub fn new(kernel: KernelId, script: impl Into<String>) -> VmSpec {
+        VmSpec {
+            kernel,
+            paging: 4,
+            kaslr: false,
+            hotadds: Vec::new(),
+            module_dirs: Vec::new(),
+            files: Vec::new(),
+            script: script.into(),
+            forward: None,
+            timeout: Duration::from_secs(300),
+            extra_append: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VmOutcome {
+    /// The script's stdout+stderr (ttyS1), one `\n` per line.
+    pub output: String,
+    pub exit_status: i32,
+    /// Kernel console log (kept in `cache/runs/`).
+    pub console_log: PathBuf,
+    /// `uname -r` of the guest kernel.
+    pub kernel_version: String,
+}
+
+/// Runs the spec's script in a guest; see [`run_vm_with`].
+pub fn run_vm(spec: &VmSpec, guest_bin: &Path) -> Result<VmOutcome> {
+    run_vm_with(spec, guest_bin, |_| {})
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> Result<TempDir> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let p =
+            std::env::temp_dir().join(format!("sync-trace-{tag}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fetches the kernel, builds modules and the initramfs, boots the guest and runs the script;
+/// `on_line` sees each output line as soon as the guest prints it. A script that fails is not
+/// an error (see `exit_status`); a crash, timeout or harness problem is.
+pub fn run_vm_with(
+    spec: &VmSpec,
+    guest_bin: &Path,
+    mut on_line: impl FnMut(&str),
+) -> Result<VmOutcome> {
+    qemu::memory_layout(&spec.hotadds)?; // refuse impossible hot-adds before any download
+    deps::ensure_host_packages(deps::VM_PACKAGES)?;
+    let t0 = Instant::now();
+    let kernel = kernels::fetch_kernel(spec.kernel)
+        .with_context(|| format!("cannot get the {} kernel", spec.kernel))?;
+    let mut kos = Vec::new();
+    for dir in &spec.module_dirs {
+        kos.extend(modules::build_module(&kernel, dir)?);
+    }
+    let boot_modules = match spec.forward {
+        Some(_) => modules::nic_modules(&kernel)?,
+        None => Vec::new(),
+    };
+    let tmp = TempDir::new("vm")?;
+    let initrd = tmp.0.join("initramfs.cpio");
+    initramfs::write_initramfs(
+        &initrd,
+        &InitramfsSpec {
+            guest_bin,
+            script: &spec.script,
+            files: &spec.files,
+            modules: &kos,
+            boot_modules: &boot_modules,
+            network: spec.forward.is_some(),
+        },
+    )?;
+    let runs = kernels::cache_dir().join("runs");
+    fs::create_dir_all(&runs)?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let console_log = runs.join(format!("{stamp}-{}.console.log", kernel.version));
+    eprintln!(
+        "xtask: booting {} (paging {}, kaslr {}), prepared in {:.1} s; console: {}",
+        kernel.version,
+        spec.paging,
+        if spec.kaslr { "on" } else { "off" },
+        t0.elapsed().as_secs_f64(),
+        console_log.display()
+    );
+    let cfg = QemuConfig {
+        vmlinuz: &kernel.vmlinuz,
+        initrd: &initrd,
+        paging: spec.paging,
+        kaslr: spec.kaslr,
+        hotadds: &spec.hotadds,
+        forward: spec.forward,
+        timeout: spec.timeout,
+        extra_append: &spec.extra_append,
+        console_log: &console_log,
+        work_dir: &tmp.0,
+    };
+    let t1 = Instant::now();
+    let res = qemu::run_qemu(&cfg, &mut on_line)
+        .with_context(|| format!("guest run on {} failed", kernel.version))?;
+    eprintln!("xtask: guest ran {:.1} s", t1.elapsed().as_secs_f64());
+    let mut output = res.lines.join("\n");
+    if !output.is_empty() {
+        output.push('\n');
+    }
+    Ok(VmOutcome {
+        output,
+        exit_status: res.exit_status,
+        console_log,
+        kernel_version: kernel.version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hotadd() {
+        let h: HotAdd = "0x200000000000:128M".parse().unwrap();
+        assert_eq!(
+            h,
+            HotAdd {
+                addr: 0x2000_0000_0000,
+                size: 128 << 20
+            }
+        );
+        assert!("0x200000000000".parse::<HotAdd>().is_err());
+        assert!("0x1000:128M".parse::<HotAdd>().is_err());
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+    }
+
+    #[test]
+    fn layouts_match_the_recipes() {
+        let l = qemu::memory_layout(&["0x200000000000:128M".parse().unwrap()])
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.maxmem, l.phys_bits), (33 << 40, Some(46)));
+        let l = qemu::memory_layout(&["0x8000000000:128M".parse().unwrap()])
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.maxmem, l.phys_bits), (600 << 30, None));
+        assert!(qemu::memory_layout(&["0xf000000000:128M".parse().unwrap()]).is_err());
+    }
+}

@@ -11,7 +11,10 @@ use std::{env, path::PathBuf, process::Command};
 use anyhow::{bail, Context as _, Result};
 
 /// Every program object: (source under src/bpf, object name in OUT_DIR).
-const PROGRAMS: &[(&str, &str)] = &[("sync_trace.bpf.c", "sync_trace.bpf.o")];
+const PROGRAMS: &[(&str, &str)] = &[
+    ("sync_trace.bpf.c", "sync_trace.bpf.o"),
+    ("pgtable_scan.bpf.c", "pgtable_scan.bpf.o"),
+];
 
 /// Headers the programs include; a change rebuilds them.
 const HEADERS: &[&str] = &["events.h", "aya_log.h"];

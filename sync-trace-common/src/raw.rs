@@ -37,6 +37,60 @@ pub const GLOBAL_CAPTURE_STACK: &str = "st_cfg_capture_stack";
 /// Makes every entry write an aya-log record (tests of the log path).
 pub const GLOBAL_FORCE_LOG: &str = "st_cfg_force_log";
 
+/// `ST_PTRS`: entries per page-table page.
+pub const PTRS: usize = 512;
+/// `ST_KERNEL_HALF`: first kernel-half slot.
+pub const KERNEL_HALF: usize = 256;
+/// `ST_HALF`
+pub const HALF: usize = PTRS - KERNEL_HALF;
+
+/// Map holding the scan result.
+pub const MAP_SCAN: &str = "SCAN";
+/// The scan program (raw tracepoint, run with BPF_PROG_TEST_RUN).
+pub const PROG_SCAN: &str = "st_scan";
+/// `enum st_scan_mode`
+pub const SCAN_TABLE: u64 = 0;
+/// Also walk pgd_list.
+pub const SCAN_WALK: u64 = 1;
+/// `st_scan.status` bits.
+pub const SCAN_DONE: u32 = 1 << 0;
+pub const SCAN_WALKED: u32 = 1 << 1;
+pub const SCAN_TRUNCATED: u32 = 1 << 2;
+pub const SCAN_FAULT: u32 = 1 << 3;
+pub const SCAN_NO_LAYOUT: u32 = 1 << 4;
+
+/// Scan knobs: kernel addresses from kallsyms (`const volatile` globals).
+pub const GLOBAL_INIT_TOP_PGT: &str = "st_cfg_init_top_pgt";
+pub const GLOBAL_PGD_LIST: &str = "st_cfg_pgd_list";
+pub const GLOBAL_PAGE_OFFSET_BASE: &str = "st_cfg_page_offset_base";
+pub const GLOBAL_VMALLOC_BASE: &str = "st_cfg_vmalloc_base";
+pub const GLOBAL_VMEMMAP_BASE: &str = "st_cfg_vmemmap_base";
+pub const GLOBAL_PGDIR_SHIFT: &str = "st_cfg_pgdir_shift";
+pub const GLOBAL_SME_ME_MASK: &str = "st_cfg_sme_me_mask";
+pub const GLOBAL_MAX_PGDS: &str = "st_cfg_max_pgds";
+
+/// `struct st_scan`, exactly as the scan program writes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawScan {
+    pub ts_ns: u64,
+    pub end_ns: u64,
+    pub page_offset_base: u64,
+    pub vmalloc_base: u64,
+    pub vmemmap_base: u64,
+    pub sme_me_mask: u64,
+    pub pgdir_shift: u32,
+    pub status: u32,
+    pub pgds: u32,
+    pub page_size: u32,
+    pub top: [u64; PTRS],
+    pub missing: [u32; HALF],
+    pub mismatch: [u32; HALF],
+}
+
+const _: () = assert!(size_of::<RawScan>() == 64 + 8 * PTRS + 8 * HALF);
+const _: () = assert!(offset_of!(RawScan, top) == 64);
+
 /// `struct st_event`, exactly as the kernel writes it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,6 +302,17 @@ mod tests {
             format!("#define ST_MAP_EVENTS \"{MAP_EVENTS}\""),
             format!("#define ST_MAP_LOST \"{MAP_LOST}\""),
             format!("#define ST_MAP_AYA_LOGS \"{MAP_AYA_LOGS}\""),
+            format!("#define ST_MAP_SCAN \"{MAP_SCAN}\""),
+            format!("#define ST_PTRS {PTRS}"),
+            format!("#define ST_KERNEL_HALF {KERNEL_HALF}"),
+            format!(
+                "#define ST_SCAN_FAULT (1u << {})",
+                SCAN_FAULT.trailing_zeros()
+            ),
+            format!(
+                "#define ST_SCAN_TRUNCATED (1u << {})",
+                SCAN_TRUNCATED.trailing_zeros()
+            ),
         ] {
             assert!(h.contains(&needle), "events.h lacks `{needle}`");
         }

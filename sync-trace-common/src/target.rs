@@ -1,10 +1,10 @@
 //! What the kernel programs trace (`enum st_target`) and how.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A traced kernel function. The numbers are `enum st_target` in events.h.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// `arch_sync_kernel_mappings(start, end)`; `start == end` from the
@@ -100,7 +100,7 @@ impl Kind {
 }
 
 /// How a program was attached (`enum st_method`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// fentry/fexit through a BPF trampoline.

@@ -12,3 +12,8 @@ pub static SYNC_TRACE_BPF: &[u8] =
 /// The C header that defines the kernel/userspace contract, for tests that
 /// check the Rust twins against it.
 pub const EVENTS_H: &str = include_str!("bpf/events.h");
+
+/// The on-demand page-table scan (see `src/bpf/pgtable_scan.bpf.c`), run with
+/// BPF_PROG_TEST_RUN.
+pub static PGTABLE_SCAN_BPF: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pgtable_scan.bpf.o"));

@@ -1,9 +1,9 @@
 //! Which kernel code path called a sync, from its stack: a short, bounded
 //! set of names, suitable as a metrics label.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Caller {
     /// `pgd_populate_kernel()`/`p4d_populate_kernel()` (macros) inside the

@@ -1,7 +1,7 @@
 //! Command-line interface. Flags, exit codes and output formats are a
 //! contract: see README.md and docs/.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -27,7 +27,32 @@ pub enum Command {
     /// Trace until Ctrl-C, SIGTERM or --duration, then print a summary.
     /// Prints `ready` on stderr once every probe is attached.
     Run(RunArgs),
+    /// Compare every PGD on pgd_list with init_mm now. Exit 0 when all
+    /// agree, 3 when any lacks an entry or disagrees, 1 on error.
+    Audit {
+        /// NDJSON (`verify` and `mismatch` records) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Stop the walk after this many PGDs.
+        #[arg(long, default_value_t = DEFAULT_MAX_PGDS)]
+        max_pgds: u32,
+    },
+    /// Rebuild pairing, latencies, unsynced flags and the summary from a
+    /// recorded `run --json` stream (no kernel or privilege needed).
+    Replay {
+        /// The recording (`-` for standard input).
+        file: PathBuf,
+        /// NDJSON output.
+        #[arg(long)]
+        json: bool,
+        /// Grace window for a sync after a population.
+        #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+        grace: Duration,
+    },
 }
+
+/// Bound of one pgd_list walk (one PGD per process, plus lazily held mms).
+pub const DEFAULT_MAX_PGDS: u32 = 65536;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -37,6 +62,18 @@ pub struct RunArgs {
     /// Stop after this long (e.g. 10s, 500ms, 2m).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// A population with no covering sync within this window is `unsynced`.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    pub grace: Duration,
+    /// Period of the pgd_list verification sweep.
+    #[arg(long, value_parser = parse_duration, default_value = "50ms")]
+    pub sweep: Duration,
+    /// Exit 3 after the first `unsynced` event.
+    #[arg(long)]
+    pub fail_on_unsynced: bool,
+    /// Stop each pgd_list walk after this many PGDs.
+    #[arg(long, default_value_t = DEFAULT_MAX_PGDS)]
+    pub max_pgds: u32,
     /// Do not capture kernel stacks (cheaper; callers become "other").
     #[arg(long)]
     pub no_stacks: bool,

@@ -67,7 +67,6 @@ impl Kallsyms {
     }
 
     /// Address of a symbol (the first one of that name).
-    #[cfg(test)]
     pub fn address_of(&self, name: &str) -> Option<u64> {
         self.syms.iter().find(|s| s.name == name).map(|s| s.addr)
     }

@@ -1,15 +1,25 @@
 //! sync-trace: watches kernel top-level page-table populations and the syncs
 //! that copy them into every process page table, on x86_64.
 
+mod audit;
 mod caller;
 mod cli;
+mod clock;
+mod detect;
 mod kallsyms;
+mod model;
+mod pairing;
 mod privilege;
 mod probe;
 mod record;
+mod replay;
 mod run;
+mod scan;
 mod session;
+mod sink;
+mod snapshot;
 mod summary;
+mod text;
 mod trace;
 
 use std::{io, process::ExitCode};
@@ -30,6 +40,10 @@ fn main() -> ExitCode {
     .init();
     let result = match cli.command {
         Command::Probe { json } => probe_cmd(json),
+        Command::Audit { json, max_pgds } => audit::audit(json, max_pgds),
+        Command::Replay { file, json, grace } => {
+            replay::replay(&file, json, grace.as_nanos() as u64)
+        }
         Command::Run(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

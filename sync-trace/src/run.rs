@@ -1,10 +1,7 @@
 //! `sync-trace run`: the event loop. Kernel programs → ring buffer →
-//! decode (sync-trace-common) → tracer → sinks (text or NDJSON on stdout).
+//! decode (sync-trace-common) → tracer and scanner → model → sinks.
 
-use std::{
-    io::{self, Write},
-    time::Duration,
-};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -13,14 +10,19 @@ use sync_trace_common::{raw, RawEvent};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
-    time::{interval, sleep},
+    time::{interval, sleep, MissedTickBehavior},
 };
 
 use crate::{
     cli::RunArgs,
+    clock::monotonic_ns,
+    kallsyms::Kallsyms,
+    model::Model,
     probe,
-    record::{LostRecord, Record},
-    session::{Options, Session},
+    record::{Hex, LayoutRecord, LostRecord, Record, Trigger},
+    scan::Scanner,
+    session::{kernel_release, Options, Session},
+    sink::Sink,
     trace::Tracer,
 };
 
@@ -30,22 +32,8 @@ const LOST_POLL: Duration = Duration::from_secs(1);
 /// Names of the LOST slots, in index order.
 const LOST_NAMES: [&str; raw::LOST_MAX as usize] = ["events", "inflight", "logs"];
 
-struct Sink {
-    json: bool,
-    out: io::BufWriter<io::Stdout>,
-}
-
-impl Sink {
-    fn emit(&mut self, r: &Record) -> anyhow::Result<()> {
-        if self.json {
-            serde_json::to_writer(&mut self.out, r)?;
-            self.out.write_all(b"\n")?;
-        } else {
-            writeln!(self.out, "{}", r.text())?;
-        }
-        self.out.flush().context("cannot write to stdout")
-    }
-}
+/// Exit status of `run --fail-on-unsynced` after an unsynced population.
+pub const EXIT_UNSYNCED: i32 = 3;
 
 struct LostCounters {
     map: PerCpuArray<MapData, u64>,
@@ -53,24 +41,63 @@ struct LostCounters {
 }
 
 impl LostCounters {
-    /// Emits a `lost` record for every counter that grew.
-    fn poll(&mut self, sink: &mut Sink, tracer: &mut Tracer) -> anyhow::Result<()> {
+    /// A `lost` record for every counter that grew.
+    fn poll(&mut self, out: &mut Vec<Record>) -> anyhow::Result<()> {
         for i in 0..raw::LOST_MAX {
             let total: u64 = self.map.get(&i, 0)?.iter().sum();
             let prev = &mut self.totals[i as usize];
             if total > *prev {
-                let name = LOST_NAMES[i as usize];
-                sink.emit(&Record::Lost(LostRecord {
-                    what: name,
+                out.push(Record::Lost(LostRecord {
+                    what: LOST_NAMES[i as usize].to_string(),
                     count: total - *prev,
                     total,
-                }))?;
-                tracer.summary.lost.insert(name, total);
+                }));
                 *prev = total;
             }
         }
         Ok(())
     }
+}
+
+/// The scanner and the model, advanced together.
+struct Engine {
+    scanner: Scanner,
+    model: Model,
+    out: Vec<Record>,
+}
+
+impl Engine {
+    /// Walks pgd_list and feeds the model; a walk at a grace deadline is
+    /// reported as such.
+    fn scan(&mut self, trigger: Trigger) -> anyhow::Result<()> {
+        let snap = self.scanner.verified_walk()?;
+        let due = self
+            .model
+            .next_deadline()
+            .is_some_and(|d| d <= snap.raw.end_ns);
+        let trigger = if due && trigger == Trigger::Sweep {
+            Trigger::Deadline
+        } else {
+            trigger
+        };
+        self.model.on_scan(&snap, trigger, &mut self.out);
+        Ok(())
+    }
+}
+
+fn layout_record(engine: &mut Engine) -> anyhow::Result<Record> {
+    let snap = engine.scanner.verified_walk()?;
+    let layout = engine.model.detector.baseline(&snap);
+    Ok(Record::Layout(LayoutRecord {
+        ts_ns: snap.ts_ns(),
+        kernel: kernel_release(),
+        paging: layout.paging,
+        page_offset_base: Hex(layout.page_offset_base),
+        vmalloc_base: Hex(layout.vmalloc_base),
+        vmemmap_base: Hex(layout.vmemmap_base),
+        kernel_boundary: layout.kernel_boundary(),
+        present: snap.present_kernel_slots().collect(),
+    }))
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -79,7 +106,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         force_log: args.test_kernel_log,
     })?;
     for s in &session.statuses {
-        match (&s.attached, &s.reason) {
+        match (s.attached, &s.reason) {
             (true, _) => log::info!(
                 "attached {} via {}",
                 s.symbol,
@@ -94,6 +121,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
         ));
     }
+    let syms: &Kallsyms = &session.facts.kallsyms;
+    let mut engine = Engine {
+        scanner: Scanner::open(syms, args.max_pgds)?,
+        model: Model::new(args.grace.as_nanos() as u64),
+        out: Vec::with_capacity(16),
+    };
+    let mut sink = Sink::stdout(args.json);
+    let layout = layout_record(&mut engine)?;
+    let Some(l) = engine.model.detector.layout() else {
+        return Err(anyhow!("no kernel layout after the first scan"));
+    };
+    let mut tracer = Tracer::new(l);
+
     let ebpf = &mut session.ebpf;
     let ring = RingBuf::try_from(
         ebpf.take_map(raw::MAP_EVENTS)
@@ -110,24 +150,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         map: PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
         totals: [0; raw::LOST_MAX as usize],
     };
-    let syms = &session.facts.kallsyms;
-    let mut tracer = Tracer::default();
-    let mut sink = Sink {
-        json: args.json,
-        out: io::BufWriter::new(io::stdout()),
-    };
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let deadline = sleep(args.duration.unwrap_or(Duration::MAX / 4));
+    let deadline = sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
     let mut lost_tick = interval(LOST_POLL);
+    let mut sweep = interval(args.sweep);
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+    sink.emit(&layout)?;
+    // Problems present at start are reported before `ready`.
+    engine.scan(Trigger::Baseline)?;
+    sink.emit_all(&mut engine.out)?;
     eprintln!("ready");
 
+    let mut exit = 0;
     loop {
+        let grace_wait = engine
+            .model
+            .next_deadline()
+            .map(|d| Duration::from_nanos(d.saturating_sub(monotonic_ns())))
+            .unwrap_or(Duration::from_secs(3600));
+        let mut synced = false;
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut tracer, syms, &mut sink)?;
+                synced = drain(guard.get_inner_mut(), &mut tracer, syms, &mut engine)?;
                 guard.clear_ready();
             }
             guard = logger.readable_mut() => {
@@ -135,38 +183,54 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = lost_tick.tick() => lost.poll(&mut sink, &mut tracer)?,
+            _ = sweep.tick() => engine.scan(Trigger::Sweep)?,
+            _ = sleep(grace_wait) => engine.scan(Trigger::Deadline)?,
+            _ = lost_tick.tick() => lost.poll(&mut engine.out)?,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = &mut deadline => break,
         }
+        if synced {
+            engine.scan(Trigger::Sync)?;
+        }
+        if sink.emit_all(&mut engine.out)? && args.fail_on_unsynced {
+            exit = EXIT_UNSYNCED;
+            break;
+        }
     }
-    drain(ring.get_mut(), &mut tracer, syms, &mut sink)?;
+    drain(ring.get_mut(), &mut tracer, syms, &mut engine)?;
     logger.get_mut().flush();
-    lost.poll(&mut sink, &mut tracer)?;
-    tracer.summary.finish();
-    sink.emit(&Record::Summary(tracer.summary.clone()))?;
-    Ok(0)
+    lost.poll(&mut engine.out)?;
+    sink.emit_all(&mut engine.out)?;
+    let mut summary = engine.model.summary.clone();
+    summary.finish();
+    sink.emit(&Record::Summary(summary))?;
+    Ok(exit)
 }
 
+/// Decodes every pending ring-buffer record; returns whether a sync completed.
 fn drain(
     ring: &mut RingBuf<MapData>,
     tracer: &mut Tracer,
-    syms: &crate::kallsyms::Kallsyms,
-    sink: &mut Sink,
-) -> anyhow::Result<()> {
+    syms: &Kallsyms,
+    engine: &mut Engine,
+) -> anyhow::Result<bool> {
+    let mut synced = false;
     while let Some(item) = ring.next() {
         match RawEvent::from_bytes(&item) {
             Ok(ev) => {
                 if let Some(rec) = tracer.on_event(&ev, syms) {
-                    sink.emit(&rec)?;
+                    synced |= matches!(rec, Record::Sync(_));
+                    // The call first, then what it caused.
+                    engine.out.push(rec.clone());
+                    engine.model.observe(&rec, &mut engine.out);
                 }
             }
             Err(e) => {
-                tracer.summary.undecodable += 1;
+                engine.model.summary.undecodable += 1;
                 log::error!("{e}");
             }
         }
     }
-    Ok(())
+    Ok(synced)
 }

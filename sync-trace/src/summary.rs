@@ -1,24 +1,22 @@
-//! The end-of-run summary: counts per target and caller, a log2 histogram
-//! of sync durations, and the losses.
+//! The end-of-run summary: counts per target and caller, populations,
+//! pairings, log2 histograms of sync durations and latencies, and losses.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
-use crate::caller::Caller;
+use serde::{Deserialize, Serialize};
 
 /// log2 buckets: bucket i holds durations in [2^(i-1), 2^i) ns; bucket 0 holds 0.
-const BUCKETS: usize = 64;
+const BUCKETS: usize = 65;
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
     #[serde(skip)]
     counts: Vec<u64>,
     /// Non-empty buckets: `le_ns` is the exclusive upper bound 2^i.
-    buckets: Vec<Bucket>,
+    pub buckets: Vec<Bucket>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Bucket {
     pub le_ns: u64,
     pub count: u64,
@@ -27,7 +25,7 @@ pub struct Bucket {
 impl Histogram {
     pub fn record(&mut self, ns: u64) {
         if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS + 1];
+            self.counts = vec![0; BUCKETS];
         }
         let i = (u64::BITS - ns.leading_zeros()) as usize;
         self.counts[i] += 1;
@@ -47,43 +45,64 @@ impl Histogram {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+fn bump(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str) {
+    *map.entry(a.to_string())
+        .or_default()
+        .entry(b.to_string())
+        .or_default() += 1;
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// `function -> caller -> count` for syncs, `function -> "call" -> count` for populate functions.
-    pub counts: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    pub counts: BTreeMap<String, BTreeMap<String, u64>>,
     /// Sync duration histogram per function.
-    pub sync_duration: BTreeMap<&'static str, Histogram>,
+    pub sync_duration: BTreeMap<String, Histogram>,
+    /// `region -> source -> count` of top-level populations.
+    pub populations: BTreeMap<String, BTreeMap<String, u64>>,
+    pub paired: u64,
+    pub unsynced: u64,
+    pub mismatches: u64,
+    pub verifications: u64,
+    /// Populate-to-sync latency per latency kind (`exact`, `upper_bound`).
+    pub latency: BTreeMap<String, Histogram>,
     /// Losses counted by the kernel programs: events, inflight, logs.
-    pub lost: BTreeMap<&'static str, u64>,
+    pub lost: BTreeMap<String, u64>,
     /// Records the daemon could not decode.
     pub undecodable: u64,
 }
 
 impl Summary {
-    pub fn count_sync(&mut self, function: &'static str, caller: Caller, duration_ns: Option<u64>) {
-        *self
-            .counts
-            .entry(function)
-            .or_default()
-            .entry(caller.name())
-            .or_default() += 1;
+    pub fn count_sync(&mut self, function: &str, caller: &str, duration_ns: Option<u64>) {
+        bump(&mut self.counts, function, caller);
         if let Some(ns) = duration_ns {
-            self.sync_duration.entry(function).or_default().record(ns);
+            self.sync_duration
+                .entry(function.to_string())
+                .or_default()
+                .record(ns);
         }
     }
 
-    pub fn count_call(&mut self, function: &'static str) {
-        *self
-            .counts
-            .entry(function)
+    pub fn count_call(&mut self, function: &str) {
+        bump(&mut self.counts, function, "call");
+    }
+
+    pub fn count_population(&mut self, region: &str, source: &str) {
+        bump(&mut self.populations, region, source);
+    }
+
+    pub fn count_paired(&mut self, kind: &str, latency_ns: u64) {
+        self.paired += 1;
+        self.latency
+            .entry(kind.to_string())
             .or_default()
-            .entry("call")
-            .or_default() += 1;
+            .record(latency_ns);
     }
 
     /// Freezes the histograms into their serialized buckets.
     pub fn finish(&mut self) {
         self.sync_duration.values_mut().for_each(Histogram::finish);
+        self.latency.values_mut().for_each(Histogram::finish);
     }
 
     pub fn text(&self) -> String {
@@ -98,6 +117,21 @@ impl Summary {
         }
         for (f, h) in &self.sync_duration {
             s.push_str(&format!("  {f} duration:\n"));
+            for b in &h.buckets {
+                s.push_str(&format!("    < {:>12} ns  {}\n", b.le_ns, b.count));
+            }
+        }
+        for (region, by_source) in &self.populations {
+            for (source, n) in by_source {
+                s.push_str(&format!("  populations {region:<14} {source:<8} {n}\n"));
+            }
+        }
+        s.push_str(&format!(
+            "  paired {} unsynced {} mismatches {} verifications {}\n",
+            self.paired, self.unsynced, self.mismatches, self.verifications
+        ));
+        for (k, h) in &self.latency {
+            s.push_str(&format!("  populate-to-sync latency ({k}):\n"));
             for b in &h.buckets {
                 s.push_str(&format!("    < {:>12} ns  {}\n", b.le_ns, b.count));
             }
@@ -125,7 +159,7 @@ mod tests {
     #[test]
     fn log2_buckets() {
         let mut h = Histogram::default();
-        for ns in [0, 1, 2, 3, 1000, 1023, 1024] {
+        for ns in [0, 1, 2, 3, 1000, 1023, 1024, u64::MAX] {
             h.record(ns);
         }
         h.finish();
@@ -141,6 +175,10 @@ mod tests {
                 },
                 Bucket {
                     le_ns: 2048,
+                    count: 1
+                },
+                Bucket {
+                    le_ns: u64::MAX,
                     count: 1
                 },
             ]

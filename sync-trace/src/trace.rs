@@ -1,15 +1,14 @@
-//! Turns raw entry/exit records into completed-call records and keeps the
-//! summary. No kernel needed: fed by the ring-buffer reader, or by tests.
+//! Turns raw entry/exit records into completed-call records, with the
+//! entry stack. No kernel needed: fed by the ring-buffer reader, or by tests.
 
 use std::collections::HashMap;
 
-use sync_trace_common::{raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, RawEvent, Target};
+use sync_trace_common::{raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawEvent, Target};
 
 use crate::{
     caller::classify,
     kallsyms::Kallsyms,
     record::{CallRecord, Hex, Record, SyncRecord, Task},
-    summary::Summary,
 };
 
 /// An entry waiting for its exit. Fixed-size: no allocation per event.
@@ -26,14 +25,14 @@ const MAX_PENDING: usize = 4096;
 
 pub struct Tracer {
     pending: HashMap<(u32, Target), Pending>,
-    pub summary: Summary,
+    layout: Layout,
 }
 
-impl Default for Tracer {
-    fn default() -> Self {
+impl Tracer {
+    pub fn new(layout: Layout) -> Self {
         Self {
             pending: HashMap::with_capacity(256),
-            summary: Summary::default(),
+            layout,
         }
     }
 }
@@ -82,12 +81,18 @@ impl Tracer {
         };
         let ts_ns = ev.ts_ns.saturating_sub(ev.duration_ns);
         let (start, end) = ev.target.range(&ev.args);
-        let function = ev.target.symbol();
+        let function = ev.target;
         if ev.target.is_sync() {
             let helper = start == end;
             let caller = classify(&stack, helper);
-            self.summary
-                .count_sync(function, caller, entry_seen.then_some(ev.duration_ns));
+            // arch_sync_kernel_mappings takes an exclusive end (vmap paths),
+            // or end == start from the helpers; sync_global_pgds an inclusive one.
+            let last = if function == Target::ArchSyncKernelMappings && end > start {
+                end - 1
+            } else {
+                end
+            };
+            let (slot_first, slot_last) = self.layout.slots_of(start, last);
             Record::Sync(SyncRecord {
                 ts_ns,
                 end_ns: ev.ts_ns,
@@ -96,6 +101,8 @@ impl Tracer {
                 function,
                 start: Hex(start),
                 end: Hex(end),
+                slot_first,
+                slot_last,
                 helper,
                 caller,
                 method: ev.method,
@@ -103,7 +110,6 @@ impl Tracer {
                 stack,
             })
         } else {
-            self.summary.count_call(function);
             Record::Call(CallRecord {
                 ts_ns,
                 end_ns: ev.ts_ns,
@@ -132,6 +138,15 @@ ffffffff81300000 T vmemmap_p4d_populate
 ffffffff81300400 T vmemmap_populate
 ";
 
+    fn layout() -> Layout {
+        Layout::new(
+            39,
+            0xffff888000000000,
+            0xffffc90000000000,
+            0xffffea0000000000,
+        )
+    }
+
     fn ev(kind: Kind, target: Target, ts: u64, dur: u64, start: u64, end: u64) -> RawEvent {
         let mut stack = [0; MAX_STACK];
         stack[0] = 0xffffffff81077c04;
@@ -158,7 +173,7 @@ ffffffff81300400 T vmemmap_populate
     #[test]
     fn pairs_entry_and_exit_into_a_helper_sync() {
         let syms = Kallsyms::parse(SYMS);
-        let mut t = Tracer::default();
+        let mut t = Tracer::new(layout());
         let a = 0xffffea8000000000;
         assert!(t
             .on_event(
@@ -174,28 +189,24 @@ ffffffff81300400 T vmemmap_populate
         };
         assert_eq!((s.ts_ns, s.end_ns, s.duration_ns), (1000, 4000, 3000));
         assert!(s.helper && s.entry_seen);
+        assert_eq!((s.slot_first, s.slot_last), (469, 469));
         assert_eq!(s.caller, crate::caller::Caller::PopulateHelper);
         assert_eq!(s.stack[1], "vmemmap_p4d_populate+0x50");
         let json = serde_json::to_value(Record::Sync(s)).unwrap();
         assert_eq!(json["event"], "sync");
         assert_eq!(json["start"], "0xffffea8000000000");
         assert_eq!(json["caller"], "populate_helper");
-        assert_eq!(
-            t.summary.counts["arch_sync_kernel_mappings"]["populate_helper"],
-            1
-        );
     }
 
     #[test]
     fn exit_without_entry_is_reported_as_such() {
         let syms = Kallsyms::parse(SYMS);
-        let mut t = Tracer::default();
+        let mut t = Tracer::new(layout());
         let mut e = ev(Kind::Exit, Target::SyncGlobalPgds, 10, 0, 1, 2);
         e.flags = FLAG_NO_ENTRY;
         let Some(Record::Sync(s)) = t.on_event(&e, &syms) else {
             panic!()
         };
         assert!(!s.entry_seen && s.stack.is_empty() && !s.helper);
-        assert!(t.summary.sync_duration.is_empty());
     }
 }

@@ -94,4 +94,47 @@ struct st_inflight {
 	__u64 args[3];
 };
 
+/*
+ * Page-table scan (pgtable_scan.bpf.c), run on demand with BPF_PROG_TEST_RUN:
+ * a copy of init_mm's top-level table and, when asked, a walk of pgd_list
+ * comparing the kernel half of every PGD with it.
+ */
+#define ST_MAP_SCAN "SCAN" /* ARRAY[1] of struct st_scan */
+
+#define ST_PTRS 512          /* entries per x86_64 page-table page */
+#define ST_KERNEL_HALF 256   /* first kernel-half slot: bit 47 (4-level) / 56 (5-level) set */
+#define ST_HALF (ST_PTRS - ST_KERNEL_HALF)
+
+/* Raw tracepoint test-run argument 0. */
+enum st_scan_mode {
+	ST_SCAN_TABLE = 0, /* copy init_top_pgt only */
+	ST_SCAN_WALK = 1,  /* also walk pgd_list */
+};
+
+/* st_scan.status bits */
+#define ST_SCAN_DONE (1u << 0)      /* the program ran to the end */
+#define ST_SCAN_WALKED (1u << 1)    /* the walk reached the list head again */
+#define ST_SCAN_TRUNCATED (1u << 2) /* st_cfg_max_pgds reached before the list end */
+#define ST_SCAN_FAULT (1u << 3)     /* a read failed or a list pointer was poisoned (freed during the walk) */
+#define ST_SCAN_NO_LAYOUT (1u << 4) /* a layout variable could not be read */
+
+struct st_scan {
+	__u64 ts_ns;            /* bpf_ktime_get_ns() when init_top_pgt was read */
+	__u64 end_ns;           /* when the walk ended */
+	__u64 page_offset_base; /* live values of the kernel layout variables */
+	__u64 vmalloc_base;
+	__u64 vmemmap_base;
+	__u64 sme_me_mask;
+	__u32 pgdir_shift;      /* 39: 4-level paging, 48: 5-level */
+	__u32 status;           /* ST_SCAN_* */
+	__u32 pgds;             /* PGDs on pgd_list compared */
+	__u32 page_size;        /* sizeof(struct page), from CO-RE */
+	__u64 top[ST_PTRS];     /* init_top_pgt, raw */
+	__u32 missing[ST_HALF]; /* per kernel-half slot: PGDs lacking an entry init_mm has */
+	__u32 mismatch[ST_HALF];/* per kernel-half slot: PGDs whose present entry points elsewhere */
+};
+
+_Static_assert(sizeof(struct st_scan) == 64 + 8 * ST_PTRS + 8 * ST_HALF, "st_scan size");
+_Static_assert(__builtin_offsetof(struct st_scan, top) == 64, "st_scan.top");
+
 #endif

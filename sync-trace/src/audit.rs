@@ -1,0 +1,55 @@
+//! `sync-trace audit`: compares every PGD on pgd_list with init_mm now.
+//! Exit 0 when all agree, 3 when any lacks an entry or disagrees, 1 on error.
+
+use crate::{
+    privilege,
+    probe::KernelFacts,
+    record::{Hex, Record, Trigger},
+    scan::Scanner,
+    sink::Sink,
+};
+
+/// Exit status when a PGD lacks an entry or points elsewhere.
+pub const EXIT_DISAGREE: i32 = 3;
+
+pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
+    privilege::preflight().map_err(anyhow::Error::msg)?;
+    let facts = KernelFacts::gather().map_err(anyhow::Error::msg)?;
+    let mut scanner = Scanner::open(&facts.kallsyms, max_pgds)?;
+    let snap = scanner.verified_walk()?;
+    let mut detector = crate::detect::Detector::default();
+    let layout = detector.baseline(&snap);
+    let mut out = Vec::new();
+    detector.on_scan(&snap, Trigger::Audit, &mut out);
+    let Some(Record::Verify(v)) = out.first().cloned() else {
+        return Err(anyhow::anyhow!("the page-table walk produced no result"));
+    };
+    let mut sink = Sink::stdout(json);
+    if !json {
+        println!(
+            "audit: {}-level paging, kernel slots {}..511 from page_offset_base {}; init_mm has {} present",
+            if layout.paging == sync_trace_common::Paging::Five { 5 } else { 4 },
+            layout.kernel_boundary(),
+            Hex(layout.page_offset_base),
+            v.slots_checked,
+        );
+        println!(
+            "audit: compared {} PGDs on pgd_list with init_mm ({}), twice where they disagreed",
+            v.pgds_total,
+            if v.complete {
+                "whole list"
+            } else {
+                "the walk was cut short: a PGD was freed under it, or --max-pgds was reached"
+            }
+        );
+    }
+    for r in &out {
+        sink.emit(r)?;
+    }
+    if !v.complete {
+        return Err(anyhow::anyhow!(
+            "could not walk the whole pgd_list; run audit again (or raise --max-pgds)"
+        ));
+    }
+    Ok(if v.ok { 0 } else { EXIT_DISAGREE })
+}

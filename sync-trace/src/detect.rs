@@ -1,0 +1,336 @@
+//! Population detection by effect: compares each scan of init_mm's
+//! top-level table with the previous one, and names the code that
+//! populated a new entry when a helper sync or populate call was traced.
+//! Also turns walks of pgd_list into `verify` and `mismatch` records.
+
+use std::collections::VecDeque;
+
+use sync_trace_common::{raw::PTRS, Layout};
+
+use crate::{
+    record::{
+        CallRecord, Hex, MismatchRecord, PopulateRecord, Population, Record, SlotCount, Source,
+        SyncRecord, Task, Trigger, VerifyRecord,
+    },
+    snapshot::Snapshot,
+};
+
+/// Traced hints kept to name the populating code (helper syncs are rare).
+const MAX_HINTS: usize = 256;
+
+/// A traced call that names a slot: `arch_sync_kernel_mappings(a, a)` or a
+/// populate function.
+#[derive(Clone, Debug)]
+struct Hint {
+    ts_ns: u64,
+    slot: usize,
+    task: Task,
+    stack: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct Detector {
+    layout: Option<Layout>,
+    known: Vec<bool>,
+    last_empty_ns: Vec<u64>,
+    hints: VecDeque<Hint>,
+    mismatch_reported: Vec<bool>,
+    /// (slot, missing, mismatched) of the last verify a sweep emitted.
+    last_problems: Vec<(usize, u32, u32)>,
+}
+
+impl Detector {
+    pub fn layout(&self) -> Option<Layout> {
+        self.layout
+    }
+
+    /// Takes the first snapshot as the baseline: entries present at start
+    /// are not populations (every later PGD inherits them).
+    pub fn baseline(&mut self, snap: &Snapshot) -> Layout {
+        let layout = snap.layout();
+        self.layout = Some(layout);
+        self.known = (0..PTRS).map(|s| snap.present(s)).collect();
+        self.last_empty_ns = vec![snap.ts_ns(); PTRS];
+        self.mismatch_reported = vec![false; PTRS];
+        layout
+    }
+
+    fn add_hint(&mut self, h: Hint) {
+        if self.hints.len() == MAX_HINTS {
+            self.hints.pop_front();
+        }
+        self.hints.push_back(h);
+    }
+
+    pub fn hint_sync(&mut self, s: &SyncRecord) {
+        if let (true, Some(l)) = (s.helper, self.layout) {
+            self.add_hint(Hint {
+                ts_ns: s.ts_ns,
+                slot: l.slot(s.start.0),
+                task: s.task.clone(),
+                stack: s.stack.clone(),
+            });
+        }
+    }
+
+    pub fn hint_call(&mut self, c: &CallRecord) {
+        if let Some(l) = self.layout {
+            self.add_hint(Hint {
+                ts_ns: c.ts_ns,
+                slot: l.slot(c.addr.0),
+                task: c.task.clone(),
+                stack: c.stack.clone(),
+            });
+        }
+    }
+
+    /// Feeds a scan; appends `populate`, then `verify` and `mismatch` records.
+    pub fn on_scan(&mut self, snap: &Snapshot, trigger: Trigger, out: &mut Vec<Record>) {
+        let Some(layout) = self.layout else {
+            self.baseline(snap);
+            return;
+        };
+        let first = layout.kernel_boundary().max(256);
+        for slot in first..PTRS {
+            if !snap.present(slot) {
+                self.last_empty_ns[slot] = snap.ts_ns();
+                continue;
+            }
+            if self.known[slot] {
+                continue;
+            }
+            self.known[slot] = true;
+            out.push(Record::Populate(self.population(
+                &layout,
+                slot,
+                snap.ts_ns(),
+            )));
+        }
+        if snap.walked() || snap.incomplete() {
+            self.verify(&layout, snap, trigger, out);
+        }
+    }
+
+    fn population(&self, layout: &Layout, slot: usize, seen_ns: u64) -> PopulateRecord {
+        let not_before_ns = self.last_empty_ns[slot];
+        let hint = self
+            .hints
+            .iter()
+            .rev()
+            .find(|h| h.slot == slot && h.ts_ns >= not_before_ns && h.ts_ns <= seen_ns);
+        let pop = |source| Population {
+            level: layout.level(),
+            slot,
+            addr: Hex(layout.slot_addr(slot)),
+            region: layout.region_of_slot(slot),
+            source,
+        };
+        match hint {
+            Some(h) => PopulateRecord {
+                ts_ns: h.ts_ns,
+                not_before_ns,
+                cpu: Some(h.task.cpu),
+                pid: Some(h.task.pid),
+                comm: Some(h.task.comm.clone()),
+                pop: pop(Source::Helper),
+                stack: h.stack.clone(),
+            },
+            None => PopulateRecord {
+                ts_ns: seen_ns,
+                not_before_ns,
+                cpu: None,
+                pid: None,
+                comm: None,
+                pop: pop(Source::Effect),
+                stack: Vec::new(),
+            },
+        }
+    }
+
+    fn verify(
+        &mut self,
+        layout: &Layout,
+        snap: &Snapshot,
+        trigger: Trigger,
+        out: &mut Vec<Record>,
+    ) {
+        let count = |slot: usize, pgds: u32| SlotCount {
+            slot,
+            addr: Hex(layout.slot_addr(slot)),
+            region: layout.region_of_slot(slot),
+            pgds,
+        };
+        let slots: Vec<usize> = snap.present_kernel_slots().collect();
+        let missing: Vec<SlotCount> = slots
+            .iter()
+            .filter(|&&s| snap.missing(s) > 0)
+            .map(|&s| count(s, snap.missing(s)))
+            .collect();
+        let mismatched: Vec<SlotCount> = slots
+            .iter()
+            .filter(|&&s| snap.mismatch(s) > 0)
+            .map(|&s| count(s, snap.mismatch(s)))
+            .collect();
+        let complete = snap.walked() && !snap.incomplete();
+        let problems: Vec<(usize, u32, u32)> = slots
+            .iter()
+            .filter(|&&s| snap.missing(s) + snap.mismatch(s) > 0)
+            .map(|&s| (s, snap.missing(s), snap.mismatch(s)))
+            .collect();
+        // A sweep that finds what the last one found says nothing new.
+        let changed = problems != self.last_problems;
+        if trigger != Trigger::Sweep || changed {
+            self.last_problems = problems;
+            out.push(Record::Verify(VerifyRecord {
+                ts_ns: snap.raw.end_ns,
+                trigger,
+                level: layout.level(),
+                pgds_total: snap.raw.pgds,
+                slots_checked: slots.len() as u32,
+                complete,
+                ok: complete && missing.is_empty() && mismatched.is_empty(),
+                missing,
+                mismatched,
+            }));
+        }
+        for &s in &slots {
+            if snap.mismatch(s) > 0 && !self.mismatch_reported[s] {
+                self.mismatch_reported[s] = true;
+                out.push(Record::Mismatch(MismatchRecord {
+                    ts_ns: snap.raw.end_ns,
+                    level: layout.level(),
+                    slot: s,
+                    addr: Hex(layout.slot_addr(s)),
+                    region: layout.region_of_slot(s),
+                    pgds: snap.mismatch(s),
+                    pgds_total: snap.raw.pgds,
+                }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sync_trace_common::{Method, Region, Target};
+
+    use super::*;
+    use crate::caller::Caller;
+
+    const BOOT: [usize; 4] = [273, 402, 468, 511];
+
+    fn helper_sync(ts: u64, addr: u64) -> SyncRecord {
+        SyncRecord {
+            ts_ns: ts,
+            end_ns: ts + 20_000,
+            duration_ns: 20_000,
+            task: Task {
+                cpu: 1,
+                pid: 25,
+                tid: 25,
+                comm: "kworker/u4:1".into(),
+            },
+            function: Target::ArchSyncKernelMappings,
+            start: Hex(addr),
+            end: Hex(addr),
+            slot_first: 469,
+            slot_last: 469,
+            helper: true,
+            caller: Caller::PopulateHelper,
+            method: Method::Fentry,
+            entry_seen: true,
+            stack: vec!["vmemmap_p4d_populate+0xc4".into()],
+        }
+    }
+
+    #[test]
+    fn new_entry_with_helper_hint_is_a_helper_population() {
+        let mut d = Detector::default();
+        d.baseline(&Snapshot::test(1_000, &BOOT));
+        d.hint_sync(&helper_sync(5_000, 0xffffea8000000000));
+        let mut out = Vec::new();
+        d.on_scan(
+            &Snapshot::test(9_000, &[273, 402, 468, 469, 511]),
+            Trigger::Sync,
+            &mut out,
+        );
+        let Record::Populate(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(p.pop.slot, 469);
+        assert_eq!(p.pop.source, Source::Helper);
+        assert_eq!(p.pop.region, Region::Vmemmap);
+        assert_eq!(p.pop.addr, Hex(0xffffea8000000000));
+        assert_eq!((p.ts_ns, p.not_before_ns), (5_000, 1_000));
+        assert_eq!(p.comm.as_deref(), Some("kworker/u4:1"));
+        // A sync-triggered walk always yields a verify record.
+        assert!(matches!(out[1], Record::Verify(ref v) if v.ok));
+        // Seen once only.
+        out.clear();
+        d.on_scan(
+            &Snapshot::test(10_000, &[273, 402, 468, 469, 511]),
+            Trigger::Sweep,
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn new_entry_without_hint_is_an_effect_population() {
+        let mut d = Detector::default();
+        d.baseline(&Snapshot::test(1_000, &BOOT));
+        // A hint for another slot, and one older than the last empty scan, do not count.
+        d.hint_sync(&helper_sync(500, 0xffff890000000000));
+        let mut out = Vec::new();
+        d.on_scan(&Snapshot::test(2_000, &BOOT), Trigger::Sweep, &mut out);
+        d.on_scan(
+            &Snapshot::test(3_000, &[273, 274, 402, 468, 511]),
+            Trigger::Sweep,
+            &mut out,
+        );
+        let Record::Populate(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (p.pop.slot, p.pop.source, p.pop.region),
+            (274, Source::Effect, Region::DirectMap)
+        );
+        assert_eq!((p.ts_ns, p.not_before_ns), (3_000, 2_000));
+        assert!(p.cpu.is_none() && p.stack.is_empty());
+    }
+
+    #[test]
+    fn slots_below_the_kernel_boundary_are_ignored() {
+        let mut d = Detector::default();
+        d.baseline(&Snapshot::test(1_000, &BOOT));
+        let mut out = Vec::new();
+        d.on_scan(
+            &Snapshot::test(2_000, &[100, 272, 273, 402, 468, 511]),
+            Trigger::Sweep,
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn walks_become_verify_and_mismatch_records() {
+        let mut d = Detector::default();
+        d.baseline(&Snapshot::test(1_000, &BOOT));
+        let mut s = Snapshot::test(2_000, &BOOT);
+        s.raw.missing[468 - 256] = 3;
+        s.raw.mismatch[273 - 256] = 1;
+        let mut out = Vec::new();
+        d.on_scan(&s, Trigger::Sweep, &mut out);
+        let Record::Verify(v) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(!v.ok);
+        assert_eq!(v.missing_in(468), 3);
+        assert_eq!(v.slots_checked, 4);
+        assert!(matches!(&out[1], Record::Mismatch(m) if m.slot == 273 && m.pgds == 1));
+        // The same problems on the next sweep: nothing new.
+        out.clear();
+        d.on_scan(&s, Trigger::Sweep, &mut out);
+        assert!(out.is_empty());
+    }
+}

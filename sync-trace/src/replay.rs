@@ -1,0 +1,64 @@
+//! `sync-trace replay FILE`: rebuilds pairing, latencies, unsynced flags and
+//! the summary from a recorded `run --json` stream, on any machine.
+
+use std::{
+    fs::File,
+    io::{self, BufRead, BufReader},
+    path::Path,
+};
+
+use anyhow::{anyhow, Context as _};
+
+use crate::{model::Model, record::Record, sink::Sink};
+
+/// Reads the records of a recording; `-` is standard input.
+pub fn read_records(path: &Path) -> anyhow::Result<Vec<Record>> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(BufReader::new(io::stdin()))
+    } else {
+        Box::new(BufReader::new(File::open(path).with_context(|| {
+            format!(
+                "cannot open {}: give a file written by `sync-trace run --json`",
+                path.display()
+            )
+        })?))
+    };
+    let mut recs = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line =
+            line.with_context(|| format!("{}: cannot read line {}", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: Record = serde_json::from_str(&line).map_err(|e| {
+            anyhow!(
+                "{}:{}: not a sync-trace event ({e}); replay reads the NDJSON of `sync-trace run --json`",
+                path.display(),
+                i + 1
+            )
+        })?;
+        recs.push(rec);
+    }
+    Ok(recs)
+}
+
+/// Runs the model over recorded records; returns what it derives, ending
+/// with the summary.
+pub fn replay_records(recs: &[Record], grace_ns: u64) -> Vec<Record> {
+    let mut model = Model::new(grace_ns);
+    let mut out = Vec::new();
+    for r in recs {
+        model.observe(r, &mut out);
+    }
+    let mut summary = model.summary.clone();
+    summary.finish();
+    out.push(Record::Summary(summary));
+    out
+}
+
+pub fn replay(path: &Path, json: bool, grace_ns: u64) -> anyhow::Result<i32> {
+    let recs = read_records(path)?;
+    let mut out = replay_records(&recs, grace_ns);
+    Sink::stdout(json).emit_all(&mut out)?;
+    Ok(0)
+}

@@ -1,0 +1,138 @@
+//! One human-readable line per record (`run` without `--json`).
+
+use crate::record::{Population, Record};
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn pop(p: &Population) -> String {
+    format!(
+        "{} slot {} {} ({}, {})",
+        p.level.name(),
+        p.slot,
+        p.addr,
+        p.region.name(),
+        p.source.name()
+    )
+}
+
+/// ` <- a <- b <- c`: the callers, skipping the traced functions themselves.
+fn callers(stack: &[String]) -> String {
+    let frames: Vec<&str> = stack
+        .iter()
+        .map(String::as_str)
+        .filter(|f| {
+            !f.starts_with("bpf_trampoline")
+                && !f.starts_with("0x")
+                && !f.starts_with("ftrace_trampoline")
+                && !f.starts_with("arch_sync_kernel_mappings")
+                && !f.starts_with("sync_global_pgds")
+        })
+        .take(3)
+        .collect();
+    if frames.is_empty() {
+        String::new()
+    } else {
+        format!(" <- {}", frames.join(" <- "))
+    }
+}
+
+impl Record {
+    pub fn text(&self) -> String {
+        match self {
+            Record::Layout(l) => format!(
+                "layout: kernel {} {}-level, page_offset_base {} vmalloc_base {} vmemmap_base {}, kernel slots from {}, {} present",
+                l.kernel,
+                if l.paging == sync_trace_common::Paging::Five { 5 } else { 4 },
+                l.page_offset_base,
+                l.vmalloc_base,
+                l.vmemmap_base,
+                l.kernel_boundary,
+                l.present.len()
+            ),
+            Record::Sync(s) => format!(
+                "{:>14.6} cpu{} {}[{}] sync {:?} {}..{} slots {}-{}{} {:.1}us caller={} via {}{}",
+                secs(s.ts_ns),
+                s.task.cpu,
+                s.task.comm,
+                s.task.pid,
+                s.function,
+                s.start,
+                s.end,
+                s.slot_first,
+                s.slot_last,
+                if s.helper { " (start == end: populate helper)" } else { "" },
+                s.duration_ns as f64 / 1e3,
+                s.caller.name(),
+                s.method.name(),
+                callers(&s.stack),
+            ),
+            Record::Call(c) => format!(
+                "{:>14.6} cpu{} {}[{}] call {:?} addr={} {:.1}us via {}{}",
+                secs(c.ts_ns),
+                c.task.cpu,
+                c.task.comm,
+                c.task.pid,
+                c.function,
+                c.addr,
+                c.duration_ns as f64 / 1e3,
+                c.method.name(),
+                callers(&c.stack),
+            ),
+            Record::Populate(p) => format!(
+                "{:>14.6} populate {}{}",
+                secs(p.ts_ns),
+                pop(&p.pop),
+                callers(&p.stack)
+            ),
+            Record::Paired(p) => format!(
+                "{:>14.6} paired {} with {:?} {}..{}: {:.1}us ({}){}",
+                secs(p.ts_ns),
+                pop(&p.pop),
+                p.sync_function,
+                p.sync_start,
+                p.sync_end,
+                p.latency_ns as f64 / 1e3,
+                if p.latency_kind == crate::record::LatencyKind::Exact { "exact" } else { "upper bound" },
+                if p.late { ", after it was reported unsynced" } else { "" }
+            ),
+            Record::Unsynced(u) => format!(
+                "{:>14.6} UNSYNCED {}: no sync within {} ms; {} of {} PGDs lack it{}",
+                secs(u.ts_ns),
+                pop(&u.pop),
+                u.grace_ns / 1_000_000,
+                u.pgds_missing,
+                u.pgds_total,
+                callers(&u.stack)
+            ),
+            Record::Verify(v) => {
+                let list = |v: &[crate::record::SlotCount]| {
+                    v.iter().map(|m| format!("slot {}: {}", m.slot, m.pgds)).collect::<Vec<_>>().join(", ")
+                };
+                format!(
+                    "{:>14.6} verify ({:?}): {} PGDs x {} slots{}{}{}",
+                    secs(v.ts_ns),
+                    v.trigger,
+                    v.pgds_total,
+                    v.slots_checked,
+                    if v.ok { ", all agree" } else { "" },
+                    if v.missing.is_empty() { String::new() } else { format!("; missing {}", list(&v.missing)) },
+                    if v.mismatched.is_empty() { String::new() } else { format!("; mismatched {}", list(&v.mismatched)) },
+                )
+            }
+            Record::Mismatch(m) => format!(
+                "{:>14.6} MISMATCH {} slot {} {} ({}): {} of {} PGDs point to another table",
+                secs(m.ts_ns),
+                m.level.name(),
+                m.slot,
+                m.addr,
+                m.region.name(),
+                m.pgds,
+                m.pgds_total
+            ),
+            Record::Lost(l) => format!("lost: {} more {} ({} in all)", l.count, l.what, l.total),
+            Record::Summary(s) => s.text(),
+        }
+    }
+}

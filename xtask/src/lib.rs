@@ -10,4 +10,5 @@ pub mod modules;
 pub mod qemu;
 pub mod qmp;
 pub mod sid_root;
+pub mod test;
 pub mod vm;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::cmd_vm;
+use xtask::{cmd_vm, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -13,12 +13,15 @@ struct Cli {
 enum Cmd {
     /// Boot a Debian guest kernel under QEMU and run a script in it.
     Vm(cmd_vm::VmArgs),
+    /// Format check, clippy, unit tests, then the guest scenarios on every kernel.
+    Test(test::TestArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Vm(args) => cmd_vm::run(args),
+        Cmd::Test(args) => test::run(args),
     };
     match result {
         Ok(status) => std::process::exit(status),

@@ -49,6 +49,11 @@ pub struct MemLayout {
     pub maxmem: u64,
     /// `None`: qemu64's default of 40 bits (1 TiB) is enough.
     pub phys_bits: Option<u8>,
+    /// Present the CPU as Intel so QEMU keeps device memory at 4 GiB (the
+    /// HyperTransport-hole move applies to AMD models only). Needed when
+    /// DIMMs below and above 1 TiB share one boot. The kernel then also sees
+    /// a Meltdown-affected CPU and turns PTI on (8 KiB PGDs).
+    pub intel_vendor: bool,
 }
 
 /// QEMU 7.2 puts device memory (where DIMMs go) at 4 GiB, right above boot RAM — unless, with
@@ -77,23 +82,29 @@ pub fn memory_layout(hotadds: &[HotAdd]) -> Result<Option<MemLayout>> {
         return Ok(Some(MemLayout {
             maxmem,
             phys_bits: None,
+            intel_vendor: false,
         }));
     }
-    if let Some(h) = hotadds.iter().find(|h| h.addr < TIB) {
+    let mixed = hotadds.iter().any(|h| h.addr < TIB);
+    if let Some(h) = hotadds
+        .iter()
+        .find(|h| h.addr < TIB && h.addr + h.size > 836 * GIB)
+    {
         bail!(
-            "hot-add at {:#x} cannot be combined with this layout: QEMU puts device memory at 1 TiB once maxmem \
-             nears 1 TiB; keep every DIMM below ~836 GiB or all of them at or above 1 TiB",
+            "hot-add at {:#x} reaches into the HyperTransport hole below 1 TiB that QEMU keeps free: use an address below ~836 GiB or at or above 1 TiB",
             h.addr
         );
     }
     let maxmem = top.div_ceil(TIB) * TIB;
-    // Highest guest-physical address: window base (1 TiB) + window + per-slot alignment + the
-    // 64-bit PCI hole; 64 GiB covers the latter two.
-    let end = TIB + maxmem + 64 * GIB;
+    // Highest guest-physical address: window base (1 TiB, or 4 GiB with an Intel vendor) +
+    // window + per-slot alignment + the 64-bit PCI hole; 64 GiB covers the latter two.
+    let base = if mixed { 4 * GIB } else { TIB };
+    let end = base + maxmem + 64 * GIB;
     let bits = (64 - (end - 1).leading_zeros()).max(40) as u8;
     Ok(Some(MemLayout {
         maxmem,
         phys_bits: (bits > 40).then_some(bits),
+        intel_vendor: mixed,
     }))
 }
 
@@ -133,6 +144,10 @@ pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result
         if let Some(bits) = l.phys_bits {
             // Addresses above 1 TiB need more than qemu64's 40 physical address bits.
             cpu += &format!(",phys-bits={bits}");
+        }
+        if l.intel_vendor {
+            // See MemLayout::intel_vendor: keeps the DIMM window at 4 GiB.
+            cpu += ",vendor=GenuineIntel";
         }
     }
     let p = |x: &Path| x.display().to_string();

@@ -243,11 +243,24 @@ mod tests {
         let l = qemu::memory_layout(&["0x200000000000:128M".parse().unwrap()])
             .unwrap()
             .unwrap();
-        assert_eq!((l.maxmem, l.phys_bits), (33 << 40, Some(46)));
+        assert_eq!(
+            (l.maxmem, l.phys_bits, l.intel_vendor),
+            (33 << 40, Some(46), false)
+        );
         let l = qemu::memory_layout(&["0x8000000000:128M".parse().unwrap()])
             .unwrap()
             .unwrap();
         assert_eq!((l.maxmem, l.phys_bits), (600 << 30, None));
         assert!(qemu::memory_layout(&["0xf000000000:128M".parse().unwrap()]).is_err());
+        // Below and above 1 TiB in one boot: an Intel vendor keeps the window at 4 GiB.
+        let both = [
+            "0x200000000000:128M".parse().unwrap(),
+            "0x8000000000:128M".parse().unwrap(),
+        ];
+        let l = qemu::memory_layout(&both).unwrap().unwrap();
+        assert_eq!(
+            (l.maxmem, l.phys_bits, l.intel_vendor),
+            (33 << 40, Some(46), true)
+        );
     }
 }

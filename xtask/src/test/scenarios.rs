@@ -1,0 +1,84 @@
+//! The guest matrix: which kernel, paging, KASLR and DIMMs each scenario
+//! boots with, the script it runs and the check of its output.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::{hotadd, output::Output};
+use crate::vm::{HotAdd, KernelId, VmSpec};
+
+pub struct Scenario {
+    pub name: String,
+    pub spec: VmSpec,
+    pub check: Box<dyn Fn(&Output, KernelId) -> Result<()>>,
+}
+
+const LIB: &str = include_str!("scripts/lib.sh");
+const HOTADD: &str = include_str!("scripts/hotadd.sh");
+
+/// 128 MiB: one memory section (SECTION_SIZE_BITS 27), the smallest DIMM
+/// the guest's ACPI hotplug adds.
+const DIMM: u64 = 128 << 20;
+/// The recipes of vm-notes.md: a new vmemmap (and direct-map) top-level
+/// entry at 32 TiB, a new direct-map entry at 512 GiB.
+const AT_32T: u64 = 0x2000_0000_0000;
+const AT_512G: u64 = 0x80_0000_0000;
+
+pub const KERNELS: [KernelId; 3] = [KernelId::V6_1, KernelId::V6_12, KernelId::Newest];
+
+fn spec(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], script: String) -> VmSpec {
+    let mut s = VmSpec::new(kernel, script);
+    s.paging = paging;
+    s.kaslr = kaslr;
+    s.hotadds = hotadds
+        .iter()
+        .map(|&addr| HotAdd { addr, size: DIMM })
+        .collect();
+    s.timeout = Duration::from_secs(300);
+    s
+}
+
+fn script(vars: &str, body: &str) -> String {
+    format!("{vars}\n{LIB}\n{body}")
+}
+
+pub fn name(kernel: KernelId) -> &'static str {
+    match kernel {
+        KernelId::V6_1 => "6.1",
+        KernelId::V6_12 => "6.12",
+        KernelId::Newest => "newest",
+    }
+}
+
+pub fn all(_full: bool) -> Vec<Scenario> {
+    let mut v = Vec::new();
+    for k in KERNELS {
+        v.push(Scenario {
+            name: format!("{}/4-level/hotadd-32T", name(k)),
+            spec: spec(k, 4, false, &[AT_32T], script("IDLE=1", HOTADD)),
+            check: Box::new(|o, k| {
+                hotadd::check_probe(o, k)?;
+                hotadd::check_idle(o)?;
+                hotadd::check_hotadd_32t(o)
+            }),
+        });
+        v.push(Scenario {
+            name: format!("{}/4-level/hotadd-512G", name(k)),
+            spec: spec(k, 4, false, &[AT_512G], script("IDLE=0", HOTADD)),
+            check: Box::new(|o, _| hotadd::check_hotadd_512g(o)),
+        });
+    }
+    v.push(Scenario {
+        name: "6.12/5-level/hotadd-512G".into(),
+        spec: spec(
+            KernelId::V6_12,
+            5,
+            false,
+            &[AT_512G],
+            script("IDLE=0", HOTADD),
+        ),
+        check: Box::new(|o, _| hotadd::check_hotadd_5level(o)),
+    });
+    v
+}

@@ -1,0 +1,14 @@
+# probe, 10 s idle, one hot-add (the DIMM is chosen by the host), audit.
+step probe
+sync-trace probe --json; echo "exit=$?"
+if [ "$IDLE" = 1 ]; then
+    step idle
+    sync-trace run --json --duration 10s 2>/tmp/idle.err; echo "exit=$?"
+fi
+step hotadd
+start_run
+hotadd
+sleep 1
+stop_run
+step audit
+audit

@@ -1,0 +1,38 @@
+# Shell functions shared by the guest scenarios (busybox sh).
+# Output: "=== step NAME" opens a section; JSON lines and "key=value" lines
+# inside it are read by the host checks (xtask/src/test/output.rs).
+
+step() { echo "=== step $1"; }
+
+# start_run ARGS...: sync-trace run --json in the background, until it says ready.
+start_run() {
+    sync-trace run --json "$@" >/tmp/run.json 2>/tmp/run.err &
+    RUN_PID=$!
+    i=0
+    while ! grep -q '^ready' /tmp/run.err; do
+        if ! kill -0 "$RUN_PID" 2>/dev/null || [ $i -gt 600 ]; then
+            echo "run did not become ready:"; cat /tmp/run.err
+            return 1
+        fi
+        sleep 0.1; i=$((i + 1))
+    done
+}
+
+# stop_run: SIGTERM (busybox starts background jobs with SIGINT ignored), then the output.
+stop_run() {
+    kill -TERM "$RUN_PID" 2>/dev/null
+    wait "$RUN_PID"
+    echo "exit=$?"
+    cat /tmp/run.json
+    grep -v ' INFO ' /tmp/run.err | sed 's/^/stderr: /'
+}
+
+# wait_run: the run ends by itself (--duration, --fail-on-unsynced).
+wait_run() {
+    wait "$RUN_PID"
+    echo "exit=$?"
+    cat /tmp/run.json
+    grep -v ' INFO ' /tmp/run.err | sed 's/^/stderr: /'
+}
+
+audit() { sync-trace audit --json; echo "exit=$?"; }

@@ -1,7 +1,7 @@
 //! Command-line interface. Flags, exit codes and output formats are a
 //! contract: see README.md and docs/.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +48,10 @@ pub enum Command {
         /// Grace window for a sync after a population.
         #[arg(long, value_parser = parse_duration, default_value = "100ms")]
         grace: Duration,
+        /// Serve the recording's metrics at http://ADDR/metrics until Ctrl-C
+        /// or SIGTERM (a bare port means 127.0.0.1).
+        #[arg(long, value_parser = crate::exporter::parse_addr)]
+        metrics_addr: Option<SocketAddr>,
     },
 }
 
@@ -62,6 +66,9 @@ pub struct RunArgs {
     /// Stop after this long (e.g. 10s, 500ms, 2m).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a bare port means 127.0.0.1).
+    #[arg(long, value_parser = crate::exporter::parse_addr)]
+    pub metrics_addr: Option<SocketAddr>,
     /// A population with no covering sync within this window is `unsynced`.
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     pub grace: Duration,

@@ -6,7 +6,9 @@ mod caller;
 mod cli;
 mod clock;
 mod detect;
+mod exporter;
 mod kallsyms;
+mod metrics;
 mod model;
 mod pairing;
 mod privilege;
@@ -41,14 +43,20 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe { json } => probe_cmd(json),
         Command::Audit { json, max_pgds } => audit::audit(json, max_pgds),
-        Command::Replay { file, json, grace } => {
-            replay::replay(&file, json, grace.as_nanos() as u64)
-        }
-        Command::Run(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(run::run(args))),
+        Command::Replay {
+            file,
+            json,
+            grace,
+            metrics_addr,
+        } => runtime().and_then(|rt| {
+            rt.block_on(replay::replay(
+                &file,
+                json,
+                grace.as_nanos() as u64,
+                metrics_addr,
+            ))
+        }),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_ERROR)),
@@ -57,6 +65,12 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// An error chain as one line: `outer: cause: root cause`.

@@ -9,7 +9,18 @@ use std::{
 
 use anyhow::{anyhow, Context as _};
 
-use crate::{model::Model, record::Record, sink::Sink};
+use std::{net::SocketAddr, sync::Arc};
+
+use sync_trace_common::{Level, Paging};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{
+    exporter,
+    metrics::{Context, Metrics},
+    model::Model,
+    record::Record,
+    sink::Sink,
+};
 
 /// Reads the records of a recording; `-` is standard input.
 pub fn read_records(path: &Path) -> anyhow::Result<Vec<Record>> {
@@ -56,9 +67,63 @@ pub fn replay_records(recs: &[Record], grace_ns: u64) -> Vec<Record> {
     out
 }
 
-pub fn replay(path: &Path, json: bool, grace_ns: u64) -> anyhow::Result<i32> {
+/// Metrics described by the recording's `layout` record.
+fn metrics_for(recs: &[Record]) -> Metrics {
+    let (kernel, level) = recs
+        .iter()
+        .find_map(|r| match r {
+            Record::Layout(l) => Some((
+                l.kernel.clone(),
+                if l.paging == Paging::Five {
+                    Level::Pgd
+                } else {
+                    Level::P4d
+                },
+            )),
+            _ => None,
+        })
+        .unwrap_or_else(|| ("unknown".into(), Level::P4d));
+    Metrics::new(&Context {
+        kernel: &kernel,
+        level,
+        probes: &[],
+    })
+}
+
+pub async fn replay(
+    path: &Path,
+    json: bool,
+    grace_ns: u64,
+    metrics_addr: Option<SocketAddr>,
+) -> anyhow::Result<i32> {
     let recs = read_records(path)?;
+    let metrics = metrics_addr.map(|_| Arc::new(metrics_for(&recs)));
+    if let Some(m) = &metrics {
+        // The observed records count too, not only what the model derives.
+        recs.iter()
+            .filter(|r| !is_derived(r))
+            .for_each(|r| m.observe(r));
+    }
     let mut out = replay_records(&recs, grace_ns);
-    Sink::stdout(json).emit_all(&mut out)?;
+    Sink::stdout(json)
+        .with_metrics(metrics.clone())
+        .emit_all(&mut out)?;
+    if let (Some(addr), Some(m)) = (metrics_addr, metrics) {
+        exporter::start(addr, m).await?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
     Ok(0)
+}
+
+/// Records the model makes itself from the others.
+fn is_derived(r: &Record) -> bool {
+    matches!(
+        r,
+        Record::Paired(_) | Record::Unsynced(_) | Record::Summary(_)
+    )
 }

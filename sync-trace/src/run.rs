@@ -1,7 +1,7 @@
 //! `sync-trace run`: the event loop. Kernel programs → ring buffer →
 //! decode (sync-trace-common) → tracer and scanner → model → sinks.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{anyhow, Context as _};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -16,7 +16,9 @@ use tokio::{
 use crate::{
     cli::RunArgs,
     clock::monotonic_ns,
+    exporter,
     kallsyms::Kallsyms,
+    metrics::{Context as MetricsContext, Metrics},
     model::Model,
     probe,
     record::{Hex, LayoutRecord, LostRecord, Record, Trigger},
@@ -127,11 +129,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         model: Model::new(args.grace.as_nanos() as u64),
         out: Vec::with_capacity(16),
     };
-    let mut sink = Sink::stdout(args.json);
     let layout = layout_record(&mut engine)?;
     let Some(l) = engine.model.detector.layout() else {
         return Err(anyhow!("no kernel layout after the first scan"));
     };
+    let metrics = match args.metrics_addr {
+        Some(addr) => {
+            let kernel = kernel_release();
+            let m = Arc::new(Metrics::new(&MetricsContext {
+                kernel: &kernel,
+                level: l.level(),
+                probes: &session.statuses,
+            }));
+            exporter::start(addr, m.clone()).await?;
+            Some(m)
+        }
+        None => None,
+    };
+    let mut sink = Sink::stdout(args.json).with_metrics(metrics);
     let mut tracer = Tracer::new(l);
 
     let ebpf = &mut session.ebpf;

@@ -1,14 +1,18 @@
 //! Where records go: stdout, as text lines or NDJSON.
 
-use std::io::{self, Write};
+use std::{
+    io::{self, Write},
+    sync::Arc,
+};
 
 use anyhow::Context as _;
 
-use crate::record::Record;
+use crate::{metrics::Metrics, record::Record};
 
 pub struct Sink {
     json: bool,
     out: io::BufWriter<io::Stdout>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Sink {
@@ -16,10 +20,20 @@ impl Sink {
         Self {
             json,
             out: io::BufWriter::new(io::stdout()),
+            metrics: None,
         }
     }
 
+    /// Also counts every emitted record in `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     pub fn emit(&mut self, r: &Record) -> anyhow::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.observe(r);
+        }
         if self.json {
             serde_json::to_writer(&mut self.out, r)?;
             self.out.write_all(b"\n")?;

@@ -1,0 +1,383 @@
+//! Prometheus metrics, kept by the official `prometheus-client` crate and
+//! updated from the same records `run` prints. Names and labels are a
+//! contract: docs/metrics.md.
+
+use prometheus_client::{
+    encoding::{text, EncodeLabelSet},
+    metrics::{
+        counter::Counter,
+        family::{Family, MetricConstructor},
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+use sync_trace_common::{Level, Region, Target};
+
+use crate::{
+    caller::Caller,
+    probe::TargetStatus,
+    record::{Record, Source},
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PopLabels {
+    level: &'static str,
+    region: &'static str,
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncLabels {
+    function: &'static str,
+    caller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionLabels {
+    region: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionLabels {
+    function: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    target: &'static str,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    kernel: String,
+    paging: String,
+}
+
+/// Populate-to-sync latency: 1 µs, 2 µs, … 2^23 µs (8.4 s): microseconds to seconds.
+#[derive(Clone)]
+struct LatencyBuckets;
+impl MetricConstructor<Histogram> for LatencyBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(1e-6, 2.0, 24))
+    }
+}
+
+const SYNC_FUNCTIONS: [Target; 2] = [Target::ArchSyncKernelMappings, Target::SyncGlobalPgds];
+const CALLERS: [Caller; 5] = [
+    Caller::PopulateHelper,
+    Caller::DirectMap,
+    Caller::Vmemmap,
+    Caller::Vmalloc,
+    Caller::Other,
+];
+const SOURCES: [Source; 2] = [Source::Helper, Source::Effect];
+
+pub struct Metrics {
+    registry: Registry,
+    populations: Family<PopLabels, Counter>,
+    syncs: Family<SyncLabels, Counter>,
+    unsynced: Family<RegionLabels, Counter>,
+    mismatches: Counter,
+    latency: Histogram,
+    sync_duration: Family<FunctionLabels, Histogram, LatencyBuckets>,
+    pgds_verified: Counter,
+    pgd_list_length: Gauge,
+    lost: Counter,
+    probe_attached: Family<ProbeLabels, Gauge>,
+    build_info: Family<BuildLabels, Gauge>,
+}
+
+/// What the metrics describe: set once at start.
+pub struct Context<'a> {
+    pub kernel: &'a str,
+    pub level: Level,
+    pub probes: &'a [TargetStatus],
+}
+
+impl Metrics {
+    pub fn new(ctx: &Context<'_>) -> Self {
+        let m = Self {
+            registry: Registry::default(),
+            populations: Family::default(),
+            syncs: Family::default(),
+            unsynced: Family::default(),
+            mismatches: Counter::default(),
+            latency: LatencyBuckets.new_metric(),
+            sync_duration: Family::new_with_constructor(LatencyBuckets),
+            pgds_verified: Counter::default(),
+            pgd_list_length: Gauge::default(),
+            lost: Counter::default(),
+            probe_attached: Family::default(),
+            build_info: Family::default(),
+        };
+        // Every known label set exists from the first scrape, at 0.
+        for region in Region::ALL {
+            for source in SOURCES {
+                drop(
+                    m.populations
+                        .get_or_create(&pop_labels(ctx.level, region, source)),
+                );
+            }
+            drop(m.unsynced.get_or_create(&RegionLabels {
+                region: region.name(),
+            }));
+        }
+        for function in SYNC_FUNCTIONS {
+            for caller in CALLERS {
+                drop(m.syncs.get_or_create(&SyncLabels {
+                    function: function.symbol(),
+                    caller: caller.name(),
+                }));
+            }
+            drop(m.sync_duration.get_or_create(&FunctionLabels {
+                function: function.symbol(),
+            }));
+        }
+        for p in ctx.probes {
+            let method = p.method.map_or("none", |m| m.name());
+            m.probe_attached
+                .get_or_create(&ProbeLabels {
+                    target: p.symbol,
+                    method,
+                })
+                .set(i64::from(p.attached));
+        }
+        m.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                kernel: ctx.kernel.into(),
+                paging: match ctx.level {
+                    Level::P4d => "4".into(),
+                    Level::Pgd => "5".into(),
+                },
+            })
+            .set(1);
+        m.register()
+    }
+
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "sync_trace_populations",
+            "Kernel top-level page-table entries populated in init_mm",
+            self.populations.clone(),
+        );
+        r.register(
+            "sync_trace_syncs",
+            "Calls of the functions that copy kernel top-level entries into every PGD",
+            self.syncs.clone(),
+        );
+        r.register(
+            "sync_trace_unsynced_populations",
+            "Populations with no covering sync within the grace window",
+            self.unsynced.clone(),
+        );
+        r.register(
+            "sync_trace_pgd_mismatches",
+            "PGD entries that point to a different table than init_mm's",
+            self.mismatches.clone(),
+        );
+        r.register(
+            "sync_trace_populate_to_sync_seconds",
+            "Time from a population to the end of the sync that covers it",
+            self.latency.clone(),
+        );
+        r.register(
+            "sync_trace_sync_duration_seconds",
+            "Duration of one sync call",
+            self.sync_duration.clone(),
+        );
+        r.register(
+            "sync_trace_pgds_verified",
+            "PGDs on pgd_list compared with init_mm",
+            self.pgds_verified.clone(),
+        );
+        r.register(
+            "sync_trace_pgd_list_length",
+            "PGDs on pgd_list at the last verification",
+            self.pgd_list_length.clone(),
+        );
+        r.register(
+            "sync_trace_events_lost",
+            "Kernel events dropped because the ring buffer was full",
+            self.lost.clone(),
+        );
+        r.register(
+            "sync_trace_probe_attached",
+            "1 when the target is attached with this method",
+            self.probe_attached.clone(),
+        );
+        r.register(
+            "sync_trace_build_info",
+            "Version, kernel release and paging mode; always 1",
+            self.build_info.clone(),
+        );
+        self
+    }
+
+    /// Counts one record.
+    pub fn observe(&self, rec: &Record) {
+        match rec {
+            Record::Sync(s) => {
+                let function = s.function.symbol();
+                self.syncs
+                    .get_or_create(&SyncLabels {
+                        function,
+                        caller: s.caller.name(),
+                    })
+                    .inc();
+                if s.entry_seen {
+                    self.sync_duration
+                        .get_or_create(&FunctionLabels { function })
+                        .observe(s.duration_ns as f64 / 1e9);
+                }
+            }
+            Record::Populate(p) => {
+                self.populations
+                    .get_or_create(&pop_labels(p.pop.level, p.pop.region, p.pop.source))
+                    .inc();
+            }
+            Record::Paired(p) => self.latency.observe(p.latency_ns as f64 / 1e9),
+            Record::Unsynced(u) => {
+                self.unsynced
+                    .get_or_create(&RegionLabels {
+                        region: u.pop.region.name(),
+                    })
+                    .inc();
+            }
+            Record::Mismatch(_) => {
+                self.mismatches.inc();
+            }
+            Record::Verify(v) => {
+                self.pgds_verified.inc_by(u64::from(v.pgds_total));
+                self.pgd_list_length.set(i64::from(v.pgds_total));
+            }
+            Record::Lost(l) if l.what == "events" => {
+                self.lost.inc_by(l.count);
+            }
+            _ => {}
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn openmetrics(&self) -> String {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = text::encode(&mut s, &self.registry);
+        s
+    }
+
+    /// The Prometheus text format (0.0.4), for scrapers that do not ask for
+    /// OpenMetrics.
+    pub fn prometheus_text(&self) -> String {
+        openmetrics_to_prometheus(&self.openmetrics())
+    }
+}
+
+fn pop_labels(level: Level, region: Region, source: Source) -> PopLabels {
+    PopLabels {
+        level: level.name(),
+        region: region.name(),
+        source: source.name(),
+    }
+}
+
+/// prometheus-client writes only OpenMetrics. The Prometheus text format
+/// differs in three ways that matter here: a counter's HELP/TYPE name carries
+/// the `_total` suffix of its samples, there are no UNIT lines, and there is
+/// no `# EOF`. Samples, labels and histograms are written the same way.
+pub fn openmetrics_to_prometheus(om: &str) -> String {
+    let counters: Vec<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Hex, LostRecord, PopulateRecord, Population};
+
+    fn metrics() -> Metrics {
+        Metrics::new(&Context {
+            kernel: "6.12.0-test",
+            level: Level::P4d,
+            probes: &[],
+        })
+    }
+
+    #[test]
+    fn every_counter_exists_at_zero_before_any_event() {
+        let text = metrics().prometheus_text();
+        for line in [
+            "# TYPE sync_trace_populations_total counter",
+            "sync_trace_populations_total{level=\"p4d\",region=\"vmemmap\",source=\"helper\"} 0",
+            "sync_trace_syncs_total{function=\"sync_global_pgds\",caller=\"direct_map\"} 0",
+            "sync_trace_unsynced_populations_total{region=\"direct_map\"} 0",
+            "sync_trace_pgd_mismatches_total 0",
+            "sync_trace_events_lost_total 0",
+            "sync_trace_pgds_verified_total 0",
+            "sync_trace_populate_to_sync_seconds_count 0",
+            "sync_trace_build_info{version=\"0.1.0\",kernel=\"6.12.0-test\",paging=\"4\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        assert!(!text.contains("# EOF"));
+        assert!(metrics().openmetrics().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn records_move_the_counters() {
+        let m = metrics();
+        m.observe(&Record::Populate(PopulateRecord {
+            ts_ns: 1,
+            not_before_ns: 0,
+            cpu: None,
+            pid: None,
+            comm: None,
+            pop: Population {
+                level: Level::P4d,
+                slot: 469,
+                addr: Hex(0),
+                region: Region::Vmemmap,
+                source: Source::Effect,
+            },
+            stack: vec![],
+        }));
+        m.observe(&Record::Lost(LostRecord {
+            what: "events".into(),
+            count: 5,
+            total: 5,
+        }));
+        m.observe(&Record::Lost(LostRecord {
+            what: "logs".into(),
+            count: 2,
+            total: 2,
+        }));
+        let text = m.prometheus_text();
+        assert!(text.contains("sync_trace_populations_total{level=\"p4d\",region=\"vmemmap\",source=\"effect\"} 1\n"), "{text}");
+        assert!(text.contains("sync_trace_events_lost_total 5\n"), "{text}");
+    }
+}

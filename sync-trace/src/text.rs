@@ -17,20 +17,30 @@ fn pop(p: &Population) -> String {
     )
 }
 
-/// ` <- a <- b <- c`: the callers, skipping the traced functions themselves.
+fn function_of(frame: &str) -> &str {
+    frame.split('+').next().unwrap_or(frame)
+}
+
+/// ` <- a <- b <- c`: the callers, skipping tracing machinery, the traced
+/// sync functions and repeats of one function (an fentry trampoline returns
+/// into the function it traces, so that function shows twice).
 fn callers(stack: &[String]) -> String {
-    let frames: Vec<&str> = stack
-        .iter()
-        .map(String::as_str)
-        .filter(|f| {
-            !f.starts_with("bpf_trampoline")
-                && !f.starts_with("0x")
-                && !f.starts_with("ftrace_trampoline")
-                && !f.starts_with("arch_sync_kernel_mappings")
-                && !f.starts_with("sync_global_pgds")
-        })
-        .take(3)
-        .collect();
+    let mut frames: Vec<&str> = Vec::new();
+    for f in stack.iter().map(String::as_str) {
+        let func = function_of(f);
+        let machinery = f.starts_with("0x")
+            || func.starts_with("bpf_trampoline")
+            || func == "ftrace_trampoline"
+            || func == "arch_sync_kernel_mappings"
+            || func == "sync_global_pgds";
+        if machinery || frames.last().is_some_and(|l| function_of(l) == func) {
+            continue;
+        }
+        frames.push(f);
+        if frames.len() == 3 {
+            break;
+        }
+    }
     if frames.is_empty() {
         String::new()
     } else {
@@ -52,12 +62,12 @@ impl Record {
                 l.present.len()
             ),
             Record::Sync(s) => format!(
-                "{:>14.6} cpu{} {}[{}] sync {:?} {}..{} slots {}-{}{} {:.1}us caller={} via {}{}",
+                "{:>14.6} cpu{} {}[{}] sync {} {}..{} slots {}-{}{} {:.1}us caller={} via {}{}",
                 secs(s.ts_ns),
                 s.task.cpu,
                 s.task.comm,
                 s.task.pid,
-                s.function,
+                s.function.symbol(),
                 s.start,
                 s.end,
                 s.slot_first,
@@ -69,12 +79,12 @@ impl Record {
                 callers(&s.stack),
             ),
             Record::Call(c) => format!(
-                "{:>14.6} cpu{} {}[{}] call {:?} addr={} {:.1}us via {}{}",
+                "{:>14.6} cpu{} {}[{}] call {} addr={} {:.1}us via {}{}",
                 secs(c.ts_ns),
                 c.task.cpu,
                 c.task.comm,
                 c.task.pid,
-                c.function,
+                c.function.symbol(),
                 c.addr,
                 c.duration_ns as f64 / 1e3,
                 c.method.name(),
@@ -87,10 +97,10 @@ impl Record {
                 callers(&p.stack)
             ),
             Record::Paired(p) => format!(
-                "{:>14.6} paired {} with {:?} {}..{}: {:.1}us ({}){}",
+                "{:>14.6} paired {} with {} {}..{}: {:.1}us ({}){}",
                 secs(p.ts_ns),
                 pop(&p.pop),
-                p.sync_function,
+                p.sync_function.symbol(),
                 p.sync_start,
                 p.sync_end,
                 p.latency_ns as f64 / 1e3,

@@ -1,6 +1,7 @@
 //! xtask: developer tasks for sync-trace, above all running it inside guest kernels.
 
 pub mod apt;
+pub mod cmd_demo;
 pub mod cmd_vm;
 pub mod deps;
 pub mod guest_binary;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{cmd_vm, test};
+use xtask::{cmd_demo, cmd_vm, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -11,6 +11,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Boot Debian's 6.12 kernel, hot-add memory at 32 TiB and 512 GiB and show what sync-trace reports.
+    Demo,
     /// Boot a Debian guest kernel under QEMU and run a script in it.
     Vm(cmd_vm::VmArgs),
     /// Format check, clippy, unit tests, then the guest scenarios on every kernel.
@@ -20,6 +22,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Cmd::Demo => cmd_demo::run(),
         Cmd::Vm(args) => cmd_vm::run(args),
         Cmd::Test(args) => test::run(args),
     };

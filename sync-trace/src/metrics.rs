@@ -262,6 +262,12 @@ impl Metrics {
         }
     }
 
+    /// A walk that produced no `verify` record (a sweep that found nothing new).
+    pub fn quiet_walk(&self, pgds: u32) {
+        self.pgds_verified.inc_by(u64::from(pgds));
+        self.pgd_list_length.set(i64::from(pgds));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn openmetrics(&self) -> String {
         let mut s = String::new();

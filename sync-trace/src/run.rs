@@ -66,6 +66,7 @@ struct Engine {
     scanner: Scanner,
     model: Model,
     out: Vec<Record>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Engine {
@@ -82,7 +83,14 @@ impl Engine {
         } else {
             trigger
         };
+        let before = self.out.len();
         self.model.on_scan(&snap, trigger, &mut self.out);
+        let reported = self.out[before..]
+            .iter()
+            .any(|r| matches!(r, Record::Verify(_)));
+        if let (false, Some(m)) = (reported, &self.metrics) {
+            m.quiet_walk(snap.raw.pgds);
+        }
         Ok(())
     }
 }
@@ -128,6 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         scanner: Scanner::open(syms, args.max_pgds)?,
         model: Model::new(args.grace.as_nanos() as u64),
         out: Vec::with_capacity(16),
+        metrics: None,
     };
     let layout = layout_record(&mut engine)?;
     let Some(l) = engine.model.detector.layout() else {
@@ -146,6 +155,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    engine.metrics = metrics.clone();
     let mut sink = Sink::stdout(args.json).with_metrics(metrics);
     let mut tracer = Tracer::new(l);
 

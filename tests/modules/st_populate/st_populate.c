@@ -63,7 +63,7 @@ MODULE_PARM_DESC(delay_ms, "delay of the sync for mode 'late', in ms (default 30
 
 /* init_mm, from init_mm_addr: not exported, so &init_mm cannot be used in a module. */
 static struct mm_struct *st_mm;
-/* void arch_sync_kernel_mappings(unsigned long start, unsigned long end) (mm/ x86 init_64.c). */
+/* void arch_sync_kernel_mappings(unsigned long start, unsigned long end), arch/x86/mm/init_64.c. */
 static void (*st_sync)(unsigned long start, unsigned long end);
 
 static struct dentry *st_dir;

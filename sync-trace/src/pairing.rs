@@ -263,7 +263,7 @@ mod tests {
     fn effect_population_pairs_with_an_earlier_sync_as_upper_bound() {
         let (mut p, mut out, mut sum) = (Pairing::new(100 * MS), vec![], Summary::default());
         // Too old: ended before the last empty scan.
-        p.on_sync(&sync(1 * MS, 2 * MS, 469, 469), &mut out, &mut sum);
+        p.on_sync(&sync(MS, 2 * MS, 469, 469), &mut out, &mut sum);
         p.on_sync(&sync(6 * MS, 7 * MS, 460, 470), &mut out, &mut sum);
         p.on_populate(&pop(20 * MS, 5 * MS, Source::Effect), &mut out, &mut sum);
         let Record::Paired(r) = &out[0] else {

@@ -96,7 +96,7 @@ impl Snapshot {
             mismatch: [0; HALF],
         };
         for &s in present {
-            raw.top[s] = 0x1000 * s as u64 | 0x63;
+            raw.top[s] = (0x1000 * s as u64) | 0x63;
         }
         Self { raw }
     }

@@ -3,6 +3,7 @@
 
 mod host;
 mod hotadd;
+mod module;
 mod output;
 mod scenarios;
 

@@ -5,17 +5,24 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{hotadd, output::Output};
-use crate::vm::{HotAdd, KernelId, VmSpec};
+use super::{hotadd, module, output::Output};
+use crate::{
+    guest_binary::workspace_root,
+    vm::{HotAdd, KernelId, VmSpec},
+};
+
+/// Checks a scenario's output; the kernel tells what to expect.
+pub type Check = Box<dyn Fn(&Output, KernelId) -> Result<()>>;
 
 pub struct Scenario {
     pub name: String,
     pub spec: VmSpec,
-    pub check: Box<dyn Fn(&Output, KernelId) -> Result<()>>,
+    pub check: Check,
 }
 
 const LIB: &str = include_str!("scripts/lib.sh");
 const HOTADD: &str = include_str!("scripts/hotadd.sh");
+const MODULE: &str = include_str!("scripts/module.sh");
 
 /// 128 MiB: one memory section (SECTION_SIZE_BITS 27), the smallest DIMM
 /// the guest's ACPI hotplug adds.
@@ -68,6 +75,23 @@ pub fn all(_full: bool) -> Vec<Scenario> {
             spec: spec(k, 4, false, &[AT_512G], script("IDLE=0", HOTADD)),
             check: Box::new(|o, _| hotadd::check_hotadd_512g(o)),
         });
+    }
+    for k in KERNELS {
+        for paging in [4, 5] {
+            for kaslr in [false, true] {
+                let mut spec = spec(k, paging, kaslr, &[], script("", MODULE));
+                spec.module_dirs = vec![workspace_root().join("tests/modules/st_populate")];
+                v.push(Scenario {
+                    name: format!(
+                        "{}/{paging}-level/{}/module",
+                        name(k),
+                        if kaslr { "kaslr" } else { "nokaslr" }
+                    ),
+                    spec,
+                    check: Box::new(move |o, _| module::check_module(o, paging)),
+                });
+            }
+        }
     }
     v.push(Scenario {
         name: "6.12/5-level/hotadd-512G".into(),

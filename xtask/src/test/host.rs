@@ -39,3 +39,16 @@ pub const HOST_CHECKS: [(&str, &[&str]); 3] = [
 pub fn run(args: &[&str]) -> Result<()> {
     cargo(args)
 }
+
+/// deploy/test.sh: promtool rules tests, dashboard, systemd unit and
+/// Kubernetes manifest schema checks.
+pub fn deploy() -> Result<()> {
+    let status = Command::new("bash")
+        .arg(workspace_root().join("deploy/test.sh"))
+        .status()
+        .context("cannot run bash deploy/test.sh")?;
+    if !status.success() {
+        bail!("deploy/test.sh failed ({status})");
+    }
+    Ok(())
+}

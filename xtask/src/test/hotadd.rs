@@ -98,8 +98,26 @@ fn no_unsynced(o: &Output, step: &str) -> Result<()> {
     Ok(())
 }
 
+/// The kernel programs' aya-log records reach the daemon's log (stderr).
+fn check_kernel_log(o: &Output) -> Result<()> {
+    let want = format!(
+        "forced kernel-side diagnostic at entry, start=0x{:x}",
+        VMEMMAP_32T
+    );
+    let found = o
+        .lines_of("hotadd")?
+        .iter()
+        .any(|l| l.starts_with("stderr: ") && l.contains("sync_trace_ebpf") && l.contains(&want));
+    ensure!(
+        found,
+        "the daemon's log lacks the kernel-side message `{want}`"
+    );
+    Ok(())
+}
+
 pub fn check_hotadd_32t(o: &Output) -> Result<()> {
     o.expect_exit("hotadd", 0)?;
+    check_kernel_log(o)?;
     let syncs = o.events("hotadd", "sync")?;
     let helper = syncs
         .iter()

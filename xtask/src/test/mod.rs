@@ -1,10 +1,12 @@
 //! `cargo xtask test`: host checks, then guest scenarios on real Debian
 //! kernels. Every failure is collected; the last line counts them.
 
+mod exporter;
 mod host;
 mod hotadd;
 mod module;
 mod output;
+mod prometheus;
 mod scenarios;
 
 use std::time::Instant;
@@ -75,6 +77,15 @@ pub fn run(args: TestArgs) -> Result<i32> {
             return Ok(finish(&tally));
         }
     };
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    if wanted("host/exporter-replay") {
+        let t = Instant::now();
+        tally.record("host/exporter-replay", t, exporter::replay_endpoint(&bin));
+    }
+    if args.only.is_none() && !args.no_host {
+        let t = Instant::now();
+        tally.record("host/deploy", t, host::deploy());
+    }
     for s in scenarios::all(args.full) {
         if args.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
             continue;
@@ -96,6 +107,12 @@ pub fn run(args: TestArgs) -> Result<i32> {
                     .map_err(|e| e.context(format!("console log: {}", out.console_log.display())))
             });
         tally.record(&s.name, t, r);
+    }
+    let name = "6.12/4-level/prometheus";
+    if wanted(name) {
+        let t = Instant::now();
+        println!("xtask test: RUN  {name}");
+        tally.record(name, t, exporter::prometheus_scenario(&bin));
     }
     Ok(finish(&tally))
 }

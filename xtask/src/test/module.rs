@@ -70,6 +70,17 @@ fn check_synced(recs: &[Value], a: &Action) -> Result<()> {
     Ok(())
 }
 
+/// At least one `unsynced` with PGDs missing in a step (the never-synced module action).
+pub fn never_unsynced_in(o: &Output, step: &str) -> Result<()> {
+    let u = o.events(step, "unsynced")?;
+    ensure!(
+        u.iter()
+            .any(|u| u["pgds_missing"].as_u64().unwrap_or(0) > 0),
+        "no unsynced with missing PGDs in step {step}: {u:?}"
+    );
+    Ok(())
+}
+
 pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     let top = if paging == 5 { "pgd" } else { "p4d" };
     let recs = o.json("run")?;

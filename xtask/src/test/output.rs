@@ -21,6 +21,11 @@ impl Output {
         Self { sections }
     }
 
+    /// The raw lines of a step.
+    pub fn lines_of(&self, step: &str) -> Result<&[String]> {
+        self.lines(step)
+    }
+
     fn lines(&self, step: &str) -> Result<&[String]> {
         self.sections
             .iter()

@@ -23,13 +23,14 @@ pub struct Scenario {
 const LIB: &str = include_str!("scripts/lib.sh");
 const HOTADD: &str = include_str!("scripts/hotadd.sh");
 const MODULE: &str = include_str!("scripts/module.sh");
+const PROMETHEUS: &str = include_str!("scripts/prometheus.sh");
 
 /// 128 MiB: one memory section (SECTION_SIZE_BITS 27), the smallest DIMM
 /// the guest's ACPI hotplug adds.
 const DIMM: u64 = 128 << 20;
 /// The recipes of vm-notes.md: a new vmemmap (and direct-map) top-level
 /// entry at 32 TiB, a new direct-map entry at 512 GiB.
-const AT_32T: u64 = 0x2000_0000_0000;
+pub const AT_32T: u64 = 0x2000_0000_0000;
 const AT_512G: u64 = 0x80_0000_0000;
 
 pub const KERNELS: [KernelId; 3] = [KernelId::V6_1, KernelId::V6_12, KernelId::Newest];
@@ -48,6 +49,20 @@ fn spec(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], script: Stri
 
 fn script(vars: &str, body: &str) -> String {
     format!("{vars}\n{LIB}\n{body}")
+}
+
+/// A scenario spec by script name, with the test module when the script loads it.
+pub fn spec_for(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], which: &str) -> VmSpec {
+    let body = match which {
+        "prometheus" => PROMETHEUS,
+        "module" => MODULE,
+        _ => HOTADD,
+    };
+    let mut s = spec(kernel, paging, kaslr, hotadds, script("", body));
+    if body.contains("/modules/st_populate.ko") {
+        s.module_dirs = vec![workspace_root().join("tests/modules/st_populate")];
+    }
+    s
 }
 
 pub fn name(kernel: KernelId) -> &'static str {
@@ -79,8 +94,7 @@ pub fn all(_full: bool) -> Vec<Scenario> {
     for k in KERNELS {
         for paging in [4, 5] {
             for kaslr in [false, true] {
-                let mut spec = spec(k, paging, kaslr, &[], script("", MODULE));
-                spec.module_dirs = vec![workspace_root().join("tests/modules/st_populate")];
+                let spec = spec_for(k, paging, kaslr, &[], "module");
                 v.push(Scenario {
                     name: format!(
                         "{}/{paging}-level/{}/module",

@@ -87,6 +87,9 @@ pub struct Layout {
     pub page_offset_base: u64,
     pub vmalloc_base: u64,
     pub vmemmap_base: u64,
+    /// The kernel has KASAN, so its shadow region is mapped.
+    #[serde(default)]
+    pub kasan: bool,
 }
 
 impl Layout {
@@ -106,7 +109,14 @@ impl Layout {
             page_offset_base,
             vmalloc_base,
             vmemmap_base,
+            kasan: false,
         }
+    }
+
+    /// The same layout on a KASAN kernel (or not).
+    pub fn with_kasan(mut self, kasan: bool) -> Self {
+        self.kasan = kasan;
+        self
     }
 
     pub fn shift(&self) -> u32 {
@@ -159,7 +169,7 @@ impl Layout {
             Region::Vmalloc
         } else if va >= self.vmemmap_base && va < self.vmemmap_base.saturating_add(vmemmap_size) {
             Region::Vmemmap
-        } else if va >= kasan.0 && va < kasan.1 {
+        } else if self.kasan && va >= kasan.0 && va < kasan.1 {
             Region::Kasan
         } else if self.slot(va) == self.slot(CPU_ENTRY_AREA_BASE) && self.paging == Paging::Four {
             Region::CpuEntryArea
@@ -219,7 +229,9 @@ mod tests {
         assert_eq!(l.region_of_slot(337), Region::DirectMap);
         assert_eq!(l.region_of_slot(402), Region::Vmalloc);
         assert_eq!(l.region_of_slot(508), Region::CpuEntryArea);
-        assert_eq!(l.region_of_slot(480), Region::Kasan);
+        // The shadow range is KASAN's only on a KASAN kernel.
+        assert_eq!(l.region_of_slot(480), Region::Other);
+        assert_eq!(l.with_kasan(true).region_of_slot(480), Region::Kasan);
         assert_eq!(l.region_of_slot(467), Region::Vmalloc);
         assert_eq!(l.level(), Level::P4d);
         assert_eq!(

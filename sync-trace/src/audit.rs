@@ -18,6 +18,7 @@ pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     let mut scanner = Scanner::open(&facts.kallsyms, max_pgds)?;
     let snap = scanner.verified_walk()?;
     let mut detector = crate::detect::Detector::default();
+    detector.kasan = facts.kallsyms.has_kasan();
     let layout = detector.baseline(&snap);
     let mut out = Vec::new();
     detector.on_scan(&snap, Trigger::Audit, &mut out);

@@ -30,6 +30,8 @@ struct Hint {
 
 #[derive(Default)]
 pub struct Detector {
+    /// Set before the baseline: the kernel has KASAN (its shadow region exists).
+    pub kasan: bool,
     layout: Option<Layout>,
     known: Vec<bool>,
     last_empty_ns: Vec<u64>,
@@ -47,7 +49,7 @@ impl Detector {
     /// Takes the first snapshot as the baseline: entries present at start
     /// are not populations (every later PGD inherits them).
     pub fn baseline(&mut self, snap: &Snapshot) -> Layout {
-        let layout = snap.layout();
+        let layout = snap.layout().with_kasan(self.kasan);
         self.layout = Some(layout);
         self.known = (0..PTRS).map(|s| snap.present(s)).collect();
         self.last_empty_ns = vec![snap.ts_ns(); PTRS];

@@ -71,6 +71,11 @@ impl Kallsyms {
         self.syms.iter().find(|s| s.name == name).map(|s| s.addr)
     }
 
+    /// Whether the kernel was built with KASAN (it has the early shadow page).
+    pub fn has_kasan(&self) -> bool {
+        self.address_of("kasan_early_shadow_page").is_some()
+    }
+
     /// Whether a function (text symbol, `t` or `T`) of this name exists.
     pub fn has_function(&self, name: &str) -> bool {
         self.syms

@@ -186,27 +186,21 @@ mod tests {
     /// The same stream without the syncs that cover slot 469 must flag it.
     #[test]
     fn removing_the_vmemmap_syncs_makes_it_unsynced() {
-        let recs: Vec<Record> = parse(include_str!("../tests/fixtures/6.1-hotadd-32T.ndjson"))
+        let mut recs: Vec<Record> = parse(include_str!("../tests/fixtures/6.1-hotadd-32T.ndjson"))
             .into_iter()
             .filter(|r| !matches!(r, Record::Sync(s) if s.covers(469)))
             .collect();
-        // Time must pass beyond the grace window for the flag: a later record.
-        let end = recs.iter().filter_map(|r| match r {
-            Record::Verify(v) => Some(v.ts_ns),
-            _ => None,
-        });
-        let last = end.max().unwrap();
-        let mut recs = recs;
-        if let Some(Record::Verify(v)) = recs
+        // Time must pass beyond the grace window: repeat the last walk later.
+        let Some(Record::Verify(mut later)) = recs
             .iter()
             .rev()
             .find(|r| matches!(r, Record::Verify(_)))
             .cloned()
-        {
-            let mut later = v.clone();
-            later.ts_ns = last + 200 * MS;
-            recs.push(Record::Verify(later));
-        }
+        else {
+            panic!("the fixture has no verify record");
+        };
+        later.ts_ns += 200 * MS;
+        recs.push(Record::Verify(later));
         let out = replay_records(&recs, 100 * MS);
         let (paired, unsynced) = derived(&out);
         assert_eq!(paired, vec![337]);

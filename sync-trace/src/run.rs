@@ -138,6 +138,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         out: Vec::with_capacity(16),
         metrics: None,
     };
+    engine.model.detector.kasan = syms.has_kasan();
     let layout = layout_record(&mut engine)?;
     let Some(l) = engine.model.detector.layout() else {
         return Err(anyhow!("no kernel layout after the first scan"));

@@ -70,6 +70,7 @@ impl Tracer {
                 p.stack[..p.frames]
                     .iter()
                     .map(|&a| syms.format(a))
+                    .skip_while(|f| is_tracing_frame(f))
                     .collect()
             })
             .unwrap_or_default();
@@ -125,6 +126,14 @@ impl Tracer {
     }
 }
 
+/// The frames a probe itself adds on top of the traced call: the BPF
+/// program and trampoline (not in kallsyms) and ftrace's trampoline.
+fn is_tracing_frame(frame: &str) -> bool {
+    frame.starts_with("0x")
+        || frame.starts_with("ftrace_trampoline")
+        || frame.starts_with("bpf_trampoline")
+}
+
 #[cfg(test)]
 mod tests {
     use sync_trace_common::Method;
@@ -149,9 +158,10 @@ ffffffff81300400 T vmemmap_populate
 
     fn ev(kind: Kind, target: Target, ts: u64, dur: u64, start: u64, end: u64) -> RawEvent {
         let mut stack = [0; MAX_STACK];
-        stack[0] = 0xffffffff81077c04;
-        stack[1] = 0xffffffff81300050;
-        stack[2] = 0xffffffff81300420;
+        stack[0] = 0xffffffffc0001234; // the BPF program: not in kallsyms
+        stack[1] = 0xffffffff81077c04;
+        stack[2] = 0xffffffff81300050;
+        stack[3] = 0xffffffff81300420;
         RawEvent {
             ts_ns: ts,
             args: [start, end, 0],
@@ -164,7 +174,7 @@ ffffffff81300400 T vmemmap_populate
             kind,
             target,
             method: Method::Fentry,
-            stack_bytes: if kind == Kind::Entry { 24 } else { 0 },
+            stack_bytes: if kind == Kind::Entry { 32 } else { 0 },
             comm: *b"kworker/u4:1\0\0\0\0",
             stack,
         }
@@ -191,6 +201,8 @@ ffffffff81300400 T vmemmap_populate
         assert!(s.helper && s.entry_seen);
         assert_eq!((s.slot_first, s.slot_last), (469, 469));
         assert_eq!(s.caller, crate::caller::Caller::PopulateHelper);
+        // The BPF program's own frame is dropped.
+        assert_eq!(s.stack[0], "arch_sync_kernel_mappings+0x4");
         assert_eq!(s.stack[1], "vmemmap_p4d_populate+0x50");
         let json = serde_json::to_value(Record::Sync(s)).unwrap();
         assert_eq!(json["event"], "sync");

@@ -85,6 +85,8 @@ pub fn run(args: TestArgs) -> Result<i32> {
     if args.only.is_none() && !args.no_host {
         let t = Instant::now();
         tally.record("host/deploy", t, host::deploy());
+        let t = Instant::now();
+        tally.record("host/unprivileged", t, host::unprivileged(&bin));
     }
     for s in scenarios::all(args.full) {
         if args.only.as_deref().is_some_and(|o| !s.name.contains(o)) {

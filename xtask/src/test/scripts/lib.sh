@@ -6,6 +6,8 @@ step() { echo "=== step $1"; }
 
 # start_run ARGS...: sync-trace run --json in the background, until it says ready.
 start_run() {
+    # A previous run's `ready` must not be mistaken for this one's.
+    rm -f /tmp/run.json /tmp/run.err
     sync-trace run --json "$@" >/tmp/run.json 2>/tmp/run.err &
     RUN_PID=$!
     i=0

@@ -79,11 +79,19 @@ fn class_of(frame: &str, helper_range: bool) -> Option<Caller> {
 /// Classifies a sync from its symbolized stack (innermost frame first): the
 /// innermost frame that belongs to a known path decides. `helper_range` is
 /// `start == end`, the signature of the populate helpers.
+///
+/// `start == end` with no known path in the stack is still the helper form
+/// (no other kernel caller passes it): code outside the known populate
+/// functions doing what `p4d_populate_kernel()` does.
 pub fn classify<S: AsRef<str>>(frames: &[S], helper_range: bool) -> Caller {
     frames
         .iter()
         .find_map(|f| class_of(f.as_ref(), helper_range))
-        .unwrap_or(Caller::Other)
+        .unwrap_or(if helper_range {
+            Caller::PopulateHelper
+        } else {
+            Caller::Other
+        })
 }
 
 #[cfg(test)]
@@ -126,6 +134,10 @@ mod tests {
             Caller::Vmalloc
         );
         assert_eq!(classify(&["do_syscall_64+0x30"], false), Caller::Other);
-        assert_eq!(classify::<&str>(&[], true), Caller::Other);
+        assert_eq!(classify::<&str>(&[], false), Caller::Other);
+        assert_eq!(
+            classify(&["st_populate_write+0x40 [st_populate]"], true),
+            Caller::PopulateHelper
+        );
     }
 }

@@ -207,6 +207,36 @@ mod tests {
         assert_eq!(unsynced, vec![469]);
     }
 
+    /// Recorded in a 6.12 guest with the st_populate module: a synced
+    /// population (507), a late one (506, synced after 300 ms) and a
+    /// never-synced one (505).
+    #[test]
+    fn recorded_module_run_flags_late_and_never() {
+        let recs = parse(include_str!("../tests/fixtures/6.12-module.ndjson"));
+        let out = replay_records(&recs, 100 * MS);
+        let (paired, unsynced) = derived(&out);
+        assert_eq!(paired, vec![507, 506]);
+        assert_eq!(unsynced, vec![506, 505]);
+        let late = out.iter().find_map(|r| match r {
+            Record::Paired(p) if p.pop.slot == 506 => Some(p),
+            _ => None,
+        });
+        let late = late.expect("late pairing");
+        assert!(late.late && late.latency_ns >= 300 * MS, "{late:?}");
+        for r in &out {
+            if let Record::Unsynced(u) = r {
+                assert!(
+                    u.pgds_missing > 0 && u.pgds_total >= u.pgds_missing,
+                    "{u:?}"
+                );
+            }
+        }
+        // With a 1 s window the late sync is in time, and the recording ends
+        // before the never-synced population's window closes.
+        let (paired, unsynced) = derived(&replay_records(&recs, 1000 * MS));
+        assert_eq!((paired, unsynced), (vec![507, 506], vec![]));
+    }
+
     #[test]
     fn a_bad_line_is_one_error_naming_the_line() {
         let dir = std::env::temp_dir().join(format!("st-replay-{}", std::process::id()));

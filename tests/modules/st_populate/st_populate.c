@@ -299,6 +299,29 @@ static void st_late_fn(struct work_struct *w)
 	st_report(&l->rec);
 }
 
+/*
+ * After a synced populate of slot @i: point the writing process's own copy of the entry at
+ * another (empty) table, so that its PGD disagrees with init_mm in a present entry, which is
+ * what sync_global_pgds() would BUG_ON. Only the writer's PGD is touched; nothing maps the
+ * slot, and no later sync covers it in the tests (a sync over it would hit that BUG_ON).
+ * The second table is leaked with the PGD (pgd_free() never frees kernel-half tables).
+ */
+static noinline notrace void st_mismatch_current(int i, unsigned long addr)
+{
+	void *other = (void *)get_zeroed_page(GFP_KERNEL);
+	pgd_t *pgd;
+
+	if (!other || !current->mm)
+		return;
+	pgd = current->mm->pgd + i;
+	spin_lock(&current->mm->page_table_lock);
+	if (pgtable_l5_enabled())
+		set_pgd(pgd, __pgd(_KERNPG_TABLE | __pa(other)));
+	else
+		set_p4d(p4d_offset(pgd, addr), __p4d(_KERNPG_TABLE | __pa(other)));
+	spin_unlock(&current->mm->page_table_lock);
+}
+
 /* Called with st_lock held. */
 static int st_action_top(const char *mode)
 {
@@ -335,8 +358,10 @@ static int st_action_top(const char *mode)
 	r.level = pgtable_l5_enabled() ? "pgd" : "p4d";
 	r.seq = ++st_seq;
 
-	if (!strcmp(mode, "sync"))
+	if (!strcmp(mode, "sync") || !strcmp(mode, "mismatch"))
 		st_do_sync(&r);
+	if (!strcmp(mode, "mismatch"))
+		st_mismatch_current(i, r.addr);
 	st_last = r;
 	if (late) {
 		late->rec = r;
@@ -414,9 +439,11 @@ static ssize_t st_trigger_write(struct file *f, const char __user *ubuf, size_t 
 	cmd = strim(buf);
 
 	mutex_lock(&st_lock);
-	if (!strcmp(cmd, "sync") || !strcmp(cmd, "late") || !strcmp(cmd, "never"))
-		ret = st_action_top(!strcmp(cmd, "sync") ? "sync" :
-				    !strcmp(cmd, "late") ? "late" : "never");
+	if (!strcmp(cmd, "sync") || !strcmp(cmd, "late") || !strcmp(cmd, "never") ||
+	    !strcmp(cmd, "mismatch"))
+		ret = st_action_top(!strcmp(cmd, "sync")       ? "sync" :
+				    !strcmp(cmd, "late")       ? "late" :
+				    !strcmp(cmd, "mismatch")   ? "mismatch" : "never");
 	else if (!strcmp(cmd, "lower"))
 		ret = st_action_lower();
 	else

@@ -141,15 +141,37 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     }
     o.expect_exit("never", 3)?;
 
-    // Only the three top-level actions are populations, and only late and never are unsynced.
+    // Mismatch: synced, then the writer's own PGD points elsewhere: a
+    // `mismatch` record, and audit names the slot and exits 3.
+    let mm = action(o, "mismatch")?;
+    check_synced(&recs, &mm)?;
+    let m = for_slot(&recs, "mismatch", mm.slot);
+    let m = m
+        .first()
+        .with_context(|| format!("no mismatch record for slot {}", mm.slot))?;
+    ensure!(
+        m["pgds"].as_u64() == Some(1),
+        "mismatch should be in the writer's PGD only: {m}"
+    );
+    o.expect_exit("mismatch", 3)?;
+    let audited = o.events("mismatch", "verify")?;
+    ensure!(
+        audited.iter().any(|v| v["mismatched"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["slot"] == mm.slot))),
+        "audit does not name the mismatched slot {}: {audited:?}",
+        mm.slot
+    );
+
+    // Only the four top-level actions are populations, and only late and never are unsynced.
     let populated: Vec<u64> = recs
         .iter()
         .filter(|r| r["event"] == "populate")
         .filter_map(|r| r["slot"].as_u64())
         .collect();
     ensure!(
-        populated.len() == 3,
-        "populations {populated:?}, expected the slots of sync, late and never"
+        populated.len() == 4,
+        "populations {populated:?}, expected the slots of sync, late, never and mismatch"
     );
     let unsynced = recs.iter().filter(|r| r["event"] == "unsynced").count();
     ensure!(

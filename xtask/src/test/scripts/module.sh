@@ -1,5 +1,6 @@
 # Synthetic top-level populations from the st_populate test module
-# (tests/modules/st_populate): synced, lower-level, late, never; audits between.
+# (tests/modules/st_populate): synced, lower-level, late, never, mismatched;
+# audits between.
 insmod /modules/st_populate.ko \
     init_mm_addr=0x$(grep ' init_mm$' /proc/kallsyms | cut -d' ' -f1) \
     sync_addr=0x$(grep ' arch_sync_kernel_mappings$' /proc/kallsyms | cut -d' ' -f1) \
@@ -17,6 +18,8 @@ step late
 act late; sleep 1; audit
 step never
 act never; sleep 1; audit
+step mismatch
+act mismatch; sleep 1; audit
 step run
 stop_run
 step fail-on-unsynced

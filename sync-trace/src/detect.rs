@@ -163,16 +163,15 @@ impl Detector {
             pgds,
         };
         let slots: Vec<usize> = snap.present_kernel_slots().collect();
-        let missing: Vec<SlotCount> = slots
-            .iter()
-            .filter(|&&s| snap.missing(s) > 0)
-            .map(|&s| count(s, snap.missing(s)))
-            .collect();
-        let mismatched: Vec<SlotCount> = slots
-            .iter()
-            .filter(|&&s| snap.mismatch(s) > 0)
-            .map(|&s| count(s, snap.mismatch(s)))
-            .collect();
+        let nonzero = |per_slot: fn(&Snapshot, usize) -> u32| -> Vec<SlotCount> {
+            slots
+                .iter()
+                .filter(|&&s| per_slot(snap, s) > 0)
+                .map(|&s| count(s, per_slot(snap, s)))
+                .collect()
+        };
+        let missing = nonzero(Snapshot::missing);
+        let mismatched = nonzero(Snapshot::mismatch);
         let complete = snap.walked() && !snap.incomplete();
         let problems: Vec<(usize, u32, u32)> = slots
             .iter()

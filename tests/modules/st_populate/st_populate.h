@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * st_populate - sync-trace test module (x86_64 only): what st_main.c (parameters, debugfs,
+ * init/exit), st_layout.c (slot arithmetic, free slots) and st_actions.c (the populates, the
+ * syncs, the actions) share. The module itself is described at the top of st_main.c.
+ */
+#ifndef ST_POPULATE_H
+#define ST_POPULATE_H
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/workqueue.h>
+#include <asm/pgtable.h>
+
+#ifndef CONFIG_X86_64
+#error "st_populate is x86_64 only"
+#endif
+
+struct mm_struct;
+
+struct st_record {
+	const char *mode;	/* sync, late, never, lower, none */
+	const char *level;	/* pgd, p4d, pud, none */
+	int slot;		/* top-level index */
+	unsigned long addr;	/* start of the populated slot / entry */
+	u64 ts_ns;		/* ktime_get_ns() right after the entry was written */
+	u64 sync_ts_ns;		/* ktime_get_ns() right after the sync returned, or 0 */
+	u64 seq;		/* action number, to match late syncs to st_last */
+};
+
+struct st_late {
+	struct list_head node;
+	struct delayed_work dw;
+	struct st_record rec;
+};
+
+/* st_main.c: the module parameter delay_ms, and the kernel objects from the parameters. */
+extern unsigned int st_delay_ms;
+extern struct mm_struct *st_mm;
+extern void (*st_sync)(unsigned long start, unsigned long end);
+
+/* st_layout.c */
+unsigned long st_slot_addr(unsigned int i);
+unsigned long st_slot_last(unsigned int i);
+unsigned long st_end(unsigned long start, unsigned long size);
+unsigned long st_vmemmap_size(void);
+bool st_tl_none(pgd_t *pgd, unsigned long addr);
+bool st_tl_present(pgd_t e);
+int st_find_free_slot(void);
+
+/* st_actions.c */
+extern struct mutex st_lock;
+extern struct st_record st_last;
+extern struct list_head st_late_list;
+int st_format(const struct st_record *r, char *buf, size_t len);
+int st_action_top(const char *mode);
+int st_action_lower(void);
+
+#endif /* ST_POPULATE_H */

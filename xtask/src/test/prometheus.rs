@@ -24,7 +24,13 @@ pub fn ensure_prometheus() -> Result<PathBuf> {
     if bin.join("prometheus").is_file() && bin.join("promtool").is_file() {
         return Ok(bin);
     }
-    let debs = apt::Apt::host().download(&["prometheus".into()], &cache_dir().join("debs"))?;
+    let want = ["prometheus".to_string()];
+    let debs_dir = cache_dir().join("debs");
+    // The host's package lists may predate the package: update once and retry.
+    let debs = apt::Apt::host().download(&want, &debs_dir).or_else(|_| {
+        crate::deps::apt_update_once()?;
+        apt::Apt::host().download(&want, &debs_dir)
+    })?;
     apt::unpack_deb(&debs[0], &root)?;
     ensure!(
         bin.join("prometheus").is_file(),

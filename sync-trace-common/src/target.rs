@@ -20,17 +20,23 @@ pub enum Target {
     PgdPopulateKernel = 4,
     /// `p4d_populate_kernel(addr, p4d, pud)` likewise.
     P4dPopulateKernel = 5,
+    /// `init_memory_mapping(start, end, prot)`: maps physical `[start, end)`
+    /// into the direct map, creating top-level entries where needed (the
+    /// populating code below it is notrace on 6.1). Its entry bounds when a
+    /// direct-map population can have happened.
+    InitMemoryMapping = 6,
 }
 
 impl Target {
     /// Every target, in attach order.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::ArchSyncKernelMappings,
         Target::SyncGlobalPgds,
         Target::VmemmapPgdPopulate,
         Target::VmemmapP4dPopulate,
         Target::PgdPopulateKernel,
         Target::P4dPopulateKernel,
+        Target::InitMemoryMapping,
     ];
 
     pub fn from_raw(v: u8) -> Option<Self> {
@@ -46,6 +52,7 @@ impl Target {
             Target::VmemmapP4dPopulate => "vmemmap_p4d_populate",
             Target::PgdPopulateKernel => "pgd_populate_kernel",
             Target::P4dPopulateKernel => "p4d_populate_kernel",
+            Target::InitMemoryMapping => "init_memory_mapping",
         }
     }
 
@@ -58,6 +65,7 @@ impl Target {
             Target::VmemmapP4dPopulate => "ST_TARGET_VMEMMAP_P4D_POPULATE",
             Target::PgdPopulateKernel => "ST_TARGET_PGD_POPULATE_KERNEL",
             Target::P4dPopulateKernel => "ST_TARGET_P4D_POPULATE_KERNEL",
+            Target::InitMemoryMapping => "ST_TARGET_INIT_MEMORY_MAPPING",
         }
     }
 
@@ -69,11 +77,13 @@ impl Target {
         )
     }
 
-    /// `(start, end)` of a sync, or `(addr, addr)` of a populate call, from
-    /// the raw arguments.
+    /// `(start, end)` of a sync, `(addr, addr)` of a populate call, or the
+    /// physical `(start, end)` of `init_memory_mapping`, from the raw arguments.
     pub fn range(self, args: &[u64; 3]) -> (u64, u64) {
         match self {
-            Target::ArchSyncKernelMappings | Target::SyncGlobalPgds => (args[0], args[1]),
+            Target::ArchSyncKernelMappings | Target::SyncGlobalPgds | Target::InitMemoryMapping => {
+                (args[0], args[1])
+            }
             Target::VmemmapPgdPopulate | Target::PgdPopulateKernel | Target::P4dPopulateKernel => {
                 (args[0], args[0])
             }

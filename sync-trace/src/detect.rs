@@ -28,6 +28,15 @@ struct Hint {
     stack: Vec<String>,
 }
 
+/// A traced `init_memory_mapping()` call: direct-map populations in its
+/// slots happen after its entry.
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    ts_ns: u64,
+    first: usize,
+    last: usize,
+}
+
 #[derive(Default)]
 pub struct Detector {
     /// Set before the baseline: the kernel has KASAN (its shadow region exists).
@@ -36,6 +45,7 @@ pub struct Detector {
     known: Vec<bool>,
     last_empty_ns: Vec<u64>,
     hints: VecDeque<Hint>,
+    bounds: VecDeque<Bound>,
     mismatch_reported: Vec<bool>,
     /// (slot, missing, mismatched) of the last verify a sweep emitted.
     last_problems: Vec<(usize, u32, u32)>,
@@ -76,6 +86,20 @@ impl Detector {
     }
 
     pub fn hint_call(&mut self, c: &CallRecord) {
+        if let (Some(l), Some(end)) = (self.layout, c.end) {
+            // init_memory_mapping(start, end): physical, mapped at page_offset_base.
+            let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
+            let (first, last) = l.slots_of(va(c.addr.0), va(end.0.max(c.addr.0 + 1) - 1));
+            if self.bounds.len() == MAX_HINTS {
+                self.bounds.pop_front();
+            }
+            self.bounds.push_back(Bound {
+                ts_ns: c.ts_ns,
+                first,
+                last,
+            });
+            return;
+        }
         if let Some(l) = self.layout {
             self.add_hint(Hint {
                 ts_ns: c.ts_ns,
@@ -114,7 +138,14 @@ impl Detector {
     }
 
     fn population(&self, layout: &Layout, slot: usize, seen_ns: u64) -> PopulateRecord {
-        let not_before_ns = self.last_empty_ns[slot];
+        // After the last scan that saw it empty, and after the entry of a
+        // traced init_memory_mapping() over it since then.
+        let not_before_ns = self
+            .bounds
+            .iter()
+            .filter(|b| (b.first..=b.last).contains(&slot) && b.ts_ns <= seen_ns)
+            .map(|b| b.ts_ns)
+            .fold(self.last_empty_ns[slot], u64::max);
         let hint = self
             .hints
             .iter()
@@ -298,6 +329,37 @@ mod tests {
         );
         assert_eq!((p.ts_ns, p.not_before_ns), (3_000, 2_000));
         assert!(p.cpu.is_none() && p.stack.is_empty());
+    }
+
+    #[test]
+    fn a_traced_direct_map_call_bounds_an_effect_population() {
+        let mut d = Detector::default();
+        d.baseline(&Snapshot::test(1_000, &BOOT));
+        let call = |ts: u64, start: u64| CallRecord {
+            ts_ns: ts,
+            end_ns: ts + 500,
+            duration_ns: 500,
+            task: Task::default(),
+            function: Target::InitMemoryMapping,
+            addr: Hex(start),
+            end: Some(Hex(start + (128 << 20))),
+            method: Method::Kprobe,
+            entry_seen: true,
+            stack: vec![],
+        };
+        d.hint_call(&call(1_500, 0x8000000000)); // 512 GiB: slot 274
+        d.hint_call(&call(1_600, 0x10000000000)); // 1 TiB: slot 275, not ours
+        let mut out = Vec::new();
+        d.on_scan(
+            &Snapshot::test(3_000, &[273, 274, 402, 468, 511]),
+            Trigger::Sweep,
+            &mut out,
+        );
+        let Record::Populate(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!((p.pop.slot, p.pop.source), (274, Source::Effect));
+        assert_eq!((p.ts_ns, p.not_before_ns), (3_000, 1_500));
     }
 
     #[test]

@@ -88,7 +88,12 @@ pub struct CallRecord {
     #[serde(flatten)]
     pub task: Task,
     pub function: Target,
+    /// The address the function populates (vmemmap and populate helpers),
+    /// or the physical start of `init_memory_mapping`.
     pub addr: Hex,
+    /// The physical end (exclusive) of `init_memory_mapping`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<Hex>,
     pub method: Method,
     pub entry_seen: bool,
     pub stack: Vec<String>,

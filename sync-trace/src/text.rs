@@ -79,13 +79,16 @@ impl Record {
                 callers(&s.stack),
             ),
             Record::Call(c) => format!(
-                "{:>14.6} cpu{} {}[{}] call {} addr={} {:.1}us via {}{}",
+                "{:>14.6} cpu{} {}[{}] call {} {} {:.1}us via {}{}",
                 secs(c.ts_ns),
                 c.task.cpu,
                 c.task.comm,
                 c.task.pid,
                 c.function.symbol(),
-                c.addr,
+                match c.end {
+                    Some(end) => format!("phys {}..{}", c.addr, end),
+                    None => format!("addr={}", c.addr),
+                },
                 c.duration_ns as f64 / 1e3,
                 c.method.name(),
                 callers(&c.stack),

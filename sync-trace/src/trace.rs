@@ -118,6 +118,7 @@ impl Tracer {
                 task,
                 function,
                 addr: Hex(start),
+                end: (function == Target::InitMemoryMapping).then_some(Hex(end)),
                 method: ev.method,
                 entry_seen,
                 stack,

@@ -29,7 +29,8 @@ enum st_target {
 	ST_TARGET_VMEMMAP_P4D_POPULATE = 3,      /* (pgd, addr, node) */
 	ST_TARGET_PGD_POPULATE_KERNEL = 4,       /* (addr, pgd, p4d) where a kernel has it as a function */
 	ST_TARGET_P4D_POPULATE_KERNEL = 5,       /* (addr, p4d, pud) likewise */
-	ST_TARGET_COUNT = 6,
+	ST_TARGET_INIT_MEMORY_MAPPING = 6,       /* (start, end, prot): physical [start, end) of a new direct-map range */
+	ST_TARGET_COUNT = 7,
 };
 
 /* Which side of the call a record describes. */

@@ -14,6 +14,8 @@ pub const VMEMMAP_32T: u64 = 0xffffea8000000000;
 const SLOT_VMEMMAP_32T: u64 = 469;
 const SLOT_DIRECT_32T: u64 = 337;
 const SLOT_DIRECT_512G: u64 = 274;
+/// Physical address of the DIMM at 512 GiB.
+const AT_512G: u64 = 0x80_0000_0000;
 /// 5-level, no KASLR: vmemmap_base.
 const VMEMMAP_5LEVEL: u64 = 0xffd4000000000000;
 
@@ -163,6 +165,23 @@ pub fn check_hotadd_512g(o: &Output) -> Result<()> {
         "direct-map sync stack lacks __kernel_physical_mapping_init: {direct}"
     );
     populated_and_paired(o, "hotadd", SLOT_DIRECT_512G, "direct_map")?;
+    // The traced init_memory_mapping() of the DIMM bounds when the entry appeared.
+    let calls = o.events("hotadd", "call")?;
+    let map = calls
+        .iter()
+        .find(|c| {
+            c["function"] == "init_memory_mapping" && addr(c, "addr").is_ok_and(|a| a == AT_512G)
+        })
+        .with_context(|| format!("no init_memory_mapping of the DIMM traced; calls: {calls:?}"))?;
+    let pops = o.events("hotadd", "populate")?;
+    let pop = pops
+        .iter()
+        .find(|p| p["slot"] == SLOT_DIRECT_512G)
+        .context("no populate of slot 274")?;
+    ensure!(
+        pop["not_before_ns"].as_u64() >= map["ts_ns"].as_u64(),
+        "population of slot 274 not bounded by the init_memory_mapping entry: {pop} / {map}"
+    );
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)
 }

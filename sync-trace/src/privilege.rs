@@ -60,8 +60,11 @@ pub fn preflight() -> Result<(), String> {
 /// Text for an attach or load failure that came back as EPERM/EACCES.
 pub fn explain_denied() -> String {
     let lockdown = fs::read_to_string("/sys/kernel/security/lockdown").unwrap_or_default();
+    let caps = effective_caps();
     if lockdown.contains("[confidentiality]") {
         "denied by kernel lockdown: /sys/kernel/security/lockdown is 'confidentiality', which forbids kprobes and BPF reads of kernel memory; boot with lockdown=integrity or none".into()
+    } else if has(caps, CAP_SYS_ADMIN) || (has(caps, CAP_BPF) && has(caps, CAP_PERFMON)) {
+        "denied although this process has the BPF capabilities: an LSM policy or the container's seccomp profile forbids BPF tracing programs here; run on the host or allow bpf() and perf_event_open()".into()
     } else {
         "permission denied: needs root, or CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN before Linux 5.8)".into()
     }

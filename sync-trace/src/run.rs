@@ -115,6 +115,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         capture_stack: !args.no_stacks,
         force_log: args.test_kernel_log,
     })?;
+    if !probe::any_sync_attached(&session.statuses) {
+        return Err(anyhow!(
+            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
+        ));
+    }
     for s in &session.statuses {
         match (s.attached, &s.reason) {
             (true, _) => log::info!(
@@ -125,11 +130,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             (false, Some(r)) => log::info!("not attached {}: {r}", s.symbol),
             (false, None) => {}
         }
-    }
-    if !probe::any_sync_attached(&session.statuses) {
-        return Err(anyhow!(
-            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
-        ));
     }
     let syms: &Kallsyms = &session.facts.kallsyms;
     let mut engine = Engine {

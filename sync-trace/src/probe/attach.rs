@@ -68,18 +68,28 @@ fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, target: Target) -> Target
     st
 }
 
+/// The kprobe PMU that perf_event_open-based kprobes use.
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+
 fn program_err(e: ProgramError) -> String {
     let mut text = match &e {
         ProgramError::LoadError { io_error, .. } => format!("load failed: {io_error}"),
         other => other.to_string(),
     };
     let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
+    while let Some(err) = source {
+        let s = err.to_string();
+        if !text.contains(&s) {
+            text = format!("{text}: {s}");
+        }
+        source = err.source();
     }
     if text.contains("Operation not permitted") || text.contains("Permission denied") {
         format!("{text} ({})", crate::privilege::explain_denied())
+    } else if text.contains(KPROBE_PMU) && !std::path::Path::new(KPROBE_PMU).exists() {
+        format!(
+            "{text} (this kernel has no kprobe PMU: it lacks CONFIG_KPROBES/CONFIG_KPROBE_EVENTS)"
+        )
     } else {
         text
     }

@@ -85,19 +85,31 @@ impl Detector {
         }
     }
 
+    /// `init_memory_mapping(start, end)` entered at `ts_ns`: direct-map
+    /// populations of physical `[start, end)` happen after it. Fed at the
+    /// call's exit, and while it is still running (its exit can come after
+    /// the scan that sees its population).
+    pub fn bound_direct_map(&mut self, ts_ns: u64, start: u64, end: u64) {
+        let Some(l) = self.layout else { return };
+        let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
+        let (first, last) = l.slots_of(va(start), va(end.max(start + 1) - 1));
+        let b = Bound { ts_ns, first, last };
+        if self
+            .bounds
+            .iter()
+            .any(|x| x.ts_ns == b.ts_ns && x.first == b.first)
+        {
+            return;
+        }
+        if self.bounds.len() == MAX_HINTS {
+            self.bounds.pop_front();
+        }
+        self.bounds.push_back(b);
+    }
+
     pub fn hint_call(&mut self, c: &CallRecord) {
-        if let (Some(l), Some(end)) = (self.layout, c.end) {
-            // init_memory_mapping(start, end): physical, mapped at page_offset_base.
-            let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
-            let (first, last) = l.slots_of(va(c.addr.0), va(end.0.max(c.addr.0 + 1) - 1));
-            if self.bounds.len() == MAX_HINTS {
-                self.bounds.pop_front();
-            }
-            self.bounds.push_back(Bound {
-                ts_ns: c.ts_ns,
-                first,
-                last,
-            });
+        if let Some(end) = c.end {
+            self.bound_direct_map(c.ts_ns, c.addr.0, end.0);
             return;
         }
         if let Some(l) = self.layout {

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{anyhow, Context as _};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya_log::EbpfLogger;
-use sync_trace_common::{raw, RawEvent};
+use sync_trace_common::{raw, RawEvent, Target};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
@@ -72,7 +72,11 @@ struct Engine {
 impl Engine {
     /// Walks pgd_list and feeds the model; a walk at a grace deadline is
     /// reported as such.
-    fn scan(&mut self, trigger: Trigger) -> anyhow::Result<()> {
+    fn scan(&mut self, trigger: Trigger, tracer: &Tracer) -> anyhow::Result<()> {
+        // Direct-map mappings still running bound the populations they make.
+        for (ts, args) in tracer.inflight(Target::InitMemoryMapping) {
+            self.model.detector.bound_direct_map(ts, args[0], args[1]);
+        }
         let snap = self.scanner.verified_walk()?;
         let due = self
             .model
@@ -186,7 +190,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
 
     sink.emit(&layout)?;
     // Problems present at start are reported before `ready`.
-    engine.scan(Trigger::Baseline)?;
+    engine.scan(Trigger::Baseline, &tracer)?;
     sink.emit_all(&mut engine.out)?;
     eprintln!("ready");
 
@@ -209,15 +213,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sweep.tick() => engine.scan(Trigger::Sweep)?,
-            _ = sleep(grace_wait) => engine.scan(Trigger::Deadline)?,
+            _ = sweep.tick() => engine.scan(Trigger::Sweep, &tracer)?,
+            _ = sleep(grace_wait) => engine.scan(Trigger::Deadline, &tracer)?,
             _ = lost_tick.tick() => lost.poll(&mut engine.out)?,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = &mut deadline => break,
         }
         if synced {
-            engine.scan(Trigger::Sync)?;
+            engine.scan(Trigger::Sync, &tracer)?;
         }
         if sink.emit_all(&mut engine.out)? && args.fail_on_unsynced {
             exit = EXIT_UNSYNCED;

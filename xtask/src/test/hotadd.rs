@@ -14,8 +14,9 @@ pub const VMEMMAP_32T: u64 = 0xffffea8000000000;
 const SLOT_VMEMMAP_32T: u64 = 469;
 const SLOT_DIRECT_32T: u64 = 337;
 const SLOT_DIRECT_512G: u64 = 274;
-/// Physical address of the DIMM at 512 GiB.
+/// Physical addresses of the DIMMs.
 const AT_512G: u64 = 0x80_0000_0000;
+const AT_32T: u64 = 0x2000_0000_0000;
 /// 5-level, no KASLR: vmemmap_base.
 const VMEMMAP_5LEVEL: u64 = 0xffd4000000000000;
 
@@ -93,6 +94,28 @@ fn populated_and_paired(o: &Output, step: &str, slot: u64, region: &str) -> Resu
         .with_context(|| format!("populate of slot {slot} never paired with a sync"))
 }
 
+/// The traced `init_memory_mapping()` of the DIMM at `phys` bounds when the
+/// direct-map entry of `slot` appeared (`not_before_ns`).
+fn bounded_by_mapping(o: &Output, slot: u64, phys: u64) -> Result<()> {
+    let calls = o.events("hotadd", "call")?;
+    let map = calls
+        .iter()
+        .find(|c| {
+            c["function"] == "init_memory_mapping" && addr(c, "addr").is_ok_and(|a| a == phys)
+        })
+        .with_context(|| format!("no init_memory_mapping of {phys:#x} traced; calls: {calls:?}"))?;
+    let pops = o.events("hotadd", "populate")?;
+    let pop = pops
+        .iter()
+        .find(|p| p["slot"] == slot)
+        .with_context(|| format!("no populate of slot {slot}"))?;
+    ensure!(
+        pop["not_before_ns"].as_u64() >= map["ts_ns"].as_u64(),
+        "population of slot {slot} not bounded by the init_memory_mapping entry: {pop} / {map}"
+    );
+    Ok(())
+}
+
 fn no_unsynced(o: &Output, step: &str) -> Result<()> {
     if let Some(u) = o.events(step, "unsynced")?.first() {
         bail!("unexpected unsynced: {u}");
@@ -139,6 +162,7 @@ pub fn check_hotadd_32t(o: &Output) -> Result<()> {
         "vmemmap population not traced exactly: {vm}"
     );
     populated_and_paired(o, "hotadd", SLOT_DIRECT_32T, "direct_map")?;
+    bounded_by_mapping(o, SLOT_DIRECT_32T, AT_32T)?;
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)
 }
@@ -165,23 +189,7 @@ pub fn check_hotadd_512g(o: &Output) -> Result<()> {
         "direct-map sync stack lacks __kernel_physical_mapping_init: {direct}"
     );
     populated_and_paired(o, "hotadd", SLOT_DIRECT_512G, "direct_map")?;
-    // The traced init_memory_mapping() of the DIMM bounds when the entry appeared.
-    let calls = o.events("hotadd", "call")?;
-    let map = calls
-        .iter()
-        .find(|c| {
-            c["function"] == "init_memory_mapping" && addr(c, "addr").is_ok_and(|a| a == AT_512G)
-        })
-        .with_context(|| format!("no init_memory_mapping of the DIMM traced; calls: {calls:?}"))?;
-    let pops = o.events("hotadd", "populate")?;
-    let pop = pops
-        .iter()
-        .find(|p| p["slot"] == SLOT_DIRECT_512G)
-        .context("no populate of slot 274")?;
-    ensure!(
-        pop["not_before_ns"].as_u64() >= map["ts_ns"].as_u64(),
-        "population of slot 274 not bounded by the init_memory_mapping entry: {pop} / {map}"
-    );
+    bounded_by_mapping(o, SLOT_DIRECT_512G, AT_512G)?;
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)
 }

@@ -1,7 +1,7 @@
 //! Population detection by effect: compares each scan of init_mm's
 //! top-level table with the previous one, and names the code that
 //! populated a new entry when a helper sync or populate call was traced.
-//! Also turns walks of pgd_list into `verify` and `mismatch` records.
+//! Walks of pgd_list go on to `verify.rs`.
 
 use std::collections::VecDeque;
 
@@ -9,10 +9,10 @@ use sync_trace_common::{raw::PTRS, Layout};
 
 use crate::{
     record::{
-        CallRecord, Hex, MismatchRecord, PopulateRecord, Population, Record, SlotCount, Source,
-        SyncRecord, Task, Trigger, VerifyRecord,
+        CallRecord, Hex, PopulateRecord, Population, Record, Source, SyncRecord, Task, Trigger,
     },
     snapshot::Snapshot,
+    verify::Verifier,
 };
 
 /// Traced hints kept to name the populating code (helper syncs are rare).
@@ -46,9 +46,7 @@ pub struct Detector {
     last_empty_ns: Vec<u64>,
     hints: VecDeque<Hint>,
     bounds: VecDeque<Bound>,
-    mismatch_reported: Vec<bool>,
-    /// (slot, missing, mismatched) of the last verify a sweep emitted.
-    last_problems: Vec<(usize, u32, u32)>,
+    verifier: Verifier,
 }
 
 impl Detector {
@@ -63,7 +61,6 @@ impl Detector {
         self.layout = Some(layout);
         self.known = (0..PTRS).map(|s| snap.present(s)).collect();
         self.last_empty_ns = vec![snap.ts_ns(); PTRS];
-        self.mismatch_reported = vec![false; PTRS];
         layout
     }
 
@@ -145,7 +142,7 @@ impl Detector {
             )));
         }
         if snap.walked() || snap.incomplete() {
-            self.verify(&layout, snap, trigger, out);
+            self.verifier.on_walk(&layout, snap, trigger, out);
         }
     }
 
@@ -189,67 +186,6 @@ impl Detector {
                 pop: pop(Source::Effect),
                 stack: Vec::new(),
             },
-        }
-    }
-
-    fn verify(
-        &mut self,
-        layout: &Layout,
-        snap: &Snapshot,
-        trigger: Trigger,
-        out: &mut Vec<Record>,
-    ) {
-        let count = |slot: usize, pgds: u32| SlotCount {
-            slot,
-            addr: Hex(layout.slot_addr(slot)),
-            region: layout.region_of_slot(slot),
-            pgds,
-        };
-        let slots: Vec<usize> = snap.present_kernel_slots().collect();
-        let nonzero = |per_slot: fn(&Snapshot, usize) -> u32| -> Vec<SlotCount> {
-            slots
-                .iter()
-                .filter(|&&s| per_slot(snap, s) > 0)
-                .map(|&s| count(s, per_slot(snap, s)))
-                .collect()
-        };
-        let missing = nonzero(Snapshot::missing);
-        let mismatched = nonzero(Snapshot::mismatch);
-        let complete = snap.walked() && !snap.incomplete();
-        let problems: Vec<(usize, u32, u32)> = slots
-            .iter()
-            .filter(|&&s| snap.missing(s) + snap.mismatch(s) > 0)
-            .map(|&s| (s, snap.missing(s), snap.mismatch(s)))
-            .collect();
-        // A sweep that finds what the last one found says nothing new.
-        let changed = problems != self.last_problems;
-        if trigger != Trigger::Sweep || changed {
-            self.last_problems = problems;
-            out.push(Record::Verify(VerifyRecord {
-                ts_ns: snap.raw.end_ns,
-                trigger,
-                level: layout.level(),
-                pgds_total: snap.raw.pgds,
-                slots_checked: slots.len() as u32,
-                complete,
-                ok: complete && missing.is_empty() && mismatched.is_empty(),
-                missing,
-                mismatched,
-            }));
-        }
-        for &s in &slots {
-            if snap.mismatch(s) > 0 && !self.mismatch_reported[s] {
-                self.mismatch_reported[s] = true;
-                out.push(Record::Mismatch(MismatchRecord {
-                    ts_ns: snap.raw.end_ns,
-                    level: layout.level(),
-                    slot: s,
-                    addr: Hex(layout.slot_addr(s)),
-                    region: layout.region_of_slot(s),
-                    pgds: snap.mismatch(s),
-                    pgds_total: snap.raw.pgds,
-                }));
-            }
         }
     }
 }

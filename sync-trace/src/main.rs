@@ -23,6 +23,7 @@ mod snapshot;
 mod summary;
 mod text;
 mod trace;
+mod verify;
 
 use std::{io, process::ExitCode};
 

@@ -251,10 +251,7 @@ impl Metrics {
             Record::Mismatch(_) => {
                 self.mismatches.inc();
             }
-            Record::Verify(v) => {
-                self.pgds_verified.inc_by(u64::from(v.pgds_total));
-                self.pgd_list_length.set(i64::from(v.pgds_total));
-            }
+            Record::Verify(v) => self.walk(v.pgds_total),
             Record::Lost(l) if l.what == "events" => {
                 self.lost.inc_by(l.count);
             }
@@ -262,8 +259,9 @@ impl Metrics {
         }
     }
 
-    /// A walk that produced no `verify` record (a sweep that found nothing new).
-    pub fn quiet_walk(&self, pgds: u32) {
+    /// One pgd_list walk of `pgds` PGDs; called directly for walks that
+    /// produced no `verify` record (a sweep that found nothing new).
+    pub fn walk(&self, pgds: u32) {
         self.pgds_verified.inc_by(u64::from(pgds));
         self.pgd_list_length.set(i64::from(pgds));
     }

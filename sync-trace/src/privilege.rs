@@ -25,13 +25,18 @@ fn has(caps: u64, cap: u32) -> bool {
     caps & (1u64 << cap) != 0
 }
 
+/// Enough to load and attach tracing programs: CAP_SYS_ADMIN, or CAP_BPF
+/// with CAP_PERFMON (Linux 5.8 and later).
+fn bpf_capable(caps: u64) -> bool {
+    has(caps, CAP_SYS_ADMIN) || (has(caps, CAP_BPF) && has(caps, CAP_PERFMON))
+}
+
 /// Checks, before anything is loaded, that this process can load tracing
 /// programs and read kernel addresses. The error is one line that names
 /// what is missing and what to do.
 pub fn preflight() -> Result<(), String> {
     let caps = effective_caps();
-    let bpf_ok = has(caps, CAP_SYS_ADMIN) || (has(caps, CAP_BPF) && has(caps, CAP_PERFMON));
-    if !bpf_ok {
+    if !bpf_capable(caps) {
         let mut missing = Vec::new();
         if !has(caps, CAP_BPF) {
             missing.push("CAP_BPF");
@@ -60,10 +65,9 @@ pub fn preflight() -> Result<(), String> {
 /// Text for an attach or load failure that came back as EPERM/EACCES.
 pub fn explain_denied() -> String {
     let lockdown = fs::read_to_string("/sys/kernel/security/lockdown").unwrap_or_default();
-    let caps = effective_caps();
     if lockdown.contains("[confidentiality]") {
         "denied by kernel lockdown: /sys/kernel/security/lockdown is 'confidentiality', which forbids kprobes and BPF reads of kernel memory; boot with lockdown=integrity or none".into()
-    } else if has(caps, CAP_SYS_ADMIN) || (has(caps, CAP_BPF) && has(caps, CAP_PERFMON)) {
+    } else if bpf_capable(effective_caps()) {
         "denied although this process has the BPF capabilities: an LSM policy or the container's seccomp profile forbids BPF tracing programs here; run on the host or allow bpf() and perf_event_open()".into()
     } else {
         "permission denied: needs root, or CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN before Linux 5.8)".into()

@@ -25,6 +25,7 @@ use crate::{
     scan::Scanner,
     session::{kernel_release, Options, Session},
     sink::Sink,
+    snapshot::Snapshot,
     trace::Tracer,
 };
 
@@ -93,16 +94,19 @@ impl Engine {
             .iter()
             .any(|r| matches!(r, Record::Verify(_)));
         if let (false, Some(m)) = (reported, &self.metrics) {
-            m.quiet_walk(snap.raw.pgds);
+            m.walk(snap.raw.pgds);
         }
         Ok(())
     }
 }
 
-fn layout_record(engine: &mut Engine) -> anyhow::Result<Record> {
+/// The baseline: the first walk fixes the layout and the entries present at
+/// start; returns the `layout` record and the walk (whose verification is
+/// reported before `ready`).
+fn baseline(engine: &mut Engine) -> anyhow::Result<(Record, Snapshot)> {
     let snap = engine.scanner.verified_walk()?;
     let layout = engine.model.detector.baseline(&snap);
-    Ok(Record::Layout(LayoutRecord {
+    let rec = Record::Layout(LayoutRecord {
         ts_ns: snap.ts_ns(),
         kernel: kernel_release(),
         paging: layout.paging,
@@ -111,7 +115,8 @@ fn layout_record(engine: &mut Engine) -> anyhow::Result<Record> {
         vmemmap_base: Hex(layout.vmemmap_base),
         kernel_boundary: layout.kernel_boundary(),
         present: snap.present_kernel_slots().collect(),
-    }))
+    });
+    Ok((rec, snap))
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -143,7 +148,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         metrics: None,
     };
     engine.model.detector.kasan = syms.has_kasan();
-    let layout = layout_record(&mut engine)?;
+    let (layout, first_walk) = baseline(&mut engine)?;
     let Some(l) = engine.model.detector.layout() else {
         return Err(anyhow!("no kernel layout after the first scan"));
     };
@@ -190,7 +195,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
 
     sink.emit(&layout)?;
     // Problems present at start are reported before `ready`.
-    engine.scan(Trigger::Baseline, &tracer)?;
+    engine
+        .model
+        .on_scan(&first_walk, Trigger::Baseline, &mut engine.out);
     sink.emit_all(&mut engine.out)?;
     eprintln!("ready");
 

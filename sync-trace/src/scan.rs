@@ -112,13 +112,15 @@ impl Scanner {
                 break;
             }
             let again = self.scan(true)?;
-            snap.confirm_with(&again);
-            if snap.incomplete() && !again.incomplete() {
-                let keep = (snap.raw.missing, snap.raw.mismatch);
-                snap = again;
-                (snap.raw.missing, snap.raw.mismatch) = keep;
-                snap.confirm_with(&again);
-            }
+            // Keep the complete walk's header (table, list length, status)
+            // and the per-slot minimum of both walks' counts.
+            let (mut kept, other) = if snap.incomplete() && !again.incomplete() {
+                (again, snap)
+            } else {
+                (snap, again)
+            };
+            kept.confirm_with(&other);
+            snap = kept;
         }
         Ok(snap)
     }

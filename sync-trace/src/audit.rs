@@ -21,7 +21,7 @@ pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     detector.kasan = facts.kallsyms.has_kasan();
     let layout = detector.baseline(&snap);
     let mut out = Vec::new();
-    detector.on_scan(&snap, Trigger::Audit, &mut out);
+    detector.verify(&snap, Trigger::Audit, &mut out);
     let Some(Record::Verify(v)) = out.first().cloned() else {
         return Err(anyhow::anyhow!("the page-table walk produced no result"));
     };

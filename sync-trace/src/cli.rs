@@ -72,10 +72,15 @@ pub struct RunArgs {
     /// A population with no covering sync within this window is `unsynced`.
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     pub grace: Duration,
-    /// Period of the pgd_list verification sweep.
+    /// Period of the sweep: a read of init_mm's top-level table that finds
+    /// populations no traced call announced.
     #[arg(long, value_parser = parse_duration, default_value = "50ms")]
     pub sweep: Duration,
-    /// Exit 3 after the first `unsynced` event.
+    /// Period of the full pgd_list verification when nothing else walks it
+    /// (syncs and grace deadlines walk it at once).
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub walk_every: Duration,
+    /// Exit 3 after the first confirmed `unsynced` event (PGDs lack the entry).
     #[arg(long)]
     pub fail_on_unsynced: bool,
     /// Stop each pgd_list walk after this many PGDs.

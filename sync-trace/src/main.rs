@@ -6,6 +6,7 @@ mod caller;
 mod cli;
 mod clock;
 mod detect;
+mod evidence;
 mod exporter;
 mod kallsyms;
 mod metrics;

@@ -39,6 +39,11 @@ struct RegionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionLabels {
     function: &'static str,
 }
@@ -73,13 +78,17 @@ const CALLERS: [Caller; 5] = [
     Caller::Vmalloc,
     Caller::Other,
 ];
-const SOURCES: [Source; 2] = [Source::Helper, Source::Effect];
+/// Verdicts that can be `uncertain`.
+const VERDICTS: [&str; 2] = ["paired", "unsynced"];
 
 pub struct Metrics {
     registry: Registry,
     populations: Family<PopLabels, Counter>,
     syncs: Family<SyncLabels, Counter>,
     unsynced: Family<RegionLabels, Counter>,
+    unconfirmed: Family<RegionLabels, Counter>,
+    uncertain: Family<VerdictLabels, Counter>,
+    depopulations: Family<RegionLabels, Counter>,
     mismatches: Counter,
     latency: Histogram,
     sync_duration: Family<FunctionLabels, Histogram, LatencyBuckets>,
@@ -104,6 +113,9 @@ impl Metrics {
             populations: Family::default(),
             syncs: Family::default(),
             unsynced: Family::default(),
+            unconfirmed: Family::default(),
+            uncertain: Family::default(),
+            depopulations: Family::default(),
             mismatches: Counter::default(),
             latency: LatencyBuckets.new_metric(),
             sync_duration: Family::new_with_constructor(LatencyBuckets),
@@ -115,15 +127,21 @@ impl Metrics {
         };
         // Every known label set exists from the first scrape, at 0.
         for region in Region::ALL {
-            for source in SOURCES {
+            for source in Source::ALL {
                 drop(
                     m.populations
                         .get_or_create(&pop_labels(ctx.level, region, source)),
                 );
             }
-            drop(m.unsynced.get_or_create(&RegionLabels {
+            let r = RegionLabels {
                 region: region.name(),
-            }));
+            };
+            drop(m.unsynced.get_or_create(&r));
+            drop(m.unconfirmed.get_or_create(&r));
+            drop(m.depopulations.get_or_create(&r));
+        }
+        for verdict in VERDICTS {
+            drop(m.uncertain.get_or_create(&VerdictLabels { verdict }));
         }
         for function in SYNC_FUNCTIONS {
             for caller in CALLERS {
@@ -172,8 +190,23 @@ impl Metrics {
         );
         r.register(
             "sync_trace_unsynced_populations",
-            "Populations with no covering sync within the grace window",
+            "Populations with no covering sync within the grace window whose walk found PGDs lacking the entry",
             self.unsynced.clone(),
+        );
+        r.register(
+            "sync_trace_unsynced_unconfirmed_populations",
+            "Populations with no covering sync traced, yet every PGD walked after the window carries the entry",
+            self.unconfirmed.clone(),
+        );
+        r.register(
+            "sync_trace_uncertain_verdicts",
+            "Verdicts whose window overlapped lost kernel records",
+            self.uncertain.clone(),
+        );
+        r.register(
+            "sync_trace_depopulations",
+            "Kernel top-level entries of init_mm that went from present to none",
+            self.depopulations.clone(),
         );
         r.register(
             "sync_trace_pgd_mismatches",
@@ -240,11 +273,35 @@ impl Metrics {
                     .get_or_create(&pop_labels(p.pop.level, p.pop.region, p.pop.source))
                     .inc();
             }
-            Record::Paired(p) => self.latency.observe(p.latency_ns as f64 / 1e9),
+            Record::Paired(p) => {
+                self.latency.observe(p.latency_ns as f64 / 1e9);
+                if p.uncertain {
+                    self.uncertain
+                        .get_or_create(&VerdictLabels { verdict: "paired" })
+                        .inc();
+                }
+            }
             Record::Unsynced(u) => {
-                self.unsynced
+                let region = RegionLabels {
+                    region: u.pop.region.name(),
+                };
+                // As the summary counts them: a confirmed one is real even
+                // when records were lost.
+                match (u.confirmed, u.uncertain) {
+                    (true, _) => self.unsynced.get_or_create(&region).inc(),
+                    (false, true) => self
+                        .uncertain
+                        .get_or_create(&VerdictLabels {
+                            verdict: "unsynced",
+                        })
+                        .inc(),
+                    (false, false) => self.unconfirmed.get_or_create(&region).inc(),
+                };
+            }
+            Record::Depopulate(d) => {
+                self.depopulations
                     .get_or_create(&RegionLabels {
-                        region: u.pop.region.name(),
+                        region: d.region.name(),
                     })
                     .inc();
             }
@@ -358,6 +415,8 @@ mod tests {
         m.observe(&Record::Populate(PopulateRecord {
             ts_ns: 1,
             not_before_ns: 0,
+            seen_ns: 1,
+            empty_ns: 0,
             cpu: None,
             pid: None,
             comm: None,
@@ -374,11 +433,15 @@ mod tests {
             what: "events".into(),
             count: 5,
             total: 5,
+            ts_ns: 10,
+            since_ns: 5,
         }));
         m.observe(&Record::Lost(LostRecord {
             what: "logs".into(),
             count: 2,
             total: 2,
+            ts_ns: 10,
+            since_ns: 5,
         }));
         let text = m.prometheus_text();
         assert!(text.contains("sync_trace_populations_total{level=\"p4d\",region=\"vmemmap\",source=\"effect\"} 1\n"), "{text}");

@@ -1,20 +1,33 @@
 //! The model behind `run` and `replay`: counts, population detection,
-//! pairing and unsynced flags, fed with records in time order.
+//! pairing and unsynced flags, fed with records in the order they were
+//! observed.
+//!
+//! Live, a population a scan sees is held until the acts that belong to it
+//! are in: until a sync that covers it has ended, or until a walk starts
+//! after its grace window. Only then is its `populate` record written, so a
+//! helper sync that the kernel issued after the scan (the scan can run
+//! between the write and the call) still times it. `replay` reads the
+//! `populate` records as they were written, in the same order relative to
+//! the syncs and walks, and derives the same verdicts.
+
+use sync_trace_common::{Layout, Target};
 
 use crate::{
-    detect::Detector,
+    detect::{Detector, Sighting},
+    evidence::{Act, ActKind, Evidence},
     pairing::Pairing,
-    record::{Record, Trigger},
+    record::{CallRecord, Hex, PopulateRecord, Population, Record, SyncRecord, Trigger},
     snapshot::Snapshot,
     summary::Summary,
 };
 
 pub struct Model {
-    pub summary: Summary,
-    pub detector: Detector,
+    summary: Summary,
+    detector: Detector,
+    evidence: Evidence,
     pairing: Pairing,
-    /// Latest record time seen (replay's clock).
-    now_ns: u64,
+    /// Sightings whose population is not written yet.
+    held: Vec<Sighting>,
 }
 
 impl Model {
@@ -22,9 +35,24 @@ impl Model {
         Self {
             summary: Summary::default(),
             detector: Detector::default(),
+            evidence: Evidence::default(),
             pairing: Pairing::new(grace_ns),
-            now_ns: 0,
+            held: Vec::new(),
         }
+    }
+
+    pub fn count_undecodable(&mut self) {
+        self.summary.undecodable += 1;
+    }
+
+    pub fn layout(&self) -> Option<Layout> {
+        self.detector.layout()
+    }
+
+    /// Takes the scan made before the probes attached as the baseline.
+    pub fn baseline(&mut self, snap: &Snapshot, kasan: bool) -> Layout {
+        self.detector.kasan = kasan;
+        self.detector.baseline(snap)
     }
 
     /// Applies one observed record (from the kernel, the scanner, or a
@@ -33,56 +61,179 @@ impl Model {
     pub fn observe(&mut self, rec: &Record, out: &mut Vec<Record>) {
         match rec {
             Record::Sync(s) => {
-                self.advance(s.end_ns, out);
                 self.summary.count_sync(
                     s.function.symbol(),
                     s.caller.name(),
                     s.entry_seen.then_some(s.duration_ns),
                 );
-                self.detector.hint_sync(s);
+                self.note_sync(s);
                 self.pairing.on_sync(s, out, &mut self.summary);
+                self.decide(out, None, false);
             }
             Record::Call(c) => {
-                self.advance(c.end_ns, out);
                 self.summary.count_call(c.function.symbol());
-                self.detector.hint_call(c);
+                self.note_call(c);
             }
-            Record::Populate(p) => {
-                self.advance(p.ts_ns, out);
-                self.pairing.on_populate(p, out, &mut self.summary);
-            }
+            Record::Populate(p) => self.pairing.on_populate(p, out, &mut self.summary),
+            Record::Depopulate(_) => self.summary.depopulations += 1,
             Record::Verify(v) => {
                 self.summary.verifications += 1;
-                self.pairing.on_verify(v);
-                // A verify comes just before the unsynced it counts for.
-                self.advance(v.ts_ns, out);
+                self.pairing.on_walk(v, out, &mut self.summary);
             }
             Record::Mismatch(_) => self.summary.mismatches += 1,
             Record::Lost(l) => {
                 self.summary.lost.insert(l.what.clone(), l.total);
+                self.pairing.on_lost(l);
             }
             Record::Layout(_) | Record::Paired(_) | Record::Unsynced(_) | Record::Summary(_) => {}
         }
     }
 
-    /// Moves the clock to `now_ns` and reports closed grace windows.
-    pub fn advance(&mut self, now_ns: u64, out: &mut Vec<Record>) {
-        self.now_ns = self.now_ns.max(now_ns);
-        self.pairing.tick(self.now_ns, out, &mut self.summary);
+    fn note_sync(&mut self, s: &SyncRecord) {
+        if s.helper && s.covers(s.slot_first) {
+            self.evidence.add(
+                s.slot_first,
+                s.slot_last,
+                Act {
+                    kind: ActKind::HelperSync,
+                    entry_ns: s.ts_ns,
+                    exit_ns: s.end_ns,
+                    task: Some(s.task.clone()),
+                    stack: s.stack.clone(),
+                },
+            );
+        }
     }
 
-    /// Feeds a live scan: new populations, verification, then closed windows.
+    fn note_call(&mut self, c: &CallRecord) {
+        match (c.end, self.layout()) {
+            (Some(end), _) => self.note_running(
+                Target::InitMemoryMapping,
+                c.ts_ns,
+                c.end_ns,
+                [c.addr.0, end.0],
+            ),
+            (None, Some(l)) => {
+                let slot = l.slot(c.addr.0);
+                self.evidence.add(
+                    slot,
+                    slot,
+                    Act {
+                        kind: ActKind::PopulateCall,
+                        entry_ns: c.ts_ns,
+                        exit_ns: c.end_ns,
+                        task: Some(c.task.clone()),
+                        stack: c.stack.clone(),
+                    },
+                );
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// A traced call of a populate function or of `init_memory_mapping()`
+    /// (`args`: its address, or its physical range), ended at `exit_ns` or
+    /// still running (`u64::MAX`).
+    pub fn note_running(&mut self, target: Target, entry_ns: u64, exit_ns: u64, args: [u64; 2]) {
+        let Some(l) = self.layout() else { return };
+        let (kind, first, last) = if target == Target::InitMemoryMapping {
+            let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
+            let (f, t) = l.slots_of(va(args[0]), va(args[1].max(args[0] + 1) - 1));
+            (ActKind::Mapping, f, t)
+        } else {
+            let s = l.slot(args[0]);
+            (ActKind::PopulateCall, s, s)
+        };
+        self.evidence.add(
+            first,
+            last,
+            Act {
+                kind,
+                entry_ns,
+                exit_ns,
+                task: None,
+                stack: Vec::new(),
+            },
+        );
+    }
+
+    /// Feeds a live scan: new and cleared entries, the populations now
+    /// decided, then the walk's verification and the verdicts it allows.
     pub fn on_scan(&mut self, snap: &Snapshot, trigger: Trigger, out: &mut Vec<Record>) {
         let start = out.len();
-        self.detector.on_scan(snap, trigger, out);
-        let found: Vec<Record> = out[start..].to_vec();
-        for r in &found {
+        let seen = self.detector.on_scan(snap, out);
+        self.held.extend(seen);
+        let walk_start = snap.walked().then_some(snap.ts_ns());
+        self.decide(out, walk_start, false);
+        let verify_at = out.len();
+        self.detector.verify(snap, trigger, out);
+        let observed: Vec<Record> = out[start..]
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| start + i >= verify_at || matches!(r, Record::Depopulate(_)))
+            .map(|(_, r)| r.clone())
+            .collect();
+        for r in &observed {
             self.observe(r, out);
         }
-        self.advance(snap.raw.end_ns, out);
     }
 
+    /// Writes the populations whose evidence is complete: a covering sync
+    /// ended after they can have happened, or a walk started after their
+    /// grace window (`walk_start`), or the run ends (`all`).
+    fn decide(&mut self, out: &mut Vec<Record>, walk_start: Option<u64>, all: bool) {
+        let Some(layout) = self.layout() else { return };
+        let grace = self.pairing.grace_ns();
+        let mut i = 0;
+        while i < self.held.len() {
+            let h = self.held[i];
+            let a = self.evidence.attribute(h.slot, h.empty_ns, h.seen_ns);
+            let from = match a.latency {
+                crate::record::LatencyKind::Exact => a.ts_ns,
+                crate::record::LatencyKind::UpperBound => a.not_before_ns,
+            };
+            let due = walk_start.is_some_and(|w| h.seen_ns.saturating_add(grace) <= w);
+            if !(all || due || self.pairing.first_covering(h.slot, from).is_some()) {
+                i += 1;
+                continue;
+            }
+            self.held.remove(i);
+            let rec = PopulateRecord {
+                ts_ns: a.ts_ns,
+                not_before_ns: a.not_before_ns,
+                seen_ns: h.seen_ns,
+                empty_ns: h.empty_ns,
+                cpu: a.task.as_ref().map(|t| t.cpu),
+                pid: a.task.as_ref().map(|t| t.pid),
+                comm: a.task.as_ref().map(|t| t.comm.clone()),
+                pop: Population {
+                    level: layout.level(),
+                    slot: h.slot,
+                    addr: Hex(layout.slot_addr(h.slot)),
+                    region: layout.region_of_slot(h.slot),
+                    source: a.source,
+                },
+                stack: a.stack,
+            };
+            self.evidence.forget(h.slot, h.seen_ns);
+            let rec = Record::Populate(rec);
+            out.push(rec.clone());
+            self.observe(&rec, out);
+        }
+    }
+
+    /// The earliest time a walk can judge something: a grace deadline.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.pairing.next_deadline()
+        let grace = self.pairing.grace_ns();
+        let held = self.held.iter().map(|h| h.seen_ns.saturating_add(grace));
+        self.pairing.next_deadline().into_iter().chain(held).min()
+    }
+
+    /// Writes what is still held and returns the final summary.
+    pub fn finish(&mut self, out: &mut Vec<Record>) -> Summary {
+        self.decide(out, None, true);
+        let mut s = self.summary.clone();
+        s.finish();
+        s
     }
 }

@@ -1,38 +1,68 @@
 //! Pairs each population with the first sync that covers its slot, and
-//! flags populations that got no sync within the grace window. Driven only
-//! by records and their timestamps, so `run` and `replay` share it.
+//! flags a population that got none within the grace window. Driven only by
+//! records, so `run` and `replay` share it:
+//! - `paired` when a covering sync ended after the population could have
+//!   happened;
+//! - `unsynced` only from a walk of pgd_list that started after the window
+//!   closed (the daemon drains the ring buffer before it walks, so every
+//!   sync that ended before the walk is known), with that walk's counts;
+//! - either is `uncertain` when kernel records were lost in its window.
 
 use std::collections::VecDeque;
 
 use crate::{
     record::{
-        LatencyKind, PairedRecord, PopulateRecord, Record, Source, SyncRecord, UnsyncedRecord,
-        VerifyRecord,
+        LatencyKind, LostRecord, PairedRecord, PopulateRecord, Record, Source, SyncRecord,
+        UnsyncedRecord, VerifyRecord,
     },
     summary::Summary,
 };
 
-/// Recent syncs kept for populations seen only after their sync (by effect).
+/// Recent syncs kept for populations seen after their sync.
 const MAX_SYNCS: usize = 4096;
-/// Populations waiting for a sync; beyond this the oldest is dropped.
+/// A population is seen at most one sweep after it happened, so syncs that
+/// ended this long before the newest one cannot pair with a future one.
+const SYNC_HISTORY_NS: u64 = 10_000_000_000;
+/// Populations waiting for a sync, or reported unsynced and waiting for a late one.
 const MAX_PENDING: usize = 1024;
+/// Loss windows kept to qualify verdicts.
+const MAX_LOSSES: usize = 256;
 
 #[derive(Debug)]
 struct Pending {
     pop: PopulateRecord,
-    /// Latency is measured from here: the traced population, or the last
-    /// scan that saw the slot empty.
+    /// Latency is measured from here.
     from_ns: u64,
     kind: LatencyKind,
+    /// A walk that starts at or after this judges an unsynced population.
     deadline_ns: u64,
     reported: bool,
+}
+
+impl Pending {
+    fn new(pop: &PopulateRecord, grace_ns: u64) -> Self {
+        // Only a helper sync times a population exactly; otherwise the
+        // latency runs from the earliest time it can have happened.
+        let (from_ns, kind) = match pop.pop.source {
+            Source::Helper => (pop.ts_ns, LatencyKind::Exact),
+            Source::Call | Source::Effect => (pop.not_before_ns, LatencyKind::UpperBound),
+        };
+        Self {
+            pop: pop.clone(),
+            from_ns,
+            kind,
+            deadline_ns: pop.seen().saturating_add(grace_ns),
+            reported: false,
+        }
+    }
 }
 
 pub struct Pairing {
     grace_ns: u64,
     syncs: VecDeque<SyncRecord>,
     pending: Vec<Pending>,
-    last_verify: Option<VerifyRecord>,
+    /// Loss windows `(since_ns, ts_ns]` of ring-buffer records.
+    losses: VecDeque<(u64, u64)>,
 }
 
 impl Pairing {
@@ -41,19 +71,25 @@ impl Pairing {
             grace_ns,
             syncs: VecDeque::with_capacity(64),
             pending: Vec::new(),
-            last_verify: None,
+            losses: VecDeque::new(),
         }
     }
 
-    fn paired(p: &Pending, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
+    pub fn grace_ns(&self) -> u64 {
+        self.grace_ns
+    }
+
+    /// Whether kernel records were lost between `from_ns` and `to_ns`.
+    fn lost_within(&self, from_ns: u64, to_ns: u64) -> bool {
+        self.losses
+            .iter()
+            .any(|&(since, ts)| ts == 0 || (since < to_ns && ts > from_ns))
+    }
+
+    fn paired(&self, p: &Pending, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
         let latency_ns = s.end_ns.saturating_sub(p.from_ns);
-        summary.count_paired(
-            match p.kind {
-                LatencyKind::Exact => "exact",
-                LatencyKind::UpperBound => "upper_bound",
-            },
-            latency_ns,
-        );
+        let uncertain = self.lost_within(p.pop.empty(), s.end_ns);
+        summary.count_paired(p.kind, latency_ns, uncertain);
         out.push(Record::Paired(PairedRecord {
             ts_ns: s.end_ns,
             cpu: s.task.cpu,
@@ -67,13 +103,16 @@ impl Pairing {
             sync_start: s.start,
             sync_end: s.end,
             late: p.reported,
+            uncertain,
         }));
     }
 
-    /// A sync covers a pending population when its slot is in range and it
-    /// ended after the population could have happened.
-    fn covers(s: &SyncRecord, p: &Pending) -> bool {
-        s.covers(p.pop.pop.slot) && s.end_ns >= p.from_ns
+    /// The first-ending known sync that covers `slot` and ended at or after `from_ns`.
+    pub fn first_covering(&self, slot: usize, from_ns: u64) -> Option<&SyncRecord> {
+        self.syncs
+            .iter()
+            .filter(|s| s.covers(slot) && s.end_ns >= from_ns)
+            .min_by_key(|s| s.end_ns)
     }
 
     pub fn on_populate(
@@ -83,56 +122,62 @@ impl Pairing {
         summary: &mut Summary,
     ) {
         summary.count_population(pop.pop.region.name(), pop.pop.source.name());
-        let (from_ns, kind) = match pop.pop.source {
-            Source::Helper => (pop.ts_ns, LatencyKind::Exact),
-            Source::Effect => (pop.not_before_ns, LatencyKind::UpperBound),
-        };
-        let p = Pending {
-            pop: pop.clone(),
-            from_ns,
-            kind,
-            deadline_ns: pop.ts_ns.saturating_add(self.grace_ns),
-            reported: false,
-        };
-        let first = self
-            .syncs
-            .iter()
-            .filter(|s| Self::covers(s, &p))
-            .min_by_key(|s| s.end_ns);
-        match first {
-            Some(s) => Self::paired(&p, s, out, summary),
-            None => {
-                if self.pending.len() == MAX_PENDING {
-                    self.pending.remove(0);
-                }
-                self.pending.push(p);
-            }
+        let p = Pending::new(pop, self.grace_ns);
+        if let Some(s) = self.first_covering(pop.pop.slot, p.from_ns) {
+            let s = s.clone();
+            self.paired(&p, &s, out, summary);
+            return;
         }
+        if self.pending.len() == MAX_PENDING {
+            self.pending.remove(0);
+            summary.count_dropped("pending_populations");
+        }
+        self.pending.push(p);
     }
 
     pub fn on_sync(&mut self, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
         let mut i = 0;
         while i < self.pending.len() {
-            if Self::covers(s, &self.pending[i]) {
+            let p = &self.pending[i];
+            if s.covers(p.pop.pop.slot) && s.end_ns >= p.from_ns {
                 let p = self.pending.remove(i);
-                Self::paired(&p, s, out, summary);
+                self.paired(&p, s, out, summary);
             } else {
                 i += 1;
             }
         }
+        while self
+            .syncs
+            .front()
+            .is_some_and(|f| f.end_ns.saturating_add(SYNC_HISTORY_NS) < s.end_ns)
+        {
+            self.syncs.pop_front();
+        }
         if self.syncs.len() == MAX_SYNCS {
             self.syncs.pop_front();
+            summary.count_dropped("sync_history");
         }
         let mut kept = s.clone();
         kept.stack = Vec::new(); // not needed for pairing
         self.syncs.push_back(kept);
     }
 
-    pub fn on_verify(&mut self, v: &VerifyRecord) {
-        self.last_verify = Some(v.clone());
+    pub fn on_lost(&mut self, l: &LostRecord) {
+        if l.what != "events" {
+            return;
+        }
+        if self.losses.len() == MAX_LOSSES {
+            // Merge the two oldest windows: a wider window only makes more
+            // verdicts uncertain, never fewer.
+            let (a, _) = self.losses.pop_front().unwrap_or_default();
+            if let Some(next) = self.losses.front_mut() {
+                next.0 = next.0.min(a);
+            }
+        }
+        self.losses.push_back((l.since_ns, l.ts_ns));
     }
 
-    /// The earliest grace deadline still to report, if any.
+    /// The earliest grace deadline still to judge, if any.
     pub fn next_deadline(&self) -> Option<u64> {
         self.pending
             .iter()
@@ -141,36 +186,43 @@ impl Pairing {
             .min()
     }
 
-    /// Reports every population whose grace window closed by `now_ns`;
-    /// PGD counts come from the latest verification. Returns how many.
-    pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Record>, summary: &mut Summary) -> usize {
-        let mut n = 0;
+    /// Judges every population whose window closed before the walk `v`
+    /// started: `unsynced`, with the walk's counts for the slot. A walk that
+    /// ended early (a fault, not a cut at `--max-pgds`) judges nothing.
+    pub fn on_walk(&mut self, v: &VerifyRecord, out: &mut Vec<Record>, summary: &mut Summary) {
+        if !(v.complete || v.truncated) {
+            return;
+        }
+        let start = v.started_ns();
+        let mut judged = Vec::new();
         for p in self
             .pending
             .iter_mut()
-            .filter(|p| !p.reported && p.deadline_ns <= now_ns)
+            .filter(|p| !p.reported && p.deadline_ns <= start)
         {
             p.reported = true;
-            n += 1;
-            summary.unsynced += 1;
-            let (missing, total) = self
-                .last_verify
-                .as_ref()
-                .map_or((0, 0), |v| (v.missing_in(p.pop.pop.slot), v.pgds_total));
+            judged.push((p.pop.clone(), v.missing_in(p.pop.pop.slot)));
+        }
+        for (pop, missing) in judged {
+            let confirmed = missing > 0;
+            let uncertain = self.lost_within(pop.empty(), start);
+            summary.count_unsynced(confirmed, uncertain);
             out.push(Record::Unsynced(UnsyncedRecord {
-                ts_ns: now_ns,
-                cpu: p.pop.cpu,
-                pid: p.pop.pid,
-                comm: p.pop.comm.clone(),
-                pop: p.pop.pop.clone(),
-                populated_ns: p.pop.ts_ns,
+                ts_ns: v.ts_ns,
+                cpu: pop.cpu,
+                pid: pop.pid,
+                comm: pop.comm.clone(),
+                pop: pop.pop.clone(),
+                populated_ns: pop.ts_ns,
                 grace_ns: self.grace_ns,
                 pgds_missing: missing,
-                pgds_total: total,
-                stack: p.pop.stack.clone(),
+                pgds_total: v.pgds_total,
+                walk_complete: v.complete,
+                confirmed,
+                uncertain,
+                stack: pop.stack.clone(),
             }));
         }
-        n
     }
 }
 
@@ -186,10 +238,12 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    fn pop(ts: u64, not_before: u64, source: Source) -> PopulateRecord {
+    pub fn pop(ts: u64, not_before: u64, source: Source) -> PopulateRecord {
         PopulateRecord {
             ts_ns: ts,
             not_before_ns: not_before,
+            seen_ns: ts.max(not_before) + MS,
+            empty_ns: not_before,
             cpu: None,
             pid: None,
             comm: None,
@@ -223,14 +277,16 @@ mod tests {
         }
     }
 
-    fn verify(ts: u64, missing: u32) -> VerifyRecord {
+    fn verify(start: u64, missing: u32) -> VerifyRecord {
         VerifyRecord {
-            ts_ns: ts,
+            ts_ns: start + MS,
+            start_ns: start,
             trigger: Trigger::Deadline,
             level: Level::P4d,
             pgds_total: 12,
             slots_checked: 5,
             complete: true,
+            truncated: false,
             ok: missing == 0,
             missing: vec![SlotCount {
                 slot: 469,
@@ -253,8 +309,8 @@ mod tests {
             panic!("{out:?}")
         };
         assert_eq!(
-            (r.latency_ns, r.latency_kind, r.late),
-            (3 * MS, LatencyKind::Exact, false)
+            (r.latency_ns, r.latency_kind, r.late, r.uncertain),
+            (3 * MS, LatencyKind::Exact, false, false)
         );
         assert_eq!(p.next_deadline(), None);
     }
@@ -262,7 +318,7 @@ mod tests {
     #[test]
     fn effect_population_pairs_with_an_earlier_sync_as_upper_bound() {
         let (mut p, mut out, mut sum) = (Pairing::new(100 * MS), vec![], Summary::default());
-        // Too old: ended before the last empty scan.
+        // Too old: ended before the population could have happened.
         p.on_sync(&sync(MS, 2 * MS, 469, 469), &mut out, &mut sum);
         p.on_sync(&sync(6 * MS, 7 * MS, 460, 470), &mut out, &mut sum);
         p.on_populate(&pop(20 * MS, 5 * MS, Source::Effect), &mut out, &mut sum);
@@ -276,27 +332,79 @@ mod tests {
     }
 
     #[test]
-    fn no_sync_within_grace_is_unsynced_then_late_pairing_follows() {
+    fn a_sync_with_start_after_end_covers_nothing() {
         let (mut p, mut out, mut sum) = (Pairing::new(100 * MS), vec![], Summary::default());
         p.on_populate(&pop(10 * MS, 0, Source::Helper), &mut out, &mut sum);
-        assert_eq!(p.next_deadline(), Some(110 * MS));
-        assert_eq!(p.tick(109 * MS, &mut out, &mut sum), 0);
-        p.on_verify(&verify(110 * MS, 7));
-        assert_eq!(p.tick(110 * MS, &mut out, &mut sum), 1);
+        let mut s = sync(11 * MS, 12 * MS, 469, 469);
+        s.start = Hex(0xffffea8000001000);
+        s.end = Hex(0xffffea8000000000);
+        p.on_sync(&s, &mut out, &mut sum);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn only_a_walk_after_the_window_judges_then_late_pairing_follows() {
+        let (mut p, mut out, mut sum) = (Pairing::new(100 * MS), vec![], Summary::default());
+        p.on_populate(&pop(10 * MS, 0, Source::Helper), &mut out, &mut sum);
+        assert_eq!(p.next_deadline(), Some(111 * MS));
+        // A walk that started inside the window judges nothing.
+        p.on_walk(&verify(110 * MS, 7), &mut out, &mut sum);
+        assert!(out.is_empty());
+        // Nor does a walk that ended early.
+        let mut faulted = verify(112 * MS, 7);
+        faulted.complete = false;
+        p.on_walk(&faulted, &mut out, &mut sum);
+        assert!(out.is_empty());
+        p.on_walk(&verify(112 * MS, 7), &mut out, &mut sum);
         let Record::Unsynced(u) = &out[0] else {
             panic!("{out:?}")
         };
         assert_eq!(
-            (u.pgds_missing, u.pgds_total, u.populated_ns),
-            (7, 12, 10 * MS)
+            (u.pgds_missing, u.pgds_total, u.confirmed, u.populated_ns),
+            (7, 12, true, 10 * MS)
         );
         // Reported once.
-        assert_eq!(p.tick(500 * MS, &mut out, &mut sum), 0);
+        p.on_walk(&verify(500 * MS, 7), &mut out, &mut sum);
+        assert_eq!(out.len(), 1);
         p.on_sync(&sync(309 * MS, 310 * MS, 469, 469), &mut out, &mut sum);
         let Record::Paired(r) = &out[1] else {
             panic!("{out:?}")
         };
         assert_eq!((r.latency_ns, r.late), (300 * MS, true));
         assert_eq!((sum.unsynced, sum.paired), (1, 1));
+    }
+
+    #[test]
+    fn a_walk_that_finds_every_pgd_carrying_it_is_not_confirmed() {
+        let (mut p, mut out, mut sum) = (Pairing::new(100 * MS), vec![], Summary::default());
+        p.on_populate(&pop(10 * MS, 0, Source::Effect), &mut out, &mut sum);
+        p.on_walk(&verify(200 * MS, 0), &mut out, &mut sum);
+        let Record::Unsynced(u) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(!u.confirmed && u.pgds_missing == 0);
+        assert_eq!((sum.unsynced, sum.unsynced_unconfirmed), (0, 1));
+    }
+
+    #[test]
+    fn losses_in_the_window_make_verdicts_uncertain() {
+        let (mut p, mut out, mut sum) = (Pairing::new(100 * MS), vec![], Summary::default());
+        let lost = |since, ts| LostRecord {
+            what: "events".into(),
+            count: 3,
+            total: 3,
+            ts_ns: ts,
+            since_ns: since,
+        };
+        // Before the window: no effect.
+        p.on_lost(&lost(0, MS / 2));
+        p.on_populate(&pop(10 * MS, MS, Source::Helper), &mut out, &mut sum);
+        p.on_lost(&lost(11 * MS, 12 * MS));
+        p.on_sync(&sync(11 * MS, 13 * MS, 469, 469), &mut out, &mut sum);
+        let Record::Paired(r) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(r.uncertain);
+        assert_eq!((sum.paired, sum.uncertain), (0, 1));
     }
 }

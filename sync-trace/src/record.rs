@@ -74,8 +74,10 @@ pub struct SyncRecord {
 }
 
 impl SyncRecord {
+    /// Whether the call walks `slot`. A call with `start > end` walks
+    /// nothing: `sync_global_pgds()` loops while `addr <= end`.
     pub fn covers(&self, slot: usize) -> bool {
-        (self.slot_first..=self.slot_last).contains(&slot)
+        self.start.0 <= self.end.0 && (self.slot_first..=self.slot_last).contains(&slot)
     }
 }
 
@@ -103,16 +105,23 @@ pub struct CallRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// Through `arch_sync_kernel_mappings(addr, addr)` or a traced populate function.
+    /// Through the helper sync `arch_sync_kernel_mappings(addr, addr)` that
+    /// follows the write: timed exactly.
     Helper,
+    /// Through a traced populate function over the slot (no helper sync
+    /// seen): bounded by its entry.
+    Call,
     /// Only by the change of init_mm's top-level table.
     Effect,
 }
 
 impl Source {
+    pub const ALL: [Source; 3] = [Source::Helper, Source::Call, Source::Effect];
+
     pub fn name(self) -> &'static str {
         match self {
             Source::Helper => "helper",
+            Source::Call => "call",
             Source::Effect => "effect",
         }
     }
@@ -131,10 +140,19 @@ pub struct Population {
 /// A kernel top-level entry of init_mm went from none to present.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PopulateRecord {
-    /// Helper: when the populating code was traced. Effect: when the scan saw it.
+    /// Helper: the entry of the helper sync that follows the population.
+    /// Otherwise: when the scan saw it.
     pub ts_ns: u64,
-    /// The last scan that saw the slot empty: the population is after this.
+    /// The population came after this: the first traced act that could
+    /// have made it (a populate function's or `init_memory_mapping()`'s
+    /// entry over the slot), else the last scan that saw the slot empty.
     pub not_before_ns: u64,
+    /// The scan that first saw the entry (older recordings: `ts_ns`).
+    #[serde(default)]
+    pub seen_ns: u64,
+    /// The last scan that saw the slot empty (older recordings: `not_before_ns`).
+    #[serde(default)]
+    pub empty_ns: u64,
     pub cpu: Option<u32>,
     pub pid: Option<u32>,
     pub comm: Option<String>,
@@ -147,10 +165,19 @@ pub struct PopulateRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LatencyKind {
-    /// The population itself was traced.
+    /// Timed by the helper sync that follows the write.
     Exact,
-    /// Measured from the last scan that saw the slot empty.
+    /// Measured from the earliest time the population can have happened.
     UpperBound,
+}
+
+impl LatencyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LatencyKind::Exact => "exact",
+            LatencyKind::UpperBound => "upper_bound",
+        }
+    }
 }
 
 /// A population and the first sync that covers it.
@@ -171,6 +198,10 @@ pub struct PairedRecord {
     pub sync_end: Hex,
     /// This population had already been reported `unsynced`.
     pub late: bool,
+    /// Kernel records were lost between the population and this sync: an
+    /// earlier covering sync may have gone unseen.
+    #[serde(default)]
+    pub uncertain: bool,
 }
 
 /// A population with no covering sync within the grace window.
@@ -184,10 +215,57 @@ pub struct UnsyncedRecord {
     pub pop: Population,
     pub populated_ns: u64,
     pub grace_ns: u64,
-    /// PGDs on pgd_list that lack the entry, out of all compared.
+    /// PGDs on pgd_list that lack the entry, out of all compared, in the
+    /// first walk that started after the grace window closed.
     pub pgds_missing: u32,
     pub pgds_total: u32,
+    /// That walk reached the end of pgd_list (false: `--max-pgds` cut it
+    /// short, and the counts cover the PGDs it reached).
+    #[serde(default)]
+    pub walk_complete: bool,
+    /// The walk found PGDs lacking the entry: the real case, the one
+    /// `--fail-on-unsynced` and the alert act on. False: no covering sync
+    /// was traced, yet every PGD walked carries the entry.
+    #[serde(default)]
+    pub confirmed: bool,
+    /// Kernel records were lost in the window: the covering sync may have
+    /// been among them.
+    #[serde(default)]
+    pub uncertain: bool,
     pub stack: Vec<String>,
+}
+
+impl PopulateRecord {
+    /// When a scan first saw it (older recordings: `ts_ns`).
+    pub fn seen(&self) -> u64 {
+        if self.seen_ns == 0 {
+            self.ts_ns
+        } else {
+            self.seen_ns
+        }
+    }
+
+    /// When a scan last saw the slot empty (older recordings: `not_before_ns`).
+    pub fn empty(&self) -> u64 {
+        if self.empty_ns == 0 {
+            self.not_before_ns
+        } else {
+            self.empty_ns
+        }
+    }
+}
+
+/// A kernel top-level entry of init_mm went from present to none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DepopulateRecord {
+    /// The scan that saw the slot empty.
+    pub ts_ns: u64,
+    /// The last scan that saw it present.
+    pub present_ns: u64,
+    pub level: Level,
+    pub slot: usize,
+    pub addr: Hex,
+    pub region: Region,
 }
 
 /// One slot's result in a verification.
@@ -213,7 +291,11 @@ pub enum Trigger {
 /// Every PGD on pgd_list compared with init_mm's kernel half.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VerifyRecord {
+    /// When the walk ended.
     pub ts_ns: u64,
+    /// When it started (older recordings: 0, read as `ts_ns`).
+    #[serde(default)]
+    pub start_ns: u64,
     pub trigger: Trigger,
     pub level: Level,
     /// PGDs compared.
@@ -222,6 +304,9 @@ pub struct VerifyRecord {
     pub slots_checked: u32,
     /// The walk reached the end of pgd_list without a fault.
     pub complete: bool,
+    /// The walk stopped at `--max-pgds`: its counts cover the PGDs it reached.
+    #[serde(default)]
+    pub truncated: bool,
     /// No PGD lacks an entry and none points elsewhere.
     pub ok: bool,
     pub missing: Vec<SlotCount>,
@@ -229,6 +314,14 @@ pub struct VerifyRecord {
 }
 
 impl VerifyRecord {
+    pub fn started_ns(&self) -> u64 {
+        if self.start_ns == 0 {
+            self.ts_ns
+        } else {
+            self.start_ns
+        }
+    }
+
     pub fn missing_in(&self, slot: usize) -> u32 {
         self.missing
             .iter()
@@ -271,6 +364,12 @@ pub struct LostRecord {
     /// New losses since the previous `lost` record of this kind.
     pub count: u64,
     pub total: u64,
+    /// The losses happened after `since_ns` and before `ts_ns` (when the
+    /// counters were read). Older recordings: 0, any time.
+    #[serde(default)]
+    pub ts_ns: u64,
+    #[serde(default)]
+    pub since_ns: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -280,6 +379,7 @@ pub enum Record {
     Sync(SyncRecord),
     Call(CallRecord),
     Populate(PopulateRecord),
+    Depopulate(DepopulateRecord),
     Paired(PairedRecord),
     Unsynced(UnsyncedRecord),
     Verify(VerifyRecord),

@@ -61,8 +61,7 @@ pub fn replay_records(recs: &[Record], grace_ns: u64) -> Vec<Record> {
     for r in recs {
         model.observe(r, &mut out);
     }
-    let mut summary = model.summary.clone();
-    summary.finish();
+    let summary = model.finish(&mut out);
     out.push(Record::Summary(summary));
     out
 }

@@ -38,14 +38,22 @@ const LOST_NAMES: [&str; raw::LOST_MAX as usize] = ["events", "inflight", "logs"
 /// Exit status of `run --fail-on-unsynced` after an unsynced population.
 pub const EXIT_UNSYNCED: i32 = 3;
 
+/// Pause before walking again after a walk that ended early (the list
+/// changed under it), so a busy fork/exit load cannot make the loop spin.
+const WALK_RETRY: Duration = Duration::from_millis(10);
+
 struct LostCounters {
     map: PerCpuArray<MapData, u64>,
     totals: [u64; raw::LOST_MAX as usize],
+    /// When the counters were last read.
+    read_ns: u64,
 }
 
 impl LostCounters {
-    /// A `lost` record for every counter that grew.
+    /// A `lost` record for every counter that grew since the last read:
+    /// the losses happened between the two reads.
     fn poll(&mut self, out: &mut Vec<Record>) -> anyhow::Result<()> {
+        let now = monotonic_ns();
         for i in 0..raw::LOST_MAX {
             let total: u64 = self.map.get(&i, 0)?.iter().sum();
             let prev = &mut self.totals[i as usize];
@@ -54,36 +62,95 @@ impl LostCounters {
                     what: LOST_NAMES[i as usize].to_string(),
                     count: total - *prev,
                     total,
+                    ts_ns: now,
+                    since_ns: self.read_ns,
                 }));
                 *prev = total;
             }
         }
+        self.read_ns = now;
         Ok(())
     }
 }
 
-/// The scanner and the model, advanced together.
-struct Engine {
+/// The tracer, the scanner and the model, advanced together.
+struct Engine<'a> {
+    syms: &'a Kallsyms,
+    tracer: Tracer,
     scanner: Scanner,
     model: Model,
+    lost: LostCounters,
     out: Vec<Record>,
     metrics: Option<Arc<Metrics>>,
+    /// The last walk ended early: wait before the next deadline walk.
+    walk_failed: bool,
 }
 
-impl Engine {
-    /// Walks pgd_list and feeds the model; a walk at a grace deadline is
-    /// reported as such.
-    fn scan(&mut self, trigger: Trigger, tracer: &Tracer) -> anyhow::Result<()> {
-        // Direct-map mappings still running bound the populations they make.
-        for (ts, args) in tracer.inflight(Target::InitMemoryMapping) {
-            self.model.detector.bound_direct_map(ts, args[0], args[1]);
+impl Engine<'_> {
+    /// Feeds records the engine made itself (lost counters) to the model.
+    fn observe_new(&mut self, from: usize) {
+        let new: Vec<Record> = self.out[from..].to_vec();
+        for r in &new {
+            self.model.observe(r, &mut self.out);
         }
-        let snap = self.scanner.verified_walk()?;
+    }
+
+    /// Reads the loss counters, then every pending ring-buffer record:
+    /// losses are known before the records that follow them are judged.
+    /// Returns whether a sync completed.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<bool> {
+        let before = self.out.len();
+        self.lost.poll(&mut self.out)?;
+        self.observe_new(before);
+        let mut synced = false;
+        while let Some(item) = ring.next() {
+            match RawEvent::from_bytes(&item) {
+                Ok(ev) => {
+                    if let Some(rec) = self.tracer.on_event(&ev, self.syms) {
+                        synced |= matches!(rec, Record::Sync(_));
+                        // The call first, then what it caused.
+                        self.out.push(rec.clone());
+                        self.model.observe(&rec, &mut self.out);
+                    }
+                }
+                Err(e) => {
+                    self.model.count_undecodable();
+                    log::error!("{e}");
+                }
+            }
+        }
+        Ok(synced)
+    }
+
+    /// One scan, with the ring drained before it (every sync that ended
+    /// before the scan is known) and after it (every act that started
+    /// before it). A walk when `walk`, otherwise init_mm's table only.
+    fn scan(
+        &mut self,
+        ring: &mut RingBuf<MapData>,
+        trigger: Trigger,
+        walk: bool,
+    ) -> anyhow::Result<()> {
+        self.drain(ring)?;
+        // Calls still running bound the populations they make.
+        for t in Target::ALL.into_iter().filter(|t| !t.is_sync()) {
+            let running: Vec<(u64, [u64; 3])> = self.tracer.inflight(t).collect();
+            for (ts, args) in running {
+                self.model.note_running(t, ts, u64::MAX, [args[0], args[1]]);
+            }
+        }
+        let snap = if walk {
+            self.scanner.verified_walk()?
+        } else {
+            self.scanner.scan(false)?
+        };
+        self.walk_failed = walk && snap.incomplete() && !snap.truncated();
+        self.drain(ring)?;
         let due = self
             .model
             .next_deadline()
-            .is_some_and(|d| d <= snap.raw.end_ns);
-        let trigger = if due && trigger == Trigger::Sweep {
+            .is_some_and(|d| d <= snap.ts_ns());
+        let trigger = if due && walk && trigger == Trigger::Sweep {
             Trigger::Deadline
         } else {
             trigger
@@ -93,20 +160,19 @@ impl Engine {
         let reported = self.out[before..]
             .iter()
             .any(|r| matches!(r, Record::Verify(_)));
-        if let (false, Some(m)) = (reported, &self.metrics) {
+        if let (false, true, Some(m)) = (reported, walk, &self.metrics) {
             m.walk(snap.raw.pgds);
         }
         Ok(())
     }
 }
 
-/// The baseline: the first walk fixes the layout and the entries present at
-/// start; returns the `layout` record and the walk (whose verification is
-/// reported before `ready`).
-fn baseline(engine: &mut Engine) -> anyhow::Result<(Record, Snapshot)> {
-    let snap = engine.scanner.verified_walk()?;
-    let layout = engine.model.detector.baseline(&snap);
-    let rec = Record::Layout(LayoutRecord {
+/// The scan taken before the probes attach: the baseline every later scan
+/// is compared with, so populations between attach and the first walk are
+/// reported, not swallowed.
+fn layout_record(model: &mut Model, snap: &Snapshot, kasan: bool) -> Record {
+    let layout = model.baseline(snap, kasan);
+    Record::Layout(LayoutRecord {
         ts_ns: snap.ts_ns(),
         kernel: kernel_release(),
         paging: layout.paging,
@@ -115,20 +181,10 @@ fn baseline(engine: &mut Engine) -> anyhow::Result<(Record, Snapshot)> {
         vmemmap_base: Hex(layout.vmemmap_base),
         kernel_boundary: layout.kernel_boundary(),
         present: snap.present_kernel_slots().collect(),
-    });
-    Ok((rec, snap))
+    })
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let mut session = Session::open(&Options {
-        capture_stack: !args.no_stacks,
-        force_log: args.test_kernel_log,
-    })?;
-    if !probe::any_sync_attached(&session.statuses) {
-        return Err(anyhow!(
-            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
-        ));
-    }
+fn log_attach(session: &Session) {
     for s in &session.statuses {
         match (s.attached, &s.reason) {
             (true, _) => log::info!(
@@ -140,16 +196,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             (false, None) => {}
         }
     }
-    let syms: &Kallsyms = &session.facts.kallsyms;
-    let mut engine = Engine {
-        scanner: Scanner::open(syms, args.max_pgds)?,
-        model: Model::new(args.grace.as_nanos() as u64),
-        out: Vec::with_capacity(16),
-        metrics: None,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let opts = Options {
+        capture_stack: !args.no_stacks,
+        force_log: args.test_kernel_log,
     };
-    engine.model.detector.kasan = syms.has_kasan();
-    let (layout, first_walk) = baseline(&mut engine)?;
-    let Some(l) = engine.model.detector.layout() else {
+    let (mut session, (scanner, before)) = Session::open_with(&opts, |facts| {
+        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
+        let before = scanner.scan(false)?;
+        Ok((scanner, before))
+    })?;
+    if !probe::any_sync_attached(&session.statuses) {
+        return Err(anyhow!(
+            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
+        ));
+    }
+    log_attach(&session);
+    let syms: &Kallsyms = &session.facts.kallsyms;
+    let mut model = Model::new(args.grace.as_nanos() as u64);
+    let layout = layout_record(&mut model, &before, syms.has_kasan());
+    let Some(l) = model.layout() else {
         return Err(anyhow!("no kernel layout after the first scan"));
     };
     let metrics = match args.metrics_addr {
@@ -165,9 +233,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    engine.metrics = metrics.clone();
-    let mut sink = Sink::stdout(args.json).with_metrics(metrics);
-    let mut tracer = Tracer::new(l);
+    let mut sink = Sink::stdout(args.json).with_metrics(metrics.clone());
 
     let ebpf = &mut session.ebpf;
     let ring = RingBuf::try_from(
@@ -181,9 +247,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let logger = EbpfLogger::init(ebpf).context("cannot read kernel-side logs (AYA_LOGS)")?;
     let mut logger = unsafe { AsyncFd::register(logger) }
         .map_err(|e| anyhow!("cannot poll the AYA_LOGS ring buffer: {e}"))?;
-    let mut lost = LostCounters {
+    let lost = LostCounters {
         map: PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
         totals: [0; raw::LOST_MAX as usize],
+        read_ns: before.ts_ns(),
+    };
+    let mut engine = Engine {
+        syms,
+        tracer: Tracer::new(l),
+        scanner,
+        model,
+        lost,
+        out: Vec::with_capacity(16),
+        metrics,
+        walk_failed: false,
     };
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -192,12 +269,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut lost_tick = interval(LOST_POLL);
     let mut sweep = interval(args.sweep);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut walk_tick = interval(args.walk_every);
+    walk_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    walk_tick.tick().await; // the first tick is now: the baseline walk below
 
     sink.emit(&layout)?;
-    // Problems present at start are reported before `ready`.
-    engine
-        .model
-        .on_scan(&first_walk, Trigger::Baseline, &mut engine.out);
+    // What happened since the baseline, and problems present at start, are
+    // reported before `ready`.
+    engine.scan(ring.get_mut(), Trigger::Baseline, true)?;
     sink.emit_all(&mut engine.out)?;
     eprintln!("ready");
 
@@ -207,12 +286,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             .model
             .next_deadline()
             .map(|d| Duration::from_nanos(d.saturating_sub(monotonic_ns())))
+            .map(|w| {
+                if engine.walk_failed {
+                    w.max(WALK_RETRY)
+                } else {
+                    w
+                }
+            })
             .unwrap_or(Duration::from_secs(3600));
-        let mut synced = false;
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                synced = drain(guard.get_inner_mut(), &mut tracer, syms, &mut engine)?;
+                if engine.drain(guard.get_inner_mut())? {
+                    engine.scan(guard.get_inner_mut(), Trigger::Sync, true)?;
+                }
                 guard.clear_ready();
             }
             guard = logger.readable_mut() => {
@@ -220,54 +307,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sweep.tick() => engine.scan(Trigger::Sweep, &tracer)?,
-            _ = sleep(grace_wait) => engine.scan(Trigger::Deadline, &tracer)?,
-            _ = lost_tick.tick() => lost.poll(&mut engine.out)?,
+            _ = sweep.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, false)?,
+            _ = walk_tick.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, true)?,
+            _ = sleep(grace_wait) => engine.scan(ring.get_mut(), Trigger::Deadline, true)?,
+            _ = lost_tick.tick() => {
+                let before = engine.out.len();
+                engine.lost.poll(&mut engine.out)?;
+                engine.observe_new(before);
+            }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = &mut deadline => break,
-        }
-        if synced {
-            engine.scan(Trigger::Sync, &tracer)?;
         }
         if sink.emit_all(&mut engine.out)? && args.fail_on_unsynced {
             exit = EXIT_UNSYNCED;
             break;
         }
     }
-    drain(ring.get_mut(), &mut tracer, syms, &mut engine)?;
+    engine.drain(ring.get_mut())?;
     logger.get_mut().flush();
-    lost.poll(&mut engine.out)?;
+    let summary = engine.model.finish(&mut engine.out);
     sink.emit_all(&mut engine.out)?;
-    let mut summary = engine.model.summary.clone();
-    summary.finish();
     sink.emit(&Record::Summary(summary))?;
     Ok(exit)
-}
-
-/// Decodes every pending ring-buffer record; returns whether a sync completed.
-fn drain(
-    ring: &mut RingBuf<MapData>,
-    tracer: &mut Tracer,
-    syms: &Kallsyms,
-    engine: &mut Engine,
-) -> anyhow::Result<bool> {
-    let mut synced = false;
-    while let Some(item) = ring.next() {
-        match RawEvent::from_bytes(&item) {
-            Ok(ev) => {
-                if let Some(rec) = tracer.on_event(&ev, syms) {
-                    synced |= matches!(rec, Record::Sync(_));
-                    // The call first, then what it caused.
-                    engine.out.push(rec.clone());
-                    engine.model.observe(&rec, &mut engine.out);
-                }
-            }
-            Err(e) => {
-                engine.model.summary.undecodable += 1;
-                log::error!("{e}");
-            }
-        }
-    }
-    Ok(synced)
 }

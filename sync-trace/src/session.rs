@@ -39,6 +39,15 @@ pub fn kernel_release() -> String {
 
 impl Session {
     pub fn open(opts: &Options) -> anyhow::Result<Self> {
+        Self::open_with(opts, |_| Ok(())).map(|(s, ())| s)
+    }
+
+    /// Opens a session, running `before_attach` once the kernel facts are
+    /// known and before any probe attaches (`run` reads its baseline there).
+    pub fn open_with<T>(
+        opts: &Options,
+        before_attach: impl FnOnce(&KernelFacts) -> anyhow::Result<T>,
+    ) -> anyhow::Result<(Self, T)> {
         privilege::preflight().map_err(anyhow::Error::msg)?;
         let facts = KernelFacts::gather().map_err(anyhow::Error::msg)?;
         raise_memlock();
@@ -56,11 +65,15 @@ impl Session {
                     anyhow::anyhow!("cannot load the sync-trace BPF object: {text}")
                 }
             })?;
+        let before = before_attach(&facts)?;
         let attached = attach_all(&mut ebpf, &facts);
-        Ok(Self {
-            ebpf,
-            facts,
-            statuses: attached.statuses,
-        })
+        Ok((
+            Self {
+                ebpf,
+                facts,
+                statuses: attached.statuses,
+            },
+            before,
+        ))
     }
 }

@@ -43,11 +43,12 @@ impl Sink {
         self.out.flush().context("cannot write to stdout")
     }
 
-    /// Emits and clears `recs`; returns whether one was `unsynced`.
+    /// Emits and clears `recs`; returns whether one was a confirmed
+    /// `unsynced` (PGDs lack the entry).
     pub fn emit_all(&mut self, recs: &mut Vec<Record>) -> anyhow::Result<bool> {
         let mut unsynced = false;
         for r in recs.drain(..) {
-            unsynced |= matches!(r, Record::Unsynced(_));
+            unsynced |= matches!(&r, Record::Unsynced(u) if u.confirmed);
             self.emit(&r)?;
         }
         Ok(unsynced)

@@ -48,6 +48,11 @@ impl Snapshot {
         self.raw.status & (raw::SCAN_FAULT | raw::SCAN_TRUNCATED) != 0
     }
 
+    /// The walk stopped at its PGD bound (`--max-pgds`), not on a fault.
+    pub fn truncated(&self) -> bool {
+        self.raw.status & raw::SCAN_TRUNCATED != 0 && self.raw.status & raw::SCAN_FAULT == 0
+    }
+
     pub fn missing(&self, slot: usize) -> u32 {
         slot.checked_sub(KERNEL_HALF)
             .filter(|&i| i < HALF)

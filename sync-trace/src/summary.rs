@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::LatencyKind;
+
 /// log2 buckets: bucket i holds durations in [2^(i-1), 2^i) ns; bucket 0 holds 0.
 const BUCKETS: usize = 65;
 
@@ -60,8 +62,22 @@ pub struct Summary {
     pub sync_duration: BTreeMap<String, Histogram>,
     /// `region -> source -> count` of top-level populations.
     pub populations: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Populations paired with a covering sync, no records lost in their window.
     pub paired: u64,
+    /// Populations with no covering sync whose walk found PGDs lacking the
+    /// entry: the real case.
     pub unsynced: u64,
+    /// Populations with no covering sync traced, but every PGD walked carries
+    /// the entry (and no records were lost in their window).
+    #[serde(default)]
+    pub unsynced_unconfirmed: u64,
+    /// Verdicts (paired, or unsynced without PGDs lacking the entry) whose
+    /// window overlapped lost kernel records.
+    #[serde(default)]
+    pub uncertain: u64,
+    /// Kernel top-level entries that went from present to none.
+    #[serde(default)]
+    pub depopulations: u64,
     pub mismatches: u64,
     pub verifications: u64,
     /// Populate-to-sync latency per latency kind (`exact`, `upper_bound`).
@@ -70,6 +86,9 @@ pub struct Summary {
     pub lost: BTreeMap<String, u64>,
     /// Records the daemon could not decode.
     pub undecodable: u64,
+    /// What a bounded buffer of the daemon had to drop, by buffer.
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -91,12 +110,37 @@ impl Summary {
         bump(&mut self.populations, region, source);
     }
 
-    pub fn count_paired(&mut self, kind: &str, latency_ns: u64) {
-        self.paired += 1;
+    pub fn count_paired(&mut self, kind: LatencyKind, latency_ns: u64, uncertain: bool) {
+        if uncertain {
+            self.uncertain += 1;
+        } else {
+            self.paired += 1;
+        }
         self.latency
-            .entry(kind.to_string())
+            .entry(kind.name().to_string())
             .or_default()
             .record(latency_ns);
+    }
+
+    /// A confirmed unsynced population is counted as such even when records
+    /// were lost: PGDs lack the entry after the window, whatever was traced.
+    pub fn count_unsynced(&mut self, confirmed: bool, uncertain: bool) {
+        match (confirmed, uncertain) {
+            (true, _) => self.unsynced += 1,
+            (false, true) => self.uncertain += 1,
+            (false, false) => self.unsynced_unconfirmed += 1,
+        }
+    }
+
+    /// A bounded buffer dropped an entry: counted, and logged the first time.
+    pub fn count_dropped(&mut self, what: &str) {
+        let n = self.dropped.entry(what.to_string()).or_default();
+        if *n == 0 {
+            log::warn!(
+                "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"
+            );
+        }
+        *n += 1;
     }
 
     /// Freezes the histograms into their serialized buckets.
@@ -127,8 +171,14 @@ impl Summary {
             }
         }
         s.push_str(&format!(
-            "  paired {} unsynced {} mismatches {} verifications {}\n",
-            self.paired, self.unsynced, self.mismatches, self.verifications
+            "  paired {} unsynced {} (unconfirmed {}) uncertain {} depopulations {} mismatches {} verifications {}\n",
+            self.paired,
+            self.unsynced,
+            self.unsynced_unconfirmed,
+            self.uncertain,
+            self.depopulations,
+            self.mismatches,
+            self.verifications
         ));
         for (k, h) in &self.latency {
             s.push_str(&format!("  populate-to-sync latency ({k}):\n"));
@@ -147,6 +197,9 @@ impl Summary {
         ));
         if self.undecodable > 0 {
             s.push_str(&format!(" undecodable={}", self.undecodable));
+        }
+        for (what, n) in &self.dropped {
+            s.push_str(&format!(" dropped {what}={n}"));
         }
         s
     }

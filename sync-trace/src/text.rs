@@ -99,8 +99,16 @@ impl Record {
                 pop(&p.pop),
                 callers(&p.stack)
             ),
+            Record::Depopulate(d) => format!(
+                "{:>14.6} DEPOPULATE {} slot {} {} ({}): init_mm's entry is gone",
+                secs(d.ts_ns),
+                d.level.name(),
+                d.slot,
+                d.addr,
+                d.region.name()
+            ),
             Record::Paired(p) => format!(
-                "{:>14.6} paired {} with {} {}..{}: {:.1}us ({}){}",
+                "{:>14.6} paired {} with {} {}..{}: {:.1}us ({}){}{}",
                 secs(p.ts_ns),
                 pop(&p.pop),
                 p.sync_function.symbol(),
@@ -108,15 +116,19 @@ impl Record {
                 p.sync_end,
                 p.latency_ns as f64 / 1e3,
                 if p.latency_kind == crate::record::LatencyKind::Exact { "exact" } else { "upper bound" },
-                if p.late { ", after it was reported unsynced" } else { "" }
+                if p.late { ", after it was reported unsynced" } else { "" },
+                if p.uncertain { "; UNCERTAIN: kernel records were lost meanwhile" } else { "" }
             ),
             Record::Unsynced(u) => format!(
-                "{:>14.6} UNSYNCED {}: no sync within {} ms; {} of {} PGDs lack it{}",
+                "{:>14.6} UNSYNCED {}: no sync within {} ms; {} of {}{} PGDs lack it{}{}{}",
                 secs(u.ts_ns),
                 pop(&u.pop),
                 u.grace_ns / 1_000_000,
                 u.pgds_missing,
                 u.pgds_total,
+                if u.walk_complete { "" } else { " walked (list cut at --max-pgds)" },
+                if u.confirmed { "" } else { " (unconfirmed: every PGD walked carries it)" },
+                if u.uncertain { "; UNCERTAIN: kernel records were lost meanwhile" } else { "" },
                 callers(&u.stack)
             ),
             Record::Verify(v) => {

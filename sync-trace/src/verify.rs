@@ -40,18 +40,23 @@ impl Verifier {
             pgds,
         };
         let slots: Vec<usize> = snap.present_kernel_slots().collect();
+        let complete = snap.walked() && !snap.incomplete();
+        // A walk that ended on a fault counts nothing: the PGDs it reached
+        // may not be the list's. One cut at --max-pgds counts those it reached.
+        let usable = complete || snap.truncated();
         let nonzero = |per_slot: fn(&Snapshot, usize) -> u32| -> Vec<SlotCount> {
             slots
                 .iter()
+                .filter(|_| usable)
                 .filter(|&&s| per_slot(snap, s) > 0)
                 .map(|&s| count(s, per_slot(snap, s)))
                 .collect()
         };
         let missing = nonzero(Snapshot::missing);
         let mismatched = nonzero(Snapshot::mismatch);
-        let complete = snap.walked() && !snap.incomplete();
         let problems: Vec<(usize, u32, u32)> = slots
             .iter()
+            .filter(|_| usable)
             .filter(|&&s| snap.missing(s) + snap.mismatch(s) > 0)
             .map(|&s| (s, snap.missing(s), snap.mismatch(s)))
             .collect();
@@ -61,6 +66,8 @@ impl Verifier {
             self.last_problems = problems;
             out.push(Record::Verify(VerifyRecord {
                 ts_ns: snap.raw.end_ns,
+                start_ns: snap.raw.ts_ns,
+                truncated: snap.truncated(),
                 trigger,
                 level: layout.level(),
                 pgds_total: snap.raw.pgds,
@@ -71,7 +78,7 @@ impl Verifier {
                 mismatched,
             }));
         }
-        for &s in &slots {
+        for &s in slots.iter().filter(|_| usable) {
             if snap.mismatch(s) > 0 && !self.mismatch_reported[s] {
                 self.mismatch_reported[s] = true;
                 out.push(Record::Mismatch(MismatchRecord {

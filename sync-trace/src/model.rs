@@ -131,6 +131,31 @@ impl Model {
         }
     }
 
+    /// The entry of a traced call, as soon as it is read: a call still
+    /// running is evidence too. A helper-shaped sync's entry times the
+    /// population before the sync's exit (and the inner call's) is read.
+    pub fn note_entry(&mut self, target: Target, ts_ns: u64, args: [u64; 3]) {
+        let (start, end) = target.range(&args);
+        if !target.is_sync() {
+            self.note_running(target, ts_ns, u64::MAX, [start, end]);
+            return;
+        }
+        if let (true, Some(l)) = (start == end, self.layout()) {
+            let slot = l.slot(start);
+            self.evidence.add(
+                slot,
+                slot,
+                Act {
+                    kind: ActKind::HelperSync,
+                    entry_ns: ts_ns,
+                    exit_ns: u64::MAX,
+                    task: None,
+                    stack: Vec::new(),
+                },
+            );
+        }
+    }
+
     /// A traced call of a populate function or of `init_memory_mapping()`
     /// (`args`: its address, or its physical range), ended at `exit_ns` or
     /// still running (`u64::MAX`).
@@ -161,6 +186,14 @@ impl Model {
     /// decided, then the walk's verification and the verdicts it allows.
     pub fn on_scan(&mut self, snap: &Snapshot, trigger: Trigger, out: &mut Vec<Record>) {
         let start = out.len();
+        // A walk that judges a closed window is reported as such, even when
+        // a sweep ran it and it found nothing new.
+        let due = self.next_deadline().is_some_and(|d| d <= snap.ts_ns());
+        let trigger = if due && snap.walked() && trigger == Trigger::Sweep {
+            Trigger::Deadline
+        } else {
+            trigger
+        };
         let seen = self.detector.on_scan(snap, out);
         self.held.extend(seen);
         let walk_start = snap.walked().then_some(snap.ts_ns());
@@ -237,3 +270,7 @@ impl Model {
         s
     }
 }
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod tests;

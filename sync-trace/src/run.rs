@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{anyhow, Context as _};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya_log::EbpfLogger;
-use sync_trace_common::{raw, RawEvent, Target};
+use sync_trace_common::{raw, Kind, RawEvent};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
@@ -106,6 +106,9 @@ impl Engine<'_> {
         while let Some(item) = ring.next() {
             match RawEvent::from_bytes(&item) {
                 Ok(ev) => {
+                    if ev.kind == Kind::Entry {
+                        self.model.note_entry(ev.target, ev.ts_ns, ev.args);
+                    }
                     if let Some(rec) = self.tracer.on_event(&ev, self.syms) {
                         synced |= matches!(rec, Record::Sync(_));
                         // The call first, then what it caused.
@@ -132,13 +135,6 @@ impl Engine<'_> {
         walk: bool,
     ) -> anyhow::Result<()> {
         self.drain(ring)?;
-        // Calls still running bound the populations they make.
-        for t in Target::ALL.into_iter().filter(|t| !t.is_sync()) {
-            let running: Vec<(u64, [u64; 3])> = self.tracer.inflight(t).collect();
-            for (ts, args) in running {
-                self.model.note_running(t, ts, u64::MAX, [args[0], args[1]]);
-            }
-        }
         let snap = if walk {
             self.scanner.verified_walk()?
         } else {
@@ -146,15 +142,6 @@ impl Engine<'_> {
         };
         self.walk_failed = walk && snap.incomplete() && !snap.truncated();
         self.drain(ring)?;
-        let due = self
-            .model
-            .next_deadline()
-            .is_some_and(|d| d <= snap.ts_ns());
-        let trigger = if due && walk && trigger == Trigger::Sweep {
-            Trigger::Deadline
-        } else {
-            trigger
-        };
         let before = self.out.len();
         self.model.on_scan(&snap, trigger, &mut self.out);
         let reported = self.out[before..]

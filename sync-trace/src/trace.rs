@@ -14,8 +14,6 @@ use crate::{
 /// An entry waiting for its exit. Fixed-size: no allocation per event.
 #[derive(Clone, Copy)]
 struct Pending {
-    ts_ns: u64,
-    args: [u64; 3],
     cpu: u32,
     stack: [u64; MAX_STACK],
     frames: usize,
@@ -40,14 +38,6 @@ impl Tracer {
 }
 
 impl Tracer {
-    /// Entry time and raw arguments of the calls of `target` in flight now.
-    pub fn inflight(&self, target: Target) -> impl Iterator<Item = (u64, [u64; 3])> + '_ {
-        self.pending
-            .iter()
-            .filter(move |((_, t), _)| *t == target)
-            .map(|(_, p)| (p.ts_ns, p.args))
-    }
-
     /// Feeds one record; returns the completed call, if this was an exit.
     pub fn on_event(&mut self, ev: &RawEvent, syms: &Kallsyms) -> Option<Record> {
         let key = (ev.tid, ev.target);
@@ -58,8 +48,6 @@ impl Tracer {
                     self.pending.insert(
                         key,
                         Pending {
-                            ts_ns: ev.ts_ns,
-                            args: ev.args,
                             cpu: ev.cpu,
                             stack: ev.stack,
                             frames,
@@ -224,21 +212,18 @@ ffffffff81300400 T vmemmap_populate
     }
 
     #[test]
-    fn calls_in_flight_are_visible_until_their_exit() {
+    fn an_init_memory_mapping_call_keeps_its_physical_range() {
         let syms = Kallsyms::parse(SYMS);
         let mut t = Tracer::new(layout());
         let (start, end) = (0x8000000000, 0x8008000000);
         let entry = ev(Kind::Entry, Target::InitMemoryMapping, 100, 0, start, end);
         assert!(t.on_event(&entry, &syms).is_none());
-        let inflight: Vec<_> = t.inflight(Target::InitMemoryMapping).collect();
-        assert_eq!(inflight, vec![(100, [start, end, 0])]);
-        assert_eq!(t.inflight(Target::SyncGlobalPgds).count(), 0);
         let exit = ev(Kind::Exit, Target::InitMemoryMapping, 900, 800, start, end);
         let Some(Record::Call(c)) = t.on_event(&exit, &syms) else {
             panic!()
         };
         assert_eq!((c.addr, c.end), (Hex(start), Some(Hex(end))));
-        assert_eq!(t.inflight(Target::InitMemoryMapping).count(), 0);
+        assert_eq!((c.ts_ns, c.end_ns), (100, 900));
     }
 
     #[test]

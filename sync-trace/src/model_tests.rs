@@ -249,12 +249,12 @@ proptest! {
 
     #[test]
     fn verdicts_follow_the_kernel(
-        t in 1 * MS..80 * MS,
+        t in MS..80 * MS,
         follow in follow(),
         calls in prop::collection::vec((0..40 * MS, 1..200 * US), 0..60),
         noise in prop::collection::vec(0..300 * MS, 0..5),
         first_scan in 0..50 * MS,
-        period in 1 * MS..50 * MS,
+        period in MS..50 * MS,
         early in 0usize..4,
     ) {
         let (recs, synced) = kernel(t, follow, &calls, &noise);

@@ -133,8 +133,8 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
         never.ts_ns
     );
     ensure!(
-        u["pgds_missing"].as_u64().unwrap_or(0) > 0,
-        "unsynced without missing PGDs: {u}"
+        u["pgds_missing"].as_u64().unwrap_or(0) > 0 && u["confirmed"] == true,
+        "unsynced without missing PGDs, or not confirmed: {u}"
     );
     if let Some(p) = for_slot(&recs, "paired", never.slot).first() {
         bail!("never-synced slot paired: {p}");

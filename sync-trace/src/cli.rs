@@ -93,6 +93,19 @@ pub struct RunArgs {
     /// the diagnostics path; noisy).
     #[arg(long, hide = true)]
     pub test_kernel_log: bool,
+    /// Size of the kernel's event ring buffer in bytes: a power of two of at
+    /// least 4096. Small sizes force losses (a test of loss accounting).
+    #[arg(long, hide = true, value_parser = parse_ring_size)]
+    pub test_ring_size: Option<u32>,
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n >= 4096 && n.is_power_of_two() => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a ring size: give a power of two of at least 4096 bytes"
+        )),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

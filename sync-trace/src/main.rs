@@ -87,6 +87,7 @@ fn probe_cmd(json: bool) -> anyhow::Result<i32> {
     let session = session::Session::open(&session::Options {
         capture_stack: true,
         force_log: false,
+        ring_bytes: None,
     })?;
     let kernel = session::kernel_release();
     let mut out = io::stdout().lock();

@@ -189,6 +189,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let opts = Options {
         capture_stack: !args.no_stacks,
         force_log: args.test_kernel_log,
+        ring_bytes: args.test_ring_size,
     };
     let (mut session, (scanner, before)) = Session::open_with(&opts, |facts| {
         let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;

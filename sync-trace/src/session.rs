@@ -18,6 +18,9 @@ pub struct Session {
 pub struct Options {
     pub capture_stack: bool,
     pub force_log: bool,
+    /// Size of the EVENTS ring buffer in bytes (a power of two, at least a
+    /// page); `None` keeps the object's 256 KiB.
+    pub ring_bytes: Option<u32>,
 }
 
 /// Raises RLIMIT_MEMLOCK for kernels that still charge BPF maps to it
@@ -53,18 +56,21 @@ impl Session {
         raise_memlock();
         let capture: u32 = opts.capture_stack.into();
         let force: u32 = opts.force_log.into();
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global(raw::GLOBAL_CAPTURE_STACK, &capture, true)
-            .override_global(raw::GLOBAL_FORCE_LOG, &force, true)
-            .load(sync_trace_ebpf::SYNC_TRACE_BPF)
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("Operation not permitted") {
-                    anyhow::anyhow!("cannot create BPF maps: {}", privilege::explain_denied())
-                } else {
-                    anyhow::anyhow!("cannot load the sync-trace BPF object: {text}")
-                }
-            })?;
+            .override_global(raw::GLOBAL_FORCE_LOG, &force, true);
+        if let Some(bytes) = opts.ring_bytes {
+            loader.map_max_entries(raw::MAP_EVENTS, bytes);
+        }
+        let mut ebpf = loader.load(sync_trace_ebpf::SYNC_TRACE_BPF).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("Operation not permitted") {
+                anyhow::anyhow!("cannot create BPF maps: {}", privilege::explain_denied())
+            } else {
+                anyhow::anyhow!("cannot load the sync-trace BPF object: {text}")
+            }
+        })?;
         let before = before_attach(&facts)?;
         let attached = attach_all(&mut ebpf, &facts);
         Ok((

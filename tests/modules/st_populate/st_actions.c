@@ -37,7 +37,7 @@ int st_format(const struct st_record *r, char *buf, size_t len)
 			 r->mode, r->level, r->slot, r->addr, r->ts_ns, r->sync_ts_ns);
 }
 
-static void st_report(const struct st_record *r)
+void st_report(const struct st_record *r)
 {
 	char buf[160];
 
@@ -166,7 +166,7 @@ int st_action_top(const char *mode)
 {
 	struct st_record r = { .mode = mode };
 	struct st_late *late = NULL;
-	void *table;
+	void *table, *reused;
 	int i;
 
 	if (!strcmp(mode, "late")) {
@@ -187,7 +187,11 @@ int st_action_top(const char *mode)
 			return -ENOSPC;
 		}
 		r.addr = st_slot_addr(i);
-		r.ts_ns = st_populate_top(i, r.addr, table);
+		/* A slot "clear" emptied gets its old table back (st_clear.c). */
+		reused = st_reuse_table(i);
+		r.ts_ns = st_populate_top(i, r.addr, reused ? reused : table);
+		if (reused && r.ts_ns)
+			free_page((unsigned long)table);	/* never linked */
 		if (r.ts_ns)
 			break;
 		/* Somebody populated the slot between the scan and the lock: scan again. */
@@ -197,7 +201,7 @@ int st_action_top(const char *mode)
 	r.level = pgtable_l5_enabled() ? "pgd" : "p4d";
 	r.seq = ++st_seq;
 
-	if (!strcmp(mode, "sync") || !strcmp(mode, "mismatch"))
+	if (!strcmp(mode, "sync") || !strcmp(mode, "mismatch") || !strcmp(mode, "lossy"))
 		st_do_sync(&r);
 	if (!strcmp(mode, "mismatch"))
 		st_mismatch_current(i, r.addr);

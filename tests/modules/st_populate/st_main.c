@@ -11,6 +11,9 @@
  *   echo never > .../trigger    populate, never sync (what sync-trace must flag)
  *   echo lower > .../trigger    populate a second-level entry inside an existing top-level
  *                               entry, no sync (needs none; must never be flagged)
+ *   echo clear > .../trigger    clear init_mm's entry of the last top-level action (as KASAN
+ *                               teardown can); the next action writes it back (st_clear.c)
+ *   echo lossy > .../trigger    a synced population inside a storm of syncs (st_lossy.c)
  *   cat .../last                the last action (key=value line, also pr_info'ed)
  *   cat .../slots               present kernel top-level slots of init_mm and of the reader
  *
@@ -89,6 +92,10 @@ static ssize_t st_trigger_write(struct file *f, const char __user *ubuf, size_t 
 				    !strcmp(cmd, "mismatch")   ? "mismatch" : "never");
 	else if (!strcmp(cmd, "lower"))
 		ret = st_action_lower();
+	else if (!strcmp(cmd, "clear"))
+		ret = st_action_clear();
+	else if (!strcmp(cmd, "lossy"))
+		ret = st_action_lossy();
 	else
 		ret = -EINVAL;
 	mutex_unlock(&st_lock);

@@ -20,7 +20,7 @@
 struct mm_struct;
 
 struct st_record {
-	const char *mode;	/* sync, late, never, lower, none */
+	const char *mode;	/* sync, late, never, mismatch, lossy, lower, clear, none */
 	const char *level;	/* pgd, p4d, pud, none */
 	int slot;		/* top-level index */
 	unsigned long addr;	/* start of the populated slot / entry */
@@ -56,5 +56,13 @@ extern struct list_head st_late_list;
 int st_format(const struct st_record *r, char *buf, size_t len);
 int st_action_top(const char *mode);
 int st_action_lower(void);
+void st_report(const struct st_record *r);
+
+/* st_clear.c */
+int st_action_clear(void);
+void *st_reuse_table(int slot);
+
+/* st_lossy.c */
+int st_action_lossy(void);
 
 #endif /* ST_POPULATE_H */

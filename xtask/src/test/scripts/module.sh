@@ -1,6 +1,7 @@
 # Synthetic top-level populations from the st_populate test module
-# (tests/modules/st_populate): synced, lower-level, late, never, mismatched;
-# audits between.
+# (tests/modules/st_populate): synced, lower-level, late, never, cleared and
+# populated again, mismatched; audits between; then one inside a storm of
+# syncs with a tiny ring buffer.
 insmod /modules/st_populate.ko \
     init_mm_addr=0x$(grep ' init_mm$' /proc/kallsyms | cut -d' ' -f1) \
     sync_addr=0x$(grep ' arch_sync_kernel_mappings$' /proc/kallsyms | cut -d' ' -f1) \
@@ -18,9 +19,22 @@ step late
 act late; sleep 1; audit
 step never
 act never; sleep 1; audit
+# Clear a synced entry from init_mm (as KASAN teardown can), then write it back.
+step clear-sync
+act sync; sleep 0.5
+step clear
+act clear; sleep 0.5
+step repopulate
+act sync; sleep 0.5
 step mismatch
 act mismatch; sleep 1; audit
 step run
+stop_run
+# A synced population inside a storm of syncs, with a one-page ring buffer:
+# records are lost around it, and its verdict must say so.
+step lossy
+start_run --test-ring-size 4096
+act lossy; sleep 1
 stop_run
 step fail-on-unsynced
 start_run --fail-on-unsynced

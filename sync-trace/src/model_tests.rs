@@ -11,7 +11,7 @@ use sync_trace_common::{Method, Target};
 use super::*;
 use crate::{
     caller::Caller,
-    record::{LatencyKind, Source, Task},
+    record::{LatencyKind, LostRecord, Source, Task},
 };
 
 const US: u64 = 1_000;
@@ -148,6 +148,17 @@ fn end_of(r: &Record) -> u64 {
     }
 }
 
+/// Records lost between two reads of the counters, `since` and `ts`.
+fn lost(since: u64, ts: u64) -> Record {
+    Record::Lost(LostRecord {
+        what: "events".into(),
+        count: 1,
+        total: 1,
+        ts_ns: ts,
+        since_ns: since,
+    })
+}
+
 /// What reaches the model, in the order the event loop reads it: each
 /// call's entry when it starts (the model notes it), its record when it ends.
 enum Delivery {
@@ -175,6 +186,26 @@ fn deliveries(recs: &[Record]) -> Vec<(u64, Delivery)> {
     d
 }
 
+/// The event loop reads the loss counters before every drain and scan: a
+/// loss at `loss_at` is reported at the first of them after it, with the
+/// window between that read and the one before.
+struct Losses {
+    at: Option<u64>,
+    last_read: u64,
+}
+
+impl Losses {
+    fn read(&mut self, now: u64, model: &mut Model, out: &mut Vec<Record>) {
+        if let Some(at) = self.at.filter(|&at| at <= now) {
+            let r = lost(self.last_read, now);
+            out.push(r.clone());
+            model.observe(&r, out);
+            self.at = None;
+        }
+        self.last_read = now;
+    }
+}
+
 fn deliver(model: &mut Model, d: &Delivery, out: &mut Vec<Record>) {
     match d {
         Delivery::Entry(t, ts, args) => model.note_entry(*t, *ts, *args),
@@ -195,7 +226,12 @@ fn simulate(
     first_scan: u64,
     period: u64,
     early: usize,
+    loss_at: Option<u64>,
 ) -> Vec<Record> {
+    let mut losses = Losses {
+        at: loss_at,
+        last_read: 0,
+    };
     let mut model = Model::new(GRACE);
     model.baseline(&Snapshot::test(0, &BOOT), false);
     let ds = deliveries(recs);
@@ -204,9 +240,11 @@ fn simulate(
     let mut scan_at = first_scan;
     while scan_at < t + 2 * GRACE + 3 * period {
         while next < ds.len() && ds[next].0 <= scan_at {
+            losses.read(ds[next].0, &mut model, &mut out);
             deliver(&mut model, &ds[next].1, &mut out);
             next += 1;
         }
+        losses.read(scan_at, &mut model, &mut out);
         let mut present = BOOT.to_vec();
         let mut snap = if scan_at >= t {
             present.push(SLOT);
@@ -222,15 +260,18 @@ fn simulate(
         model.on_scan(&snap, Trigger::Sweep, &mut out);
         for _ in 0..early {
             if next < ds.len() && ds[next].0 <= scan_at + period {
+                losses.read(ds[next].0.max(scan_at), &mut model, &mut out);
                 deliver(&mut model, &ds[next].1, &mut out);
                 next += 1;
             }
         }
         scan_at += period;
     }
-    for (_, d) in &ds[next..] {
+    for (at, d) in &ds[next..] {
+        losses.read((*at).max(scan_at), &mut model, &mut out);
         deliver(&mut model, d, &mut out);
     }
+    losses.read(u64::MAX, &mut model, &mut out);
     let summary = model.finish(&mut out);
     out.push(Record::Summary(summary));
     out
@@ -256,9 +297,16 @@ proptest! {
         first_scan in 0..50 * MS,
         period in MS..50 * MS,
         early in 0usize..4,
+        loss in prop::option::of((0..100 * MS, 0..5 * MS)),
     ) {
         let (recs, synced) = kernel(t, follow, &calls, &noise);
-        let out = simulate(&recs, t, synced, first_scan, period, early);
+        // Records lost right when the population happened, or long after
+        // every verdict.
+        let loss_holds_t = loss.map(|(_, width)| width % 2 == 0);
+        let loss_at = loss.map(|(after, width)| {
+            if width % 2 == 0 { t } else { t + 2 * GRACE + 10 * period + after }
+        });
+        let out = simulate(&recs, t, synced, first_scan, period, early, loss_at);
         let pops: Vec<&PopulateRecord> = out.iter().filter_map(|r| match r {
             Record::Populate(p) => Some(p),
             _ => None,
@@ -301,8 +349,17 @@ proptest! {
             }
             (_, None) => unreachable!(),
         }
+        let verdicts: Vec<bool> = out.iter().filter_map(|r| match r {
+            Record::Paired(p) => Some(p.uncertain),
+            Record::Unsynced(u) => Some(u.uncertain),
+            _ => None,
+        }).collect();
+        match loss_holds_t {
+            Some(true) => prop_assert!(verdicts.iter().all(|&u| u), "loss around the population, verdict certain: {:?}", out),
+            _ => prop_assert!(verdicts.iter().all(|&u| !u), "no loss in the window, verdict uncertain: {:?}", out),
+        }
         let Some(Record::Summary(s)) = out.last() else { panic!("no summary") };
-        prop_assert_eq!(s.paired + s.unsynced, 1);
+        prop_assert_eq!(s.paired + s.unsynced + s.uncertain, 1);
     }
 }
 
@@ -320,7 +377,7 @@ fn a_helper_sync_after_the_scan_still_makes_a_helper_population() {
         &[],
         &[],
     );
-    let out = simulate(&recs, t, synced, t + 100 * US, 50 * MS, 0);
+    let out = simulate(&recs, t, synced, t + 100 * US, 50 * MS, 0, None);
     let pop = out.iter().find_map(|r| match r {
         Record::Populate(p) => Some(p),
         _ => None,
@@ -351,7 +408,7 @@ fn many_populate_calls_after_the_sync_do_not_move_the_population() {
         &calls,
         &[],
     );
-    let out = simulate(&recs, t, synced, 0, 50 * MS, 0);
+    let out = simulate(&recs, t, synced, 0, 50 * MS, 0, None);
     let kinds: Vec<&str> = out
         .iter()
         .filter_map(|r| match r {

@@ -196,7 +196,7 @@ struct Losses {
 
 impl Losses {
     fn read(&mut self, now: u64, model: &mut Model, out: &mut Vec<Record>) {
-        if let Some(at) = self.at.filter(|&at| at <= now) {
+        if self.at.is_some_and(|at| at <= now) {
             let r = lost(self.last_read, now);
             out.push(r.clone());
             model.observe(&r, out);

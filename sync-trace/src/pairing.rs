@@ -96,7 +96,7 @@ impl Pairing {
             pid: s.task.pid,
             comm: s.task.comm.clone(),
             pop: p.pop.pop.clone(),
-            populated_ns: p.pop.ts_ns,
+            populated_ns: p.from_ns,
             latency_ns,
             latency_kind: p.kind,
             sync_function: s.function,
@@ -201,9 +201,9 @@ impl Pairing {
             .filter(|p| !p.reported && p.deadline_ns <= start)
         {
             p.reported = true;
-            judged.push((p.pop.clone(), v.missing_in(p.pop.pop.slot)));
+            judged.push((p.pop.clone(), p.from_ns, v.missing_in(p.pop.pop.slot)));
         }
-        for (pop, missing) in judged {
+        for (pop, from_ns, missing) in judged {
             let confirmed = missing > 0;
             let uncertain = self.lost_within(pop.empty(), start);
             summary.count_unsynced(confirmed, uncertain);
@@ -213,7 +213,7 @@ impl Pairing {
                 pid: pop.pid,
                 comm: pop.comm.clone(),
                 pop: pop.pop.clone(),
-                populated_ns: pop.ts_ns,
+                populated_ns: from_ns,
                 grace_ns: self.grace_ns,
                 pgds_missing: missing,
                 pgds_total: v.pgds_total,

@@ -190,6 +190,8 @@ pub struct PairedRecord {
     pub comm: String,
     #[serde(flatten)]
     pub pop: Population,
+    /// Where the latency runs from: the helper sync's entry (`exact`), or
+    /// the earliest time the population can have happened (`upper_bound`).
     pub populated_ns: u64,
     pub latency_ns: u64,
     pub latency_kind: LatencyKind,

@@ -95,9 +95,10 @@ impl Engine<'_> {
         }
     }
 
-    /// Reads the loss counters, then every pending ring-buffer record:
-    /// losses are known before the records that follow them are judged.
-    /// Returns whether a sync completed.
+    /// Reads the loss counters, then every pending ring-buffer record, and
+    /// the counters again before each sync (the kernel keeps appending while
+    /// the ring is read): losses are known before the records that follow
+    /// them are judged. Returns whether a sync completed.
     fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<bool> {
         let before = self.out.len();
         self.lost.poll(&mut self.out)?;
@@ -110,7 +111,14 @@ impl Engine<'_> {
                         self.model.note_entry(ev.target, ev.ts_ns, ev.args);
                     }
                     if let Some(rec) = self.tracer.on_event(&ev, self.syms) {
-                        synced |= matches!(rec, Record::Sync(_));
+                        if matches!(rec, Record::Sync(_)) {
+                            // A sync can decide a verdict: losses that
+                            // happened before it was read must be known.
+                            let before = self.out.len();
+                            self.lost.poll(&mut self.out)?;
+                            self.observe_new(before);
+                            synced = true;
+                        }
                         // The call first, then what it caused.
                         self.out.push(rec.clone());
                         self.model.observe(&rec, &mut self.out);

@@ -70,9 +70,15 @@ fn paired_inside(paired: &Value, start_ns: u64, end_ns: u64) -> Result<()> {
     Ok(())
 }
 
+/// A record's `[ts_ns, end_ns]`.
+fn span(v: &Value) -> Result<(u64, u64)> {
+    Ok((u64_of(v, "ts_ns")?, u64_of(v, "end_ns")?))
+}
+
 /// A record's `[ts_ns, end_ns]` lies inside `[start_ns, end_ns]`.
 fn inside(v: &Value, start_ns: u64, end_ns: u64) -> Result<bool> {
-    Ok(u64_of(v, "ts_ns")? >= start_ns && u64_of(v, "end_ns")? <= end_ns)
+    let (a, b) = span(v)?;
+    Ok(start_ns <= a && b <= end_ns)
 }
 
 /// `devmap-32T`: the module's memremap_pages() of 128 MiB at 32 TiB with compound pages.
@@ -181,20 +187,16 @@ pub fn check_dimm_1g(o: &Output, size: u64) -> Result<()> {
     // vmemmap_p4d_populate() call that makes the helper sync; up to the helper sync's end.
     let mut floor = u64_of(map, "end_ns")?;
     let mut floor_what = "init_memory_mapping()'s return";
-    if let Some(c) = calls.iter().find(|c| {
+    let enclosing = calls.iter().find(|c| {
         c["function"] == "vmemmap_p4d_populate"
             && c["tid"] == helper["tid"]
-            && inside(
-                &helper,
-                u64_of(c, "ts_ns").unwrap_or(u64::MAX),
-                u64_of(c, "end_ns").unwrap_or(0),
-            )
-            .unwrap_or(false)
-    }) {
+            && span(c).is_ok_and(|(a, b)| inside(&helper, a, b).unwrap_or(false))
+    });
+    if let Some(c) = enclosing {
         floor = floor.max(u64_of(c, "ts_ns")?);
         floor_what = "the entry of the vmemmap_p4d_populate() call that syncs";
     }
-    let (sync_at, sync_end) = (u64_of(&helper, "ts_ns")?, u64_of(&helper, "end_ns")?);
+    let (sync_at, sync_end) = span(&helper)?;
     let latency = u64_of(&vm, "latency_ns")?;
     ensure!(
         floor <= sync_at,
@@ -240,7 +242,7 @@ pub fn check_virtio_mem(o: &Output, blocks: u64) -> Result<()> {
     ensure!(
         maps.len() >= 2
             && maps.iter().all(|m| {
-                matches!((addr(m, "addr"), addr(m, "end")), (Ok(a), Ok(e)) if e - a == BLOCK)
+                matches!((addr(m, "addr"), addr(m, "end")), (Ok(a), Ok(e)) if e.checked_sub(a) == Some(BLOCK))
             }),
         "expected several block-sized init_memory_mapping calls in the new slot: {maps:?}"
     );

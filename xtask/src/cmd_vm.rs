@@ -1,7 +1,7 @@
 //! `cargo xtask vm`: run a script in a guest kernel.
 
 use crate::guest_binary::{build_guest_sync_trace, workspace_root};
-use crate::vm::{run_vm_with, HotAdd, KernelId, VmSpec};
+use crate::vm::{run_vm_with, HotAdd, KernelId, VirtioMem, VmSpec};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +20,18 @@ pub struct VmArgs {
     /// DIMM to plug at the script's next `hotadd` (ADDR:SIZE, e.g. 0x200000000000:128M).
     #[arg(long = "hotadd", value_name = "ADDR:SIZE")]
     pub hotadds: Vec<HotAdd>,
+    /// Physical range no DIMM fills that the guest must be able to map, ADDR:SIZE (e.g. for
+    /// memremap_pages() in a test module); sets maxmem and phys-bits like a --hotadd there.
+    #[arg(long = "device-range", value_name = "ADDR:SIZE")]
+    pub device_ranges: Vec<HotAdd>,
+    /// virtio-mem device, ADDR:SIZE:REQUESTED (e.g. 0x8000000000:2G:1G); the guest plugs
+    /// REQUESTED once it loads virtio_mem (pass --image-module virtio_mem).
+    #[arg(long = "virtio-mem", value_name = "ADDR:SIZE:REQUESTED")]
+    pub virtio_mem: Option<VirtioMem>,
+    /// Module of the kernel image to put, with its dependencies, in /modules/image/ (load
+    /// them in the order of /modules/image/order).
+    #[arg(long = "image-module", value_name = "NAME")]
+    pub image_modules: Vec<String>,
     /// Kbuild module directory to build for the kernel; lands in /modules/.
     #[arg(long = "module", value_name = "DIR")]
     pub modules: Vec<PathBuf>,
@@ -72,6 +84,9 @@ pub fn run(args: VmArgs) -> Result<i32> {
         paging: args.paging,
         kaslr: args.kaslr,
         hotadds: args.hotadds,
+        device_ranges: args.device_ranges,
+        virtio_mem: args.virtio_mem,
+        image_modules: args.image_modules,
         module_dirs: args.modules,
         files: args.files,
         script,

@@ -26,6 +26,9 @@ pub struct InitramfsSpec<'a> {
     pub modules: &'a [PathBuf],
     /// Modules /init loads in this order (already decompressed), for the NIC.
     pub boot_modules: &'a [(String, Vec<u8>)],
+    /// Image modules in load order (already decompressed): /modules/image/NAME.ko, and their
+    /// names one per line in /modules/image/order. The script loads them.
+    pub image_modules: &'a [(String, Vec<u8>)],
     /// Bring eth0 up with QEMU user networking's guest address.
     pub network: bool,
 }
@@ -169,6 +172,14 @@ pub fn write_initramfs(path: &Path, spec: &InitramfsSpec) -> Result<()> {
     w.file("script.sh", 0o755, spec.script.as_bytes())?;
     for (name, data) in spec.boot_modules {
         w.file(&format!("lib/boot-modules/{name}"), 0o644, data)?;
+    }
+    let mut order = String::new();
+    for (name, data) in spec.image_modules {
+        w.file(&format!("modules/image/{name}"), 0o644, data)?;
+        order += &format!("{name}\n");
+    }
+    if !spec.image_modules.is_empty() {
+        w.file("modules/image/order", 0o644, order.as_bytes())?;
     }
     for m in spec.modules {
         let name = m

@@ -161,18 +161,28 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The modules, in load order and decompressed, that give the guest a virtio NIC:
-/// `virtio_net` everywhere, `virtio_pci` where it is a module (6.1), each after its
-/// dependencies from `modules.dep`. Built-in ones (absent from modules.dep) are skipped.
+/// `virtio_net` everywhere, `virtio_pci` where it is a module (6.1).
 pub fn nic_modules(kernel: &Kernel) -> Result<Vec<(String, Vec<u8>)>> {
+    // virtio_pci first: it creates the device virtio_net binds to.
+    in_load_order(kernel, &["virtio_pci", "virtio_net"])
+        .context("port forwarding needs a virtio NIC in the guest")
+}
+
+/// `names` (as in `modules.dep`, `_` for `-`) and their dependencies from the kernel image's
+/// `modules.dep`, each after its dependencies, as `(NAME.ko, decompressed contents)`.
+/// Built-in ones (in `modules.builtin`) are left out; a name that is neither is an error.
+pub fn in_load_order(kernel: &Kernel, names: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let dep = parse_modules_dep(&kernel.modules_dir)?;
-    if !dep.contains_key("virtio_net") {
-        let builtin =
-            fs::read_to_string(kernel.modules_dir.join("modules.builtin")).unwrap_or_default();
-        if !builtin.contains("virtio_net.ko") {
-            bail!(
-                "{} has no virtio_net module: port forwarding cannot work with it",
-                kernel.version
-            );
+    // Unstable's packages ship only modules.builtin.bin: without the text list, trust that a
+    // name missing from modules.dep is built in.
+    if let Ok(builtin) = fs::read_to_string(kernel.modules_dir.join("modules.builtin")) {
+        for n in names {
+            if !dep.contains_key(*n) && !builtin.contains(&format!("/{n}.ko")) {
+                bail!("{} has no module {n}, not even built in", kernel.version);
+            }
         }
     }
     let mut order: Vec<String> = Vec::new();
@@ -188,8 +198,7 @@ pub fn nic_modules(kernel: &Kernel) -> Result<Vec<(String, Vec<u8>)>> {
         }
         order.push(name.to_string());
     }
-    // virtio_pci first: it creates the device virtio_net binds to.
-    for m in ["virtio_pci", "virtio_net"] {
+    for m in names {
         visit(m, &dep, &mut order);
     }
     order

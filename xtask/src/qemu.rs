@@ -2,7 +2,7 @@
 
 use crate::initramfs::{EXIT_MARKER, HOTADD_REQUEST};
 use crate::qmp::Qmp;
-use crate::vm::HotAdd;
+use crate::vm::{HotAdd, VirtioMem};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::Read;
@@ -28,6 +28,9 @@ pub struct QemuConfig<'a> {
     pub paging: u8,
     pub kaslr: bool,
     pub hotadds: &'a [HotAdd],
+    /// Other ranges of the hot-add window (device ranges, virtio-mem): see [`memory_layout`].
+    pub other_ranges: &'a [HotAdd],
+    pub virtio_mem: Option<VirtioMem>,
     pub forward: Option<(u16, u16)>,
     pub timeout: Duration,
     pub extra_append: &'a [String],
@@ -43,7 +46,8 @@ pub struct QemuResult {
     pub exit_status: i32,
 }
 
-/// `maxmem` and CPU `phys-bits` that make QEMU accept every DIMM of `hotadds`.
+/// `maxmem` and CPU `phys-bits` that make QEMU accept every DIMM of `hotadds` and let the
+/// guest address every range of `others` (ranges no DIMM fills, virtio-mem's memory).
 #[derive(Debug, PartialEq, Eq)]
 pub struct MemLayout {
     pub maxmem: u64,
@@ -62,22 +66,23 @@ pub struct MemLayout {
 /// below 1 TiB needs a small `maxmem` (512 GiB → 600G; with 33T `device_add` is refused with
 /// "usable range [0x10000000000:…]"), and a DIMM above 1 TiB needs `maxmem` ≥ its end
 /// (32 TiB → 33T) and enough `phys-bits` for QEMU to accept that `maxmem`.
-pub fn memory_layout(hotadds: &[HotAdd]) -> Result<Option<MemLayout>> {
-    let Some(top) = hotadds.iter().map(|h| h.addr + h.size).max() else {
-        return Ok(None);
-    };
-    if hotadds.len() > SLOTS {
+pub fn memory_layout(dimms: &[HotAdd], others: &[HotAdd]) -> Result<Option<MemLayout>> {
+    if dimms.len() > SLOTS {
         bail!(
             "{} hot-adds requested but only {SLOTS} DIMM slots: use fewer --hotadd",
-            hotadds.len()
+            dimms.len()
         );
     }
-    if let Some(h) = hotadds.iter().find(|h| h.addr < 4 * GIB) {
+    let ranges: Vec<HotAdd> = dimms.iter().chain(others).copied().collect();
+    let Some(top) = ranges.iter().map(|h| h.addr + h.size).max() else {
+        return Ok(None);
+    };
+    if let Some(h) = ranges.iter().find(|h| h.addr < 4 * GIB) {
         bail!("hot-add at {:#x} is below 4 GiB, where QEMU's device memory starts: use a higher address", h.addr);
     }
     let low_max = 900 * GIB;
     let maxmem = (top + 64 * GIB).div_ceil(100 * GIB) * 100 * GIB;
-    let low = hotadds.iter().all(|h| h.addr < TIB);
+    let low = ranges.iter().all(|h| h.addr < TIB);
     if low && maxmem <= low_max {
         return Ok(Some(MemLayout {
             maxmem,
@@ -85,8 +90,8 @@ pub fn memory_layout(hotadds: &[HotAdd]) -> Result<Option<MemLayout>> {
             intel_vendor: false,
         }));
     }
-    let mixed = hotadds.iter().any(|h| h.addr < TIB);
-    if let Some(h) = hotadds
+    let mixed = ranges.iter().any(|h| h.addr < TIB);
+    if let Some(h) = ranges
         .iter()
         .find(|h| h.addr < TIB && h.addr + h.size > 836 * GIB)
     {
@@ -128,7 +133,7 @@ pub fn kernel_append(cfg: &QemuConfig) -> String {
 
 /// The full QEMU argument list.
 pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result<Vec<String>> {
-    let layout = memory_layout(cfg.hotadds)?;
+    let layout = memory_layout(cfg.hotadds, cfg.other_ranges)?;
     let mut cpu = "qemu64".to_string(); // a fixed, TCG-friendly model (an AMD one: see memory_layout)
     match cfg.paging {
         // qemu64 has no LA57, so the kernel stays with 4-level paging.
@@ -182,6 +187,19 @@ pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", p(qmp_sock)),
     ]);
+    if let Some(m) = cfg.virtio_mem {
+        // Device memory for virtio-mem inside the hot-add window (memory_layout saw its
+        // range); the guest plugs `requested-size` of it once the virtio_mem driver loads.
+        args.extend([
+            "-object".into(),
+            format!("memory-backend-ram,id=vmem0,size={}", m.size),
+            "-device".into(),
+            format!(
+                "virtio-mem-pci,id=vm0,memdev=vmem0,node=0,requested-size={},memaddr={:#x}",
+                m.requested, m.addr
+            ),
+        ]);
+    }
     if let Some((host, guest)) = cfg.forward {
         // User networking with one forwarded port on the host's loopback; restrict=on cuts the
         // guest off from every other network.

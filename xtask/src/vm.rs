@@ -69,6 +69,48 @@ impl FromStr for HotAdd {
     }
 }
 
+/// A virtio-mem device: `size` bytes of device memory at guest-physical `addr`, of which the
+/// device asks the guest to plug `requested` as soon as its driver (the `virtio_mem` module)
+/// loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtioMem {
+    pub addr: u64,
+    pub size: u64,
+    pub requested: u64,
+}
+
+impl VirtioMem {
+    /// The device memory, as the hot-add layout sees it.
+    pub fn range(&self) -> HotAdd {
+        HotAdd {
+            addr: self.addr,
+            size: self.size,
+        }
+    }
+}
+
+impl FromStr for VirtioMem {
+    type Err = anyhow::Error;
+    /// `ADDR:SIZE:REQUESTED`, e.g. `0x8000000000:2G:1G`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (range, req) = s.rsplit_once(':').with_context(|| {
+            format!("bad virtio-mem {s:?}: use ADDR:SIZE:REQUESTED, e.g. 0x8000000000:2G:1G")
+        })?;
+        let HotAdd { addr, size } = range.parse()?;
+        let requested = parse_size(req)?;
+        if requested > size || requested % (128 << 20) != 0 {
+            bail!(
+                "virtio-mem {s:?}: the requested size must be a multiple of 128 MiB, at most SIZE"
+            );
+        }
+        Ok(VirtioMem {
+            addr,
+            size,
+            requested,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct VmSpec {
     pub kernel: KernelId,
@@ -77,6 +119,15 @@ pub struct VmSpec {
     pub kaslr: bool,
     /// Done in order, one per `hotadd` call of the script.
     pub hotadds: Vec<HotAdd>,
+    /// Guest-physical ranges no DIMM fills that the guest must be able to map (e.g. for
+    /// `memremap_pages()` in a test module): they set `maxmem` and `phys-bits` as a DIMM there
+    /// would.
+    pub device_ranges: Vec<HotAdd>,
+    /// A virtio-mem device present from boot.
+    pub virtio_mem: Option<VirtioMem>,
+    /// Modules of the kernel image (names as in `modules.dep`), put with their dependencies
+    /// in /modules/image/ and listed in load order in /modules/image/order (not loaded).
+    pub image_modules: Vec<String>,
     /// Kbuild module directories, built for the kernel and put in /modules/.
     pub module_dirs: Vec<PathBuf>,
     /// Host file → absolute guest path.
@@ -96,6 +147,9 @@ impl VmSpec {
             paging: 4,
             kaslr: false,
             hotadds: Vec::new(),
+            device_ranges: Vec::new(),
+            virtio_mem: None,
+            image_modules: Vec::new(),
             module_dirs: Vec::new(),
             files: Vec::new(),
             script: script.into(),
@@ -103,6 +157,14 @@ impl VmSpec {
             timeout: Duration::from_secs(300),
             extra_append: Vec::new(),
         }
+    }
+
+    /// Guest-physical ranges beyond boot RAM that are not DIMMs: device ranges and
+    /// virtio-mem's memory.
+    pub fn other_ranges(&self) -> Vec<HotAdd> {
+        let mut v = self.device_ranges.clone();
+        v.extend(self.virtio_mem.map(|m| m.range()));
+        v
     }
 }
 
@@ -150,7 +212,8 @@ pub fn run_vm_with(
     guest_bin: &Path,
     mut on_line: impl FnMut(&str),
 ) -> Result<VmOutcome> {
-    qemu::memory_layout(&spec.hotadds)?; // refuse impossible hot-adds before any download
+    // Refuse impossible hot-adds before any download.
+    qemu::memory_layout(&spec.hotadds, &spec.other_ranges())?;
     deps::ensure_host_packages(deps::VM_PACKAGES)?;
     let t0 = Instant::now();
     let kernel = kernels::fetch_kernel(spec.kernel)
@@ -163,6 +226,8 @@ pub fn run_vm_with(
         Some(_) => modules::nic_modules(&kernel)?,
         None => Vec::new(),
     };
+    let names: Vec<&str> = spec.image_modules.iter().map(String::as_str).collect();
+    let image_modules = modules::in_load_order(&kernel, &names)?;
     let tmp = TempDir::new("vm")?;
     let initrd = tmp.0.join("initramfs.cpio");
     initramfs::write_initramfs(
@@ -173,6 +238,7 @@ pub fn run_vm_with(
             files: &spec.files,
             modules: &kos,
             boot_modules: &boot_modules,
+            image_modules: &image_modules,
             network: spec.forward.is_some(),
         },
     )?;
@@ -197,6 +263,8 @@ pub fn run_vm_with(
         paging: spec.paging,
         kaslr: spec.kaslr,
         hotadds: &spec.hotadds,
+        other_ranges: &spec.other_ranges(),
+        virtio_mem: spec.virtio_mem,
         forward: spec.forward,
         timeout: spec.timeout,
         extra_append: &spec.extra_append,
@@ -240,27 +308,40 @@ mod tests {
 
     #[test]
     fn layouts_match_the_recipes() {
-        let l = qemu::memory_layout(&["0x200000000000:128M".parse().unwrap()])
+        let l = qemu::memory_layout(&["0x200000000000:128M".parse().unwrap()], &[])
             .unwrap()
             .unwrap();
         assert_eq!(
             (l.maxmem, l.phys_bits, l.intel_vendor),
             (33 << 40, Some(46), false)
         );
-        let l = qemu::memory_layout(&["0x8000000000:128M".parse().unwrap()])
+        let l = qemu::memory_layout(&["0x8000000000:128M".parse().unwrap()], &[])
             .unwrap()
             .unwrap();
         assert_eq!((l.maxmem, l.phys_bits), (600 << 30, None));
-        assert!(qemu::memory_layout(&["0xf000000000:128M".parse().unwrap()]).is_err());
+        assert!(qemu::memory_layout(&["0xf000000000:128M".parse().unwrap()], &[]).is_err());
         // Below and above 1 TiB in one boot: an Intel vendor keeps the window at 4 GiB.
         let both = [
             "0x200000000000:128M".parse().unwrap(),
             "0x8000000000:128M".parse().unwrap(),
         ];
-        let l = qemu::memory_layout(&both).unwrap().unwrap();
+        let l = qemu::memory_layout(&both, &[]).unwrap().unwrap();
         assert_eq!(
             (l.maxmem, l.phys_bits, l.intel_vendor),
             (33 << 40, Some(46), true)
         );
+        // A device range or virtio-mem shapes the layout as a DIMM there would.
+        let devmap = ["0x200000000000:128M".parse().unwrap()];
+        let l = qemu::memory_layout(&[], &devmap).unwrap().unwrap();
+        assert_eq!((l.maxmem, l.phys_bits), (33 << 40, Some(46)));
+        let vmem: VirtioMem = "0x8000000000:2G:1G".parse().unwrap();
+        let l = qemu::memory_layout(&[], &[vmem.range()]).unwrap().unwrap();
+        assert_eq!((l.maxmem, l.phys_bits), (600 << 30, None));
+        assert!("0x8000000000:2G:3G".parse::<VirtioMem>().is_err());
+        // A 1 GiB DIMM at 32 TiB still fits below 33 TiB.
+        let l = qemu::memory_layout(&["0x200000000000:1G".parse().unwrap()], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.maxmem, l.phys_bits), (33 << 40, Some(46)));
     }
 }

@@ -32,6 +32,8 @@ LIST_HEAD(st_late_list);
 
 int st_format(const struct st_record *r, char *buf, size_t len)
 {
+	if (!strcmp(r->mode, "devmap"))
+		return st_devmap_format(buf, len);
 	return scnprintf(buf, len,
 			 "mode=%s level=%s slot=%d addr=0x%lx ts_ns=%llu sync_ts_ns=%llu\n",
 			 r->mode, r->level, r->slot, r->addr, r->ts_ns, r->sync_ts_ns);
@@ -39,7 +41,7 @@ int st_format(const struct st_record *r, char *buf, size_t len)
 
 void st_report(const struct st_record *r)
 {
-	char buf[160];
+	char buf[ST_LINE_MAX];
 
 	st_format(r, buf, sizeof(buf));
 	pr_info("%s", buf);

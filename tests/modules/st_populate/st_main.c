@@ -11,6 +11,9 @@
  *   echo never > .../trigger    populate, never sync (what sync-trace must flag)
  *   echo lower > .../trigger    populate a second-level entry inside an existing top-level
  *                               entry, no sync (needs none; must never be flagged)
+ *   echo devmap > .../trigger   memremap_pages() of the next 128 MiB from devmap_phys with
+ *                               compound pages: the kernel's own device-dax path populates
+ *                               and syncs (st_devmap.c)
  *   echo clear > .../trigger    clear init_mm's entry of the last top-level action (as KASAN
  *                               teardown can); the next action writes it back (st_clear.c)
  *   echo lossy > .../trigger    a synced population inside a storm of syncs (st_lossy.c)
@@ -23,7 +26,7 @@
  * Populated tables are never freed (every PGD on pgd_list may hold a copy of a top-level
  * entry, and the kernel never clears kernel top-level entries either). Unloading the module
  * is allowed: it runs pending "late" syncs at once and leaks the tables; the entries stay in
- * init_mm, so a reloaded module picks new slots.
+ * init_mm, so a reloaded module picks new slots. It also memunmap_pages() the devmap ranges.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -59,6 +62,12 @@ unsigned int st_delay_ms = 300;
 module_param_named(delay_ms, st_delay_ms, uint, 0644);
 MODULE_PARM_DESC(delay_ms, "delay of the sync for mode 'late', in ms (default 300)");
 
+/* Used by st_action_devmap() (st_devmap.c); the parameter keeps the name devmap_phys. */
+unsigned long st_devmap_phys = 0x200000000000UL;	/* 32 TiB */
+module_param_named(devmap_phys, st_devmap_phys, ulong, 0444);
+MODULE_PARM_DESC(devmap_phys,
+		 "physical address of the first devmap range (default 0x200000000000, 32 TiB); each devmap takes the next 128 MiB");
+
 /* init_mm, from init_mm_addr: not exported, so &init_mm cannot be used in a module. */
 struct mm_struct *st_mm;
 /* void arch_sync_kernel_mappings(unsigned long start, unsigned long end), arch/x86/mm/init_64.c. */
@@ -92,6 +101,8 @@ static ssize_t st_trigger_write(struct file *f, const char __user *ubuf, size_t 
 				    !strcmp(cmd, "mismatch")   ? "mismatch" : "never");
 	else if (!strcmp(cmd, "lower"))
 		ret = st_action_lower();
+	else if (!strcmp(cmd, "devmap"))
+		ret = st_action_devmap();
 	else if (!strcmp(cmd, "clear"))
 		ret = st_action_clear();
 	else if (!strcmp(cmd, "lossy"))
@@ -110,7 +121,7 @@ static const struct file_operations st_trigger_fops = {
 
 static ssize_t st_last_read(struct file *f, char __user *ubuf, size_t len, loff_t *ppos)
 {
-	char buf[160];
+	char buf[ST_LINE_MAX];
 	int n;
 
 	mutex_lock(&st_lock);
@@ -229,6 +240,7 @@ static void __exit st_exit(void)
 		list_del(&l->node);
 		kfree(l);
 	}
+	st_devmap_exit();
 	/* Populated page-table pages are leaked on purpose: see the top of the file. */
 	pr_info("unloaded; populated tables stay in init_mm\n");
 }

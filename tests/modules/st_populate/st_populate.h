@@ -29,6 +29,19 @@ struct st_record {
 	u64 seq;		/* action number, to match late syncs to st_last */
 };
 
+/* What the devmap action saw: `last` prints it while st_last.mode is "devmap". */
+struct st_devmap_record {
+	u64 phys;		/* start of the 128 MiB range given to memremap_pages() */
+	unsigned long vmemmap_va;	/* struct page of phys: pfn_to_page() */
+	unsigned long direct_va;	/* __va(phys) */
+	int vmemmap_was, vmemmap_now;	/* top-level entry of vmemmap present before/after */
+	int direct_was, direct_now;	/* same for the direct map */
+	u64 start_ns, end_ns;	/* ktime_get_ns() right before and after memremap_pages() */
+};
+
+/* Longest line of the debugfs file "last" (st_format), with its newline. */
+#define ST_LINE_MAX 320
+
 struct st_late {
 	struct list_head node;
 	struct delayed_work dw;
@@ -39,6 +52,7 @@ struct st_late {
 extern unsigned int st_delay_ms;
 extern struct mm_struct *st_mm;
 extern void (*st_sync)(unsigned long start, unsigned long end);
+extern unsigned long st_devmap_phys;
 
 /* st_layout.c */
 unsigned long st_slot_addr(unsigned int i);
@@ -64,5 +78,10 @@ void *st_reuse_table(int slot);
 
 /* st_lossy.c */
 int st_action_lossy(void);
+
+/* st_devmap.c */
+int st_action_devmap(void);
+int st_devmap_format(char *buf, size_t len);
+void st_devmap_exit(void);
 
 #endif /* ST_POPULATE_H */

@@ -11,12 +11,12 @@ use crate::vm::KernelId;
 /// creates (469), the direct-map slot of a DIMM at 512 GiB (274) and of the
 /// one at 32 TiB (337).
 pub const VMEMMAP_32T: u64 = 0xffffea8000000000;
-const SLOT_VMEMMAP_32T: u64 = 469;
-const SLOT_DIRECT_32T: u64 = 337;
-const SLOT_DIRECT_512G: u64 = 274;
+pub const SLOT_VMEMMAP_32T: u64 = 469;
+pub const SLOT_DIRECT_32T: u64 = 337;
+pub const SLOT_DIRECT_512G: u64 = 274;
 /// Physical addresses of the DIMMs.
-const AT_512G: u64 = 0x80_0000_0000;
-const AT_32T: u64 = 0x2000_0000_0000;
+pub const AT_512G: u64 = 0x80_0000_0000;
+pub const AT_32T: u64 = 0x2000_0000_0000;
 /// 5-level, no KASLR: vmemmap_base.
 const VMEMMAP_5LEVEL: u64 = 0xffd4000000000000;
 
@@ -80,7 +80,7 @@ pub fn check_idle(o: &Output) -> Result<()> {
 }
 
 /// A `populate` of `slot` and its `paired`; returns the paired record.
-fn populated_and_paired(o: &Output, step: &str, slot: u64, region: &str) -> Result<Value> {
+pub fn populated_and_paired(o: &Output, step: &str, slot: u64, region: &str) -> Result<Value> {
     let pops = o.events(step, "populate")?;
     let p = pops
         .iter()
@@ -96,15 +96,15 @@ fn populated_and_paired(o: &Output, step: &str, slot: u64, region: &str) -> Resu
 
 /// The traced `init_memory_mapping()` of the DIMM at `phys` bounds when the
 /// direct-map entry of `slot` appeared (`not_before_ns`).
-fn bounded_by_mapping(o: &Output, slot: u64, phys: u64) -> Result<()> {
-    let calls = o.events("hotadd", "call")?;
+pub fn bounded_by_mapping(o: &Output, step: &str, slot: u64, phys: u64) -> Result<()> {
+    let calls = o.events(step, "call")?;
     let map = calls
         .iter()
         .find(|c| {
             c["function"] == "init_memory_mapping" && addr(c, "addr").is_ok_and(|a| a == phys)
         })
         .with_context(|| format!("no init_memory_mapping of {phys:#x} traced; calls: {calls:?}"))?;
-    let pops = o.events("hotadd", "populate")?;
+    let pops = o.events(step, "populate")?;
     let pop = pops
         .iter()
         .find(|p| p["slot"] == slot)
@@ -116,7 +116,7 @@ fn bounded_by_mapping(o: &Output, slot: u64, phys: u64) -> Result<()> {
     Ok(())
 }
 
-fn no_unsynced(o: &Output, step: &str) -> Result<()> {
+pub fn no_unsynced(o: &Output, step: &str) -> Result<()> {
     if let Some(u) = o.events(step, "unsynced")?.first() {
         bail!("unexpected unsynced: {u}");
     }
@@ -140,10 +140,10 @@ fn check_kernel_log(o: &Output) -> Result<()> {
     Ok(())
 }
 
-pub fn check_hotadd_32t(o: &Output) -> Result<()> {
-    o.expect_exit("hotadd", 0)?;
-    check_kernel_log(o)?;
-    let syncs = o.events("hotadd", "sync")?;
+/// The `arch_sync_kernel_mappings(a, a)` of `p4d_populate_kernel()` for the new vmemmap slot
+/// at 32 TiB, called from the vmemmap populate path.
+pub fn vmemmap_helper_sync(o: &Output, step: &str) -> Result<Value> {
+    let syncs = o.events(step, "sync")?;
     let helper = syncs
         .iter()
         .find(|s| s["function"] == "arch_sync_kernel_mappings" && s["helper"] == true)
@@ -156,13 +156,20 @@ pub fn check_hotadd_32t(o: &Output) -> Result<()> {
         stack_has(helper, "vmemmap_p4d_populate"),
         "helper sync stack lacks the vmemmap populate path: {helper}"
     );
+    Ok(helper.clone())
+}
+
+pub fn check_hotadd_32t(o: &Output) -> Result<()> {
+    o.expect_exit("hotadd", 0)?;
+    check_kernel_log(o)?;
+    vmemmap_helper_sync(o, "hotadd")?;
     let vm = populated_and_paired(o, "hotadd", SLOT_VMEMMAP_32T, "vmemmap")?;
     ensure!(
         vm["source"] == "helper" && vm["latency_kind"] == "exact",
         "vmemmap population not traced exactly: {vm}"
     );
     populated_and_paired(o, "hotadd", SLOT_DIRECT_32T, "direct_map")?;
-    bounded_by_mapping(o, SLOT_DIRECT_32T, AT_32T)?;
+    bounded_by_mapping(o, "hotadd", SLOT_DIRECT_32T, AT_32T)?;
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)
 }
@@ -189,7 +196,7 @@ pub fn check_hotadd_512g(o: &Output) -> Result<()> {
         "direct-map sync stack lacks __kernel_physical_mapping_init: {direct}"
     );
     populated_and_paired(o, "hotadd", SLOT_DIRECT_512G, "direct_map")?;
-    bounded_by_mapping(o, SLOT_DIRECT_512G, AT_512G)?;
+    bounded_by_mapping(o, "hotadd", SLOT_DIRECT_512G, AT_512G)?;
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)
 }

@@ -8,6 +8,7 @@ mod module;
 mod output;
 mod prometheus;
 mod scenarios;
+mod shapes;
 
 use std::time::Instant;
 
@@ -105,8 +106,20 @@ pub fn run(args: TestArgs) -> Result<i32> {
             })
             .and_then(|out| {
                 let o = Output::parse(&out.output);
-                (s.check)(&o, s.spec.kernel)
-                    .map_err(|e| e.context(format!("console log: {}", out.console_log.display())))
+                (s.check)(&o, s.spec.kernel).map_err(|e| {
+                    // The script's whole output, next to the console log, for a failed check.
+                    let script_log = out.console_log.with_extension("script.log");
+                    let saved = std::fs::write(&script_log, &out.output).is_ok();
+                    e.context(format!(
+                        "console log: {}{}",
+                        out.console_log.display(),
+                        if saved {
+                            format!(", script output: {}", script_log.display())
+                        } else {
+                            String::new()
+                        }
+                    ))
+                })
             });
         tally.record(&s.name, t, r);
     }

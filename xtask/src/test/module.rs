@@ -12,7 +12,46 @@ const MS: u64 = 1_000_000;
 /// The module's `late` delay (its `delay_ms` default).
 const LATE_MS: u64 = 300;
 
-/// The module's `last` line: `mode=… level=… slot=… addr=… ts_ns=… sync_ts_ns=…`.
+/// The module's `last` line of a step (`mode=…` then `key=value` words), as printed by `cat last`.
+pub struct Last {
+    line: String,
+    kv: HashMap<String, String>,
+}
+
+impl Last {
+    pub fn of(o: &Output, step: &str) -> Result<Last> {
+        let line = format!("mode={}", o.value(step, "mode")?);
+        let kv = line
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(Last { line, kv })
+    }
+
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    pub fn get(&self, k: &str) -> Result<&str> {
+        self.kv
+            .get(k)
+            .map(String::as_str)
+            .with_context(|| format!("module line lacks {k}: {}", self.line))
+    }
+
+    /// A decimal or `0x` hexadecimal field.
+    pub fn num(&self, k: &str) -> Result<u64> {
+        let v = self.get(k)?;
+        match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        }
+        .with_context(|| format!("bad {k}: {}", self.line))
+    }
+}
+
+/// The module's `last` line of a top-level action: `mode=… level=… slot=… addr=… ts_ns=… sync_ts_ns=…`.
 struct Action {
     level: String,
     slot: u64,
@@ -20,21 +59,11 @@ struct Action {
 }
 
 fn action(o: &Output, step: &str) -> Result<Action> {
-    let line = o.value(step, "mode")?;
-    let kv: HashMap<&str, &str> = line
-        .split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .collect();
-    let num = |k: &str| -> Result<u64> {
-        kv.get(k)
-            .with_context(|| format!("step {step}: module line lacks {k}: {line}"))?
-            .parse()
-            .with_context(|| format!("step {step}: bad {k}: {line}"))
-    };
+    let last = Last::of(o, step).with_context(|| format!("step {step}"))?;
     Ok(Action {
-        level: kv.get("level").copied().unwrap_or("").to_string(),
-        slot: num("slot")?,
-        ts_ns: num("ts_ns")?,
+        level: last.get("level").unwrap_or("").to_string(),
+        slot: last.num("slot").with_context(|| format!("step {step}"))?,
+        ts_ns: last.num("ts_ns").with_context(|| format!("step {step}"))?,
     })
 }
 

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{hotadd, module, output::Output};
+use super::{hotadd, module, output::Output, shapes};
 use crate::{
     guest_binary::workspace_root,
-    vm::{HotAdd, KernelId, VmSpec},
+    vm::{HotAdd, KernelId, VirtioMem, VmSpec},
 };
 
 /// Checks a scenario's output; the kernel tells what to expect.
@@ -24,6 +24,8 @@ const LIB: &str = include_str!("scripts/lib.sh");
 const HOTADD: &str = include_str!("scripts/hotadd.sh");
 const MODULE: &str = include_str!("scripts/module.sh");
 const PROMETHEUS: &str = include_str!("scripts/prometheus.sh");
+const DEVMAP: &str = include_str!("scripts/devmap.sh");
+const VIRTIO_MEM: &str = include_str!("scripts/virtio-mem.sh");
 
 /// 128 MiB: one memory section (SECTION_SIZE_BITS 27), the smallest DIMM
 /// the guest's ACPI hotplug adds.
@@ -32,6 +34,15 @@ const DIMM: u64 = 128 << 20;
 /// entry at 32 TiB, a new direct-map entry at 512 GiB.
 pub const AT_32T: u64 = 0x2000_0000_0000;
 const AT_512G: u64 = 0x80_0000_0000;
+/// One DIMM of eight sections at 32 TiB: one arch_add_memory() over many sections.
+const DIMM_1G: u64 = 1 << 30;
+/// virtio-mem at 512 GiB: 2 GiB of device memory, 1 GiB (eight blocks) plugged when the
+/// driver loads.
+const VIRTIO_MEM_512G: VirtioMem = VirtioMem {
+    addr: AT_512G,
+    size: 2 << 30,
+    requested: 1 << 30,
+};
 
 pub const KERNELS: [KernelId; 3] = [KernelId::V6_1, KernelId::V6_12, KernelId::Newest];
 
@@ -56,10 +67,12 @@ pub fn spec_for(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], whic
     let body = match which {
         "prometheus" => PROMETHEUS,
         "module" => MODULE,
+        "devmap" => DEVMAP,
+        "virtio-mem" => VIRTIO_MEM,
         _ => HOTADD,
     };
     let mut s = spec(kernel, paging, kaslr, hotadds, script("", body));
-    if body.contains("/modules/st_populate.ko") {
+    if body.contains("load_st_populate") {
         s.module_dirs = vec![workspace_root().join("tests/modules/st_populate")];
     }
     s
@@ -73,7 +86,56 @@ pub fn name(kernel: KernelId) -> &'static str {
     }
 }
 
-pub fn all(_full: bool) -> Vec<Scenario> {
+/// The hot-plug shapes of real machines (xtask/src/test/shapes.rs). Without `full`, the
+/// 1 GiB DIMM runs on 6.12 only and virtio-mem on 6.12 and 6.1 (where its virtio core is
+/// modular); `full` adds the others.
+fn shapes(full: bool) -> Vec<Scenario> {
+    let mut v = Vec::new();
+    for k in KERNELS {
+        let mut spec = spec_for(k, 4, false, &[], "devmap");
+        // Nothing is plugged there: the address only has to be valid (phys-bits, maxmem).
+        spec.device_ranges.push(HotAdd {
+            addr: AT_32T,
+            size: DIMM,
+        });
+        v.push(Scenario {
+            name: format!("{}/4-level/devmap-32T", name(k)),
+            spec,
+            check: Box::new(shapes::check_devmap),
+        });
+    }
+    for k in KERNELS {
+        if k != KernelId::V6_12 && !full {
+            continue;
+        }
+        let mut spec = spec(k, 4, false, &[], script("IDLE=0", HOTADD));
+        spec.hotadds.push(HotAdd {
+            addr: AT_32T,
+            size: DIMM_1G,
+        });
+        v.push(Scenario {
+            name: format!("{}/4-level/hotadd-1G-32T", name(k)),
+            spec,
+            check: Box::new(|o, _| shapes::check_dimm_1g(o, DIMM_1G)),
+        });
+    }
+    for k in KERNELS {
+        if k == KernelId::Newest && !full {
+            continue;
+        }
+        let mut spec = spec_for(k, 4, false, &[], "virtio-mem");
+        spec.virtio_mem = Some(VIRTIO_MEM_512G);
+        spec.image_modules = vec!["virtio_pci".into(), "virtio_mem".into()];
+        v.push(Scenario {
+            name: format!("{}/4-level/virtio-mem-512G", name(k)),
+            spec,
+            check: Box::new(|o, _| shapes::check_virtio_mem(o, VIRTIO_MEM_512G.requested / DIMM)),
+        });
+    }
+    v
+}
+
+pub fn all(full: bool) -> Vec<Scenario> {
     let mut v = Vec::new();
     for k in KERNELS {
         v.push(Scenario {
@@ -123,5 +185,6 @@ pub fn all(_full: bool) -> Vec<Scenario> {
         ),
         check: Box::new(|o, _| hotadd::check_hotadd_5level(o)),
     });
+    v.extend(shapes(full));
     v
 }

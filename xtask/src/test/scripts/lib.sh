@@ -38,3 +38,12 @@ wait_run() {
 }
 
 audit() { sync-trace audit --json; echo "exit=$?"; }
+
+# load_st_populate [PARAM=VALUE...]: the test module (tests/modules/st_populate), with the
+# addresses it needs from /proc/kallsyms.
+load_st_populate() {
+    insmod /modules/st_populate.ko \
+        init_mm_addr=0x$(grep ' init_mm$' /proc/kallsyms | cut -d' ' -f1) \
+        sync_addr=0x$(grep ' arch_sync_kernel_mappings$' /proc/kallsyms | cut -d' ' -f1) \
+        "$@" || { echo "insmod failed"; exit 1; }
+}

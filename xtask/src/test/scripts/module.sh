@@ -2,10 +2,7 @@
 # (tests/modules/st_populate): synced, lower-level, late, never, cleared and
 # populated again, mismatched; audits between; then one inside a storm of
 # syncs with a tiny ring buffer.
-insmod /modules/st_populate.ko \
-    init_mm_addr=0x$(grep ' init_mm$' /proc/kallsyms | cut -d' ' -f1) \
-    sync_addr=0x$(grep ' arch_sync_kernel_mappings$' /proc/kallsyms | cut -d' ' -f1) \
-    || { echo "insmod failed"; exit 1; }
+load_st_populate
 T=/sys/kernel/debug/st_populate
 act() { echo "$1" > $T/trigger && cat $T/last; }
 

@@ -1,10 +1,7 @@
 # sync-trace exporting metrics to a real Prometheus on the host (through a
 # forwarded port) during a hot-add at 32 TiB, then a never-synced population.
 # CHECKPOINT lines make the host query Prometheus while this waits.
-insmod /modules/st_populate.ko \
-    init_mm_addr=0x$(grep ' init_mm$' /proc/kallsyms | cut -d' ' -f1) \
-    sync_addr=0x$(grep ' arch_sync_kernel_mappings$' /proc/kallsyms | cut -d' ' -f1) \
-    || { echo "insmod failed"; exit 1; }
+load_st_populate
 step start
 start_run --metrics-addr 0.0.0.0:9464
 echo "CHECKPOINT baseline"

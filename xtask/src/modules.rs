@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Builds the out-of-tree (Kbuild) module in `dir` for `kernel`; returns the `.ko` paths.
-/// `dir` is copied to `cache/builds/<version>/<name>` first, so the source stays clean.
+/// `dir` is copied to `cache/builds/<version>/<name>-<hash of its files>` first, so the
+/// source stays clean.
 pub fn build_module(kernel: &Kernel, dir: &Path) -> Result<Vec<PathBuf>> {
     let name = dir
         .canonicalize()
@@ -27,7 +28,10 @@ pub fn build_module(kernel: &Kernel, dir: &Path) -> Result<Vec<PathBuf>> {
     }
     deps::ensure_host_packages(deps::MODULE_BUILD_PACKAGES)?;
     let headers = fetch_headers(kernel)?;
-    let scratch = cache_dir().join("builds").join(&kernel.version).join(&name);
+    let scratch = cache_dir()
+        .join("builds")
+        .join(&kernel.version)
+        .join(scratch_name(dir, &name)?);
     copy_dir(dir, &scratch)?;
     let out = Command::new("make")
         .arg("-C")
@@ -66,6 +70,27 @@ pub fn check_build(out: &std::process::Output, dir: &Path, kernel: &Kernel) -> R
         );
     }
     Ok(())
+}
+
+/// The build folder of a module source: its name and a hash of its files,
+/// so that runs building different versions of it at once (two work trees,
+/// two test runs) never build in, or load from, each other's folder.
+pub fn scratch_name(dir: &Path, name: &str) -> Result<String> {
+    use std::hash::{Hash, Hasher};
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in &files {
+        f.file_name().hash(&mut h);
+        fs::read(f)
+            .with_context(|| format!("cannot read {}", f.display()))?
+            .hash(&mut h);
+    }
+    Ok(format!("{name}-{:016x}", h.finish()))
 }
 
 /// Replaces `to` with a copy of `from`.

@@ -116,7 +116,11 @@ pub fn ensure_root(kernel: &Kernel) -> Result<PathBuf> {
 
 pub fn build_module(kernel: &Kernel, dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     let root = ensure_root(kernel)?;
-    let inside = format!("/build/{}/{name}", kernel.version);
+    let inside = format!(
+        "/build/{}/{}",
+        kernel.version,
+        crate::modules::scratch_name(dir, name)?
+    );
     let scratch = root.join(inside.trim_start_matches('/'));
     copy_dir(dir, &scratch)?;
     let _proc = ProcMount::new(&root)?;

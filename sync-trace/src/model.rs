@@ -255,6 +255,21 @@ impl Model {
         }
     }
 
+    /// The slots a walk starting at `now_ns` can judge: those of the
+    /// populations (written or held) whose grace window has closed.
+    pub fn due_slots(&self, now_ns: u64) -> Vec<usize> {
+        let grace = self.pairing.grace_ns();
+        let held = self
+            .held
+            .iter()
+            .filter(|h| h.seen_ns.saturating_add(grace) <= now_ns)
+            .map(|h| h.slot);
+        let mut v: Vec<usize> = self.pairing.due_slots(now_ns).chain(held).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// The earliest time a walk can judge something: a grace deadline.
     pub fn next_deadline(&self) -> Option<u64> {
         let grace = self.pairing.grace_ns();

@@ -177,6 +177,14 @@ impl Pairing {
         self.losses.push_back((l.since_ns, l.ts_ns));
     }
 
+    /// Slots of the populations whose window closed by `now_ns`, unjudged.
+    pub fn due_slots(&self, now_ns: u64) -> impl Iterator<Item = usize> + '_ {
+        self.pending
+            .iter()
+            .filter(move |p| !p.reported && p.deadline_ns <= now_ns)
+            .map(|p| p.pop.pop.slot)
+    }
+
     /// The earliest grace deadline still to judge, if any.
     pub fn next_deadline(&self) -> Option<u64> {
         self.pending
@@ -187,7 +195,8 @@ impl Pairing {
     }
 
     /// Judges every population whose window closed before the walk `v`
-    /// started: `unsynced`, with the walk's counts for the slot. A walk that
+    /// started and whose slot it compared: `unsynced`, with the walk's
+    /// counts for the slot. A walk that
     /// ended early (a fault, not a cut at `--max-pgds`) judges nothing.
     pub fn on_walk(&mut self, v: &VerifyRecord, out: &mut Vec<Record>, summary: &mut Summary) {
         if !(v.complete || v.truncated) {
@@ -198,7 +207,7 @@ impl Pairing {
         for p in self
             .pending
             .iter_mut()
-            .filter(|p| !p.reported && p.deadline_ns <= start)
+            .filter(|p| !p.reported && p.deadline_ns <= start && v.compared(p.pop.pop.slot))
         {
             p.reported = true;
             judged.push((p.pop.clone(), p.from_ns, v.missing_in(p.pop.pop.slot)));
@@ -285,6 +294,7 @@ mod tests {
             level: Level::P4d,
             pgds_total: 12,
             slots_checked: 5,
+            slots: None,
             complete: true,
             truncated: false,
             ok: missing == 0,
@@ -355,6 +365,12 @@ mod tests {
         faulted.complete = false;
         p.on_walk(&faulted, &mut out, &mut sum);
         assert!(out.is_empty());
+        // Nor one that compared other slots only.
+        let mut others = verify(112 * MS, 7);
+        others.slots = Some(vec![300, 301]);
+        p.on_walk(&others, &mut out, &mut sum);
+        assert!(out.is_empty());
+        assert_eq!(p.due_slots(112 * MS).collect::<Vec<_>>(), vec![469]);
         p.on_walk(&verify(112 * MS, 7), &mut out, &mut sum);
         let Record::Unsynced(u) = &out[0] else {
             panic!("{out:?}")

@@ -304,6 +304,11 @@ pub struct VerifyRecord {
     pub pgds_total: u32,
     /// Present kernel top-level slots of init_mm compared in each.
     pub slots_checked: u32,
+    /// The slots compared, when the walk compared only some (after a sync,
+    /// the synced slots; at a deadline, those whose window closed). Absent:
+    /// every present kernel slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Vec<usize>>,
     /// The walk reached the end of pgd_list without a fault.
     pub complete: bool,
     /// The walk stopped at `--max-pgds`: its counts cover the PGDs it reached.
@@ -322,6 +327,11 @@ impl VerifyRecord {
         } else {
             self.start_ns
         }
+    }
+
+    /// Whether the walk compared `slot`.
+    pub fn compared(&self, slot: usize) -> bool {
+        self.slots.as_ref().is_none_or(|s| s.contains(&slot))
     }
 
     pub fn missing_in(&self, slot: usize) -> u32 {

@@ -72,6 +72,7 @@ impl Verifier {
                 level: layout.level(),
                 pgds_total: snap.raw.pgds,
                 slots_checked: slots.len() as u32,
+                slots: None,
                 complete,
                 ok: complete && missing.is_empty() && mismatched.is_empty(),
                 missing,

@@ -192,11 +192,8 @@ fn configure(tree: &Path, work: &Path) -> Result<()> {
     )?;
     let config = fs::read_to_string(tree.join(".config"))?;
     let have: std::collections::HashSet<&str> = config.lines().collect();
-    let missing: Vec<&str> = KCONFIG
-        .lines()
-        .filter(|l| {
-            l.starts_with("CONFIG_") || (l.starts_with("# CONFIG_") && l.ends_with(" is not set"))
-        })
+    let missing: Vec<&str> = settings(KCONFIG)
+        .into_iter()
         .filter(|l| !have.contains(l))
         .collect();
     if !missing.is_empty() {
@@ -206,6 +203,16 @@ fn configure(tree: &Path, work: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The setting lines of a config fragment, as they appear in `.config`.
+fn settings(fragment: &str) -> Vec<&str> {
+    fragment
+        .lines()
+        .filter(|l| {
+            l.starts_with("CONFIG_") || (l.starts_with("# CONFIG_") && l.ends_with(" is not set"))
+        })
+        .collect()
 }
 
 /// `make -C tree ARGS` with its output appended to `log` (niced and parallel when `heavy`).
@@ -272,4 +279,45 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
         bail!("cannot {what}: {}", last_line(&out.stderr));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragment_is_settings_and_comments() {
+        let n = settings(KCONFIG).len();
+        assert!(n > 40, "only {n} settings");
+        for l in KCONFIG.lines() {
+            let comment = l.is_empty() || (l.starts_with("# ") && !l.starts_with("# CONFIG_"));
+            assert!(comment || settings(l).len() == 1, "odd fragment line {l:?}");
+        }
+        for needed in [
+            "CONFIG_DEBUG_INFO_BTF=y",
+            "CONFIG_ZONE_DEVICE=y",
+            "CONFIG_MODULES=y",
+        ] {
+            assert!(settings(KCONFIG).contains(&needed), "{needed} missing");
+        }
+    }
+
+    #[test]
+    fn patch_only_drops_the_syncing_helpers() {
+        let removed: Vec<&str> = PATCH.lines().filter(|l| l.starts_with("-\t")).collect();
+        let added: Vec<&str> = PATCH.lines().filter(|l| l.starts_with("+\t")).collect();
+        assert_eq!(removed.len(), 2);
+        for (call, line) in FIXED_CALLS.iter().zip(&removed) {
+            assert!(line.contains(call), "{line:?}");
+        }
+        assert!(added.iter().all(|l| l.contains("_populate(&init_mm, ")));
+        assert!(!added.iter().any(|l| l.contains("sync")));
+    }
+
+    #[test]
+    fn kernel_id_round_trips() {
+        let id: KernelId = "6.1-reverted".parse().unwrap();
+        assert_eq!(id, KernelId::V6_1Reverted);
+        assert_eq!(id.to_string(), "6.1-reverted");
+    }
 }

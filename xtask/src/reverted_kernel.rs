@@ -191,10 +191,9 @@ fn configure(tree: &Path, work: &Path) -> Result<()> {
         false,
     )?;
     let config = fs::read_to_string(tree.join(".config"))?;
-    let have: std::collections::HashSet<&str> = config.lines().collect();
     let missing: Vec<&str> = settings(KCONFIG)
         .into_iter()
-        .filter(|l| !have.contains(l))
+        .filter(|l| !holds(l, &config))
         .collect();
     if !missing.is_empty() {
         bail!(
@@ -213,6 +212,21 @@ fn settings(fragment: &str) -> Vec<&str> {
             l.starts_with("CONFIG_") || (l.starts_with("# CONFIG_") && l.ends_with(" is not set"))
         })
         .collect()
+}
+
+/// Whether `.config` text has `setting`; `# CONFIG_X is not set` also holds when X has no
+/// value at all (its menu is off, so Kconfig does not even list it).
+fn holds(setting: &str, config: &str) -> bool {
+    match setting
+        .strip_prefix("# ")
+        .and_then(|r| r.strip_suffix(" is not set"))
+    {
+        Some(name) => !config.lines().any(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('='))
+        }),
+        None => config.lines().any(|l| l == setting),
+    }
 }
 
 /// `make -C tree ARGS` with its output appended to `log` (niced and parallel when `heavy`).
@@ -312,6 +326,16 @@ mod tests {
         }
         assert!(added.iter().all(|l| l.contains("_populate(&init_mm, ")));
         assert!(!added.iter().any(|l| l.contains("sync")));
+    }
+
+    #[test]
+    fn config_check() {
+        let config = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_AB=y\n";
+        assert!(holds("CONFIG_A=y", config));
+        assert!(!holds("CONFIG_C=y", config));
+        assert!(holds("# CONFIG_B is not set", config));
+        assert!(holds("# CONFIG_C is not set", config));
+        assert!(!holds("# CONFIG_AB is not set", config));
     }
 
     #[test]

@@ -183,6 +183,20 @@ impl Apt {
             .unwrap_or(false)
     }
 
+    /// The candidate version of `pkg` (e.g. `6.1.192-3`), from the package lists only.
+    pub fn candidate_version(&self, pkg: &str) -> Result<String> {
+        let out = self
+            .cmd("apt-cache")
+            .args(["show", "--no-all-versions", pkg])
+            .output()
+            .context("cannot run apt-cache")?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Version: "))
+            .map(|v| v.trim().to_string())
+            .with_context(|| format!("apt ({}) has no candidate for {pkg}", self.name))
+    }
+
     /// `apt-get download` of `pkgs` into `dest`; returns the .deb paths.
     pub fn download(&self, pkgs: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
         fs::create_dir_all(dest)?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {
-    /// Guest kernel: 6.1, 6.12 or newest (Debian unstable).
+    /// Guest kernel: 6.1, 6.12, newest (Debian unstable) or 6.1-reverted (6.1 built without
+    /// the vmemmap sync fix).
     #[arg(long)]
     pub kernel: KernelId,
     /// Page-table levels in the guest.

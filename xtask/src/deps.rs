@@ -27,6 +27,25 @@ pub const MODULE_BUILD_PACKAGES: &[&str] = &[
     "dwarves",
 ];
 
+/// Packages needed to build the `6.1-reverted` kernel from Debian's source package: the
+/// compiler and kbuild's host tools, libelf for objtool (ORC), libssl for the certificate
+/// tools, `dwarves` for pahole (BTF), `xz-utils` for the source tarball, `patch`, and `kmod`
+/// for depmod at `modules_install`.
+pub const KERNEL_BUILD_PACKAGES: &[&str] = &[
+    "gcc",
+    "libc6-dev",
+    "make",
+    "bc",
+    "flex",
+    "bison",
+    "libelf-dev",
+    "libssl-dev",
+    "dwarves",
+    "xz-utils",
+    "patch",
+    "kmod",
+];
+
 /// Packages needed to make the Debian-unstable build root for `newest` modules.
 pub const SID_ROOT_PACKAGES: &[&str] = &["debootstrap"];
 

@@ -5,6 +5,7 @@
 //! debs/<pkg>_<ver>_amd64.deb    downloaded packages
 //! apt-sid/                      private apt configuration for Debian unstable
 //! kernels/<uname -r>/           unpacked image (+ headers); `.image-done`, `.headers-done` markers
+//! kernels/6.1-reverted-<key>/   a kernel built from source (reverted_kernel.rs)
 //! sid-root/                     Debian unstable build root for `newest` modules (modules.rs)
 //! runs/                         console logs of VM runs
 //! ```
@@ -23,6 +24,8 @@ pub enum KernelId {
     V6_12,
     /// Debian unstable's cloud kernel.
     Newest,
+    /// Debian's 6.1 source without the vmemmap sync fix, built here (reverted_kernel.rs).
+    V6_1Reverted,
 }
 
 impl FromStr for KernelId {
@@ -32,7 +35,8 @@ impl FromStr for KernelId {
             "6.1" => Ok(KernelId::V6_1),
             "6.12" => Ok(KernelId::V6_12),
             "newest" => Ok(KernelId::Newest),
-            _ => bail!("unknown kernel {s:?}: use 6.1, 6.12 or newest"),
+            "6.1-reverted" => Ok(KernelId::V6_1Reverted),
+            _ => bail!("unknown kernel {s:?}: use 6.1, 6.12, newest or 6.1-reverted"),
         }
     }
 }
@@ -43,6 +47,7 @@ impl std::fmt::Display for KernelId {
             KernelId::V6_1 => "6.1",
             KernelId::V6_12 => "6.12",
             KernelId::Newest => "newest",
+            KernelId::V6_1Reverted => "6.1-reverted",
         })
     }
 }
@@ -60,6 +65,9 @@ pub struct Kernel {
     pub vmlinuz: PathBuf,
     /// The unpacked `lib/modules/<version>` directory.
     pub modules_dir: PathBuf,
+    /// A kept build tree to build modules against (`make -C kbuild M=…`), for kernels built
+    /// here; `None`: the headers packages are fetched instead.
+    pub kbuild: Option<PathBuf>,
 }
 
 const FLAVOUR: &str = "cloud-amd64";
@@ -77,7 +85,7 @@ pub fn cache_dir() -> PathBuf {
 /// The apt configuration that knows `id`'s packages.
 pub fn apt_for(id: KernelId) -> Result<Apt> {
     match id {
-        KernelId::V6_1 | KernelId::V6_12 => Ok(Apt::host()),
+        KernelId::V6_1 | KernelId::V6_12 | KernelId::V6_1Reverted => Ok(Apt::host()),
         KernelId::Newest => Apt::private(&cache_dir().join("apt-sid"), "sid"),
     }
 }
@@ -85,7 +93,7 @@ pub fn apt_for(id: KernelId) -> Result<Apt> {
 /// The metapackage whose `linux-image-<abi>-cloud-amd64` dependency names the current ABI.
 fn metapackage(id: KernelId) -> &'static str {
     match id {
-        KernelId::V6_1 | KernelId::Newest => "linux-image-cloud-amd64",
+        KernelId::V6_1 | KernelId::Newest | KernelId::V6_1Reverted => "linux-image-cloud-amd64",
         KernelId::V6_12 => "linux-image-6.12-cloud-amd64",
     }
 }
@@ -115,9 +123,12 @@ fn kernel_root(version: &str) -> PathBuf {
     cache_dir().join("kernels").join(version)
 }
 
-/// Downloads (once) and unpacks the kernel image and modules of `id`.
-/// A second call costs only the apt-cache lookup: no network, no unpacking.
+/// Downloads (once) and unpacks the kernel image and modules of `id` (builds it, for
+/// `6.1-reverted`). A second call costs only the apt-cache lookup: no network, no unpacking.
 pub fn fetch_kernel(id: KernelId) -> Result<Kernel> {
+    if id == KernelId::V6_1Reverted {
+        return crate::reverted_kernel::fetch_reverted_kernel();
+    }
     let apt = apt_for(id)?;
     let abi = resolve_abi(id, &apt)?;
     let version = format!("{abi}-{FLAVOUR}");
@@ -171,6 +182,7 @@ pub fn fetch_kernel(id: KernelId) -> Result<Kernel> {
         root,
         vmlinuz,
         modules_dir,
+        kbuild: None,
     })
 }
 

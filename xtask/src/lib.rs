@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod modules;
 pub mod qemu;
 pub mod qmp;
+pub mod reverted_kernel;
 pub mod sid_root;
 pub mod test;
 pub mod vm;

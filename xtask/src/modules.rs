@@ -27,7 +27,10 @@ pub fn build_module(kernel: &Kernel, dir: &Path) -> Result<Vec<PathBuf>> {
         return sid_root::build_module(kernel, dir, &name);
     }
     deps::ensure_host_packages(deps::MODULE_BUILD_PACKAGES)?;
-    let headers = fetch_headers(kernel)?;
+    let headers = match &kernel.kbuild {
+        Some(tree) => tree.clone(),
+        None => fetch_headers(kernel)?,
+    };
     let scratch = cache_dir()
         .join("builds")
         .join(&kernel.version)

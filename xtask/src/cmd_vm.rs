@@ -51,6 +51,10 @@ pub struct VmArgs {
     /// Extra kernel command-line argument (repeatable).
     #[arg(long = "append", value_name = "ARG")]
     pub extra_append: Vec<String>,
+    /// The script makes the kernel oops (kill a task, not panic): print the
+    /// oops and go on instead of stopping the guest.
+    #[arg(long)]
+    pub expect_oops: bool,
     /// Use this static binary as /bin/sync-trace instead of building it.
     #[arg(long, value_name = "PATH")]
     pub guest_bin: Option<PathBuf>,
@@ -94,8 +98,12 @@ pub fn run(args: VmArgs) -> Result<i32> {
         forward: args.forward,
         timeout: Duration::from_secs(args.timeout),
         extra_append: args.extra_append,
+        expect_oops: args.expect_oops,
     };
     let outcome = run_vm_with(&spec, &guest_bin, |line| println!("{line}"))?;
+    if let Some(oops) = &outcome.oops {
+        println!("kernel oops (the run went on):\n{oops}");
+    }
     println!("exit status: {}", outcome.exit_status);
     Ok(outcome.exit_status)
 }

@@ -21,6 +21,9 @@ const SLOTS: usize = 4;
 const TAIL_LINES: usize = 40;
 /// Console markers that end the run with an error.
 const PANIC_MARKERS: &[&str] = &["Kernel panic", "BUG:", "Oops"];
+/// The markers of an oops that kills one task and leaves the kernel running:
+/// tolerated when the run expects one.
+const OOPS_MARKERS: &[&str] = &["BUG:", "Oops"];
 
 pub struct QemuConfig<'a> {
     pub vmlinuz: &'a Path,
@@ -38,12 +41,17 @@ pub struct QemuConfig<'a> {
     pub console_log: &'a Path,
     /// Temporary directory for the QMP socket, ttyS1 file and QEMU's own stderr.
     pub work_dir: &'a Path,
+    /// An oops (not a panic) is part of the scenario: it is recorded, not fatal.
+    pub expect_oops: bool,
 }
 
 pub struct QemuResult {
     /// ttyS1 lines (without `\r` and without the exit marker line).
     pub lines: Vec<String>,
     pub exit_status: i32,
+    /// The console from the first oops line on (at most TAIL_LINES lines),
+    /// when the run expected one and it came.
+    pub oops: Option<String>,
 }
 
 /// `maxmem` and CPU `phys-bits` that make QEMU accept every DIMM of `hotadds` and let the
@@ -307,6 +315,7 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
     let mut exit_status = None;
     let mut next_hotadd = 0;
     let mut panic_seen: Option<Instant> = None;
+    let mut oops: Option<Vec<String>> = None;
     loop {
         let exited = child.0.try_wait()?.is_some();
         for line in out_tail.poll(exited) {
@@ -338,7 +347,13 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
             lines.push(line);
         }
         for line in con_tail.poll(exited) {
-            if panic_seen.is_none() && PANIC_MARKERS.iter().any(|m| line.contains(m)) {
+            let oops_line = OOPS_MARKERS.iter().any(|m| line.contains(m));
+            if cfg.expect_oops && (oops_line || oops.is_some()) {
+                let o = oops.get_or_insert_with(Vec::new);
+                if o.len() < TAIL_LINES {
+                    o.push(line.clone());
+                }
+            } else if panic_seen.is_none() && PANIC_MARKERS.iter().any(|m| line.contains(m)) {
                 panic_seen = Some(Instant::now());
             }
             console.push(line);
@@ -371,7 +386,11 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
                     tail()
                 );
             };
-            return Ok(QemuResult { lines, exit_status });
+            return Ok(QemuResult {
+                lines,
+                exit_status,
+                oops: oops.map(|o| o.join("\n")),
+            });
         }
         if start.elapsed() > cfg.timeout {
             bail!(

@@ -138,6 +138,9 @@ pub struct VmSpec {
     pub forward: Option<(u16, u16)>,
     pub timeout: Duration,
     pub extra_append: Vec<String>,
+    /// The script makes the kernel oops (kill a task, not panic): the oops is
+    /// kept in the outcome instead of failing the run.
+    pub expect_oops: bool,
 }
 
 impl VmSpec {
@@ -156,6 +159,7 @@ impl VmSpec {
             forward: None,
             timeout: Duration::from_secs(300),
             extra_append: Vec::new(),
+            expect_oops: false,
         }
     }
 
@@ -177,6 +181,8 @@ pub struct VmOutcome {
     pub console_log: PathBuf,
     /// `uname -r` of the guest kernel.
     pub kernel_version: String,
+    /// The oops report, when the spec expected one and it came.
+    pub oops: Option<String>,
 }
 
 /// Runs the spec's script in a guest; see [`run_vm_with`].
@@ -270,6 +276,7 @@ pub fn run_vm_with(
         extra_append: &spec.extra_append,
         console_log: &console_log,
         work_dir: &tmp.0,
+        expect_oops: spec.expect_oops,
     };
     let t1 = Instant::now();
     let res = qemu::run_qemu(&cfg, &mut on_line)
@@ -284,6 +291,7 @@ pub fn run_vm_with(
         exit_status: res.exit_status,
         console_log,
         kernel_version: kernel.version,
+        oops: res.oops,
     })
 }
 

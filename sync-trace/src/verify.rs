@@ -39,7 +39,11 @@ impl Verifier {
             region: layout.region_of_slot(slot),
             pgds,
         };
-        let slots: Vec<usize> = snap.present_kernel_slots().collect();
+        // The slots this walk compared (a walk can be asked for a few only).
+        let slots: Vec<usize> = snap
+            .present_kernel_slots()
+            .filter(|&s| snap.checked(s))
+            .collect();
         let nonzero = |per_slot: fn(&Snapshot, usize) -> u32| -> Vec<SlotCount> {
             slots
                 .iter()
@@ -55,10 +59,19 @@ impl Verifier {
             .filter(|&&s| snap.missing(s) + snap.mismatch(s) > 0)
             .map(|&s| (s, snap.missing(s), snap.mismatch(s)))
             .collect();
-        // A sweep that finds what the last one found says nothing new.
-        let changed = problems != self.last_problems;
+        // A sweep that finds what the last one found (in the slots it
+        // compared) says nothing new.
+        let before: Vec<(usize, u32, u32)> = self
+            .last_problems
+            .iter()
+            .copied()
+            .filter(|p| snap.checked(p.0))
+            .collect();
+        let changed = problems != before;
         if trigger != Trigger::Sweep || changed {
-            self.last_problems = problems;
+            self.last_problems.retain(|p| !snap.checked(p.0));
+            self.last_problems.extend(problems);
+            self.last_problems.sort_unstable();
             out.push(Record::Verify(VerifyRecord {
                 ts_ns: snap.raw.end_ns,
                 trigger,

@@ -204,11 +204,6 @@ impl Scanner {
         self.stats
     }
 
-    /// Why walks cannot run here, if they cannot (table scans still can).
-    pub fn walk_unavailable(&self) -> Option<&str> {
-        self.no_walk.as_deref()
-    }
-
     /// init_mm's top-level table and the layout variables; no walk. The
     /// snapshot has neither `walked()` nor `incomplete()`.
     pub fn table(&mut self) -> anyhow::Result<Snapshot> {
@@ -255,7 +250,8 @@ impl Scanner {
             r = self.run(&[raw::SCAN_WALK_NEXT])?;
         }
         log::debug!(
-            "walk: status {:#x}, {} PGDs, {} slots, {} runs, {} restarts, longest run {} ns, core {:#x}",
+            "walk of {} slots: status {:#x}, {} PGDs, {} compared, {} runs, {} restarts, longest run {} ns, core {:#x}",
+            slots.len(),
             r.status,
             r.pgds,
             r.nslots,
@@ -302,15 +298,6 @@ impl Scanner {
     /// [`Scanner::verified_walk_of`] every kernel slot init_mm has.
     pub fn verified_walk(&mut self) -> anyhow::Result<Snapshot> {
         self.verified_walk_of(&SlotSet::all())
-    }
-
-    /// One scan: the table only, or a walk of every kernel slot.
-    pub fn scan(&mut self, walk: bool) -> anyhow::Result<Snapshot> {
-        if walk {
-            self.walk(&SlotSet::all())
-        } else {
-            self.table()
-        }
     }
 }
 

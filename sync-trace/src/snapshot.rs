@@ -62,6 +62,7 @@ impl SlotSet {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         (KERNEL_HALF..PTRS).filter(|&s| self.contains(s))
     }

@@ -25,7 +25,7 @@ use crate::{
     scan::Scanner,
     session::{kernel_release, Options, Session},
     sink::Sink,
-    snapshot::Snapshot,
+    snapshot::{SlotSet, Snapshot},
     trace::Tracer,
 };
 
@@ -68,17 +68,44 @@ struct Engine {
     model: Model,
     out: Vec<Record>,
     metrics: Option<Arc<Metrics>>,
+    grace_ns: u64,
+    /// Slots of populations, with the end of their grace window: the walk
+    /// at that deadline compares them.
+    watch: Vec<(u64, usize)>,
 }
 
 impl Engine {
-    /// Walks pgd_list and feeds the model; a walk at a grace deadline is
-    /// reported as such.
-    fn scan(&mut self, trigger: Trigger, tracer: &Tracer) -> anyhow::Result<()> {
+    /// Scans and feeds the model. What is walked follows what changed: a
+    /// quiet sweep reads init_mm's table only (its cost does not grow with
+    /// the number of processes); after syncs, pgd_list is walked for the
+    /// synced slots; at a grace deadline, for the slots of the populations
+    /// whose window closed (every kernel slot when none is known). A walk
+    /// at a grace deadline is reported as such.
+    fn scan(&mut self, trigger: Trigger, tracer: &Tracer, synced: &SlotSet) -> anyhow::Result<()> {
         // Direct-map mappings still running bound the populations they make.
         for (ts, args) in tracer.inflight(Target::InitMemoryMapping) {
             self.model.detector.bound_direct_map(ts, args[0], args[1]);
         }
-        let snap = self.scanner.verified_walk()?;
+        let now = monotonic_ns();
+        let due_now = self.model.next_deadline().is_some_and(|d| d <= now);
+        let mut slots = *synced;
+        if due_now || trigger == Trigger::Deadline {
+            let mut closed = SlotSet::empty();
+            for &(_, slot) in self.watch.iter().filter(|w| w.0 <= now) {
+                closed.insert(slot);
+            }
+            self.watch.retain(|w| w.0 > now);
+            slots = slots.union(if closed.is_empty() {
+                &const { SlotSet::all() }
+            } else {
+                &closed
+            });
+        }
+        let snap = if slots.is_empty() {
+            self.scanner.table()?
+        } else {
+            self.scanner.verified_walk_of(&slots)?
+        };
         let due = self
             .model
             .next_deadline()
@@ -90,10 +117,16 @@ impl Engine {
         };
         let before = self.out.len();
         self.model.on_scan(&snap, trigger, &mut self.out);
+        for r in &self.out[before..] {
+            if let Record::Populate(p) = r {
+                self.watch
+                    .push((p.ts_ns.saturating_add(self.grace_ns), p.pop.slot));
+            }
+        }
         let reported = self.out[before..]
             .iter()
             .any(|r| matches!(r, Record::Verify(_)));
-        if let (false, Some(m)) = (reported, &self.metrics) {
+        if let (false, true, Some(m)) = (reported, snap.walked(), &self.metrics) {
             m.walk(snap.raw.pgds);
         }
         Ok(())
@@ -146,6 +179,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         model: Model::new(args.grace.as_nanos() as u64),
         out: Vec::with_capacity(16),
         metrics: None,
+        grace_ns: args.grace.as_nanos() as u64,
+        watch: Vec::new(),
     };
     engine.model.detector.kasan = syms.has_kasan();
     let (layout, first_walk) = baseline(&mut engine)?;
@@ -208,7 +243,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             .next_deadline()
             .map(|d| Duration::from_nanos(d.saturating_sub(monotonic_ns())))
             .unwrap_or(Duration::from_secs(3600));
-        let mut synced = false;
+        let mut synced = SlotSet::empty();
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -220,15 +255,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sweep.tick() => engine.scan(Trigger::Sweep, &tracer)?,
-            _ = sleep(grace_wait) => engine.scan(Trigger::Deadline, &tracer)?,
+            _ = sweep.tick() => engine.scan(Trigger::Sweep, &tracer, &SlotSet::empty())?,
+            _ = sleep(grace_wait) => engine.scan(Trigger::Deadline, &tracer, &SlotSet::empty())?,
             _ = lost_tick.tick() => lost.poll(&mut engine.out)?,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = &mut deadline => break,
         }
-        if synced {
-            engine.scan(Trigger::Sync, &tracer)?;
+        if !synced.is_empty() {
+            engine.scan(Trigger::Sync, &tracer, &synced)?;
         }
         if sink.emit_all(&mut engine.out)? && args.fail_on_unsynced {
             exit = EXIT_UNSYNCED;
@@ -239,25 +274,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     logger.get_mut().flush();
     lost.poll(&mut engine.out)?;
     sink.emit_all(&mut engine.out)?;
+    let st = engine.scanner.stats();
+    log::info!(
+        "scans: {} table, {} walks, {} test runs, {} us in the kernel, longest run {} us (walk {} us)",
+        st.tables,
+        st.walks,
+        st.runs,
+        st.busy_ns / 1000,
+        st.max_run_ns / 1000,
+        st.max_walk_run_ns / 1000
+    );
     let mut summary = engine.model.summary.clone();
     summary.finish();
     sink.emit(&Record::Summary(summary))?;
     Ok(exit)
 }
 
-/// Decodes every pending ring-buffer record; returns whether a sync completed.
+/// Decodes every pending ring-buffer record; returns the kernel slots that
+/// completed syncs covered.
 fn drain(
     ring: &mut RingBuf<MapData>,
     tracer: &mut Tracer,
     syms: &Kallsyms,
     engine: &mut Engine,
-) -> anyhow::Result<bool> {
-    let mut synced = false;
+) -> anyhow::Result<SlotSet> {
+    let mut synced = SlotSet::empty();
     while let Some(item) = ring.next() {
         match RawEvent::from_bytes(&item) {
             Ok(ev) => {
                 if let Some(rec) = tracer.on_event(&ev, syms) {
-                    synced |= matches!(rec, Record::Sync(_));
+                    if let Record::Sync(s) = &rec {
+                        for slot in s.slot_first..=s.slot_last {
+                            synced.insert(slot);
+                        }
+                    }
                     // The call first, then what it caused.
                     engine.out.push(rec.clone());
                     engine.model.observe(&rec, &mut engine.out);

@@ -11,11 +11,13 @@
 //!   [`Scanner::verified_walk_of`] confirms a disagreement with a second
 //!   complete walk.
 
+use std::path::Path;
+
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{Array, MapData},
     programs::{RawTracePoint, RawTracePointRunOptions, TestRun},
-    Btf, Ebpf, EbpfLoader, Pod,
+    Ebpf, EbpfLoader, Pod,
 };
 use sync_trace_common::raw::{self, RawScan};
 
@@ -35,6 +37,8 @@ unsafe impl Pod for ScanValue {}
 /// it has run this long (checked every few nodes), so a run lasts about this
 /// plus a few nodes.
 pub const RUN_BUDGET_NS: u64 = 500_000;
+/// The kernel's own BTF, which CO-RE relocates the walk against.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// Restarts from the head the program makes after an invalid node.
 const MAX_RESTARTS: u32 = 3;
 /// Nodes a run visits at least before it looks at the clock (ST_CLOCK_EVERY).
@@ -139,12 +143,12 @@ impl Scanner {
         }
         // Without the kernel's BTF, aya applies no CO-RE relocation and the
         // program would see the local (wrong) struct layouts: walks refuse.
-        let btf = Btf::from_sys_fs().ok();
-        let no_walk = btf.is_none().then(|| {
+        // (The loader reads it itself; a BTF it cannot parse is caught by
+        // the layout check after the first walk's set-up.)
+        let no_walk = (!Path::new(VMLINUX_BTF).exists()).then(|| {
             "walking pgd_list needs the kernel's BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF) for the layout of struct page and mm_struct; it is missing".to_string()
         });
         let mut loader = EbpfLoader::new();
-        loader.btf(btf.as_ref());
         for ((knob, _, _), a) in SYMBOLS.iter().zip(&addrs) {
             loader.override_global(knob, a, true);
         }
@@ -235,6 +239,23 @@ impl Scanner {
         args[0] = raw::SCAN_WALK_BEGIN;
         args[1..].copy_from_slice(&slots.words());
         let mut r = self.run(&args)?;
+        // The set-up run: refuse before any node is read when the layout
+        // variables, a CO-RE fact or a plausible struct layout is missing.
+        if r.status & raw::SCAN_NO_LAYOUT != 0 {
+            return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
+        }
+        if r.status & raw::SCAN_NO_CORE != 0 {
+            let why = format!(
+                "walking pgd_list needs {} from the kernel's BTF, which lacks it: refusing to walk from guessed offsets",
+                missing_core(r.core).join(", ")
+            );
+            self.no_walk = Some(why.clone());
+            return Err(anyhow!("{why}"));
+        }
+        if let Some(why) = implausible_layout(&r) {
+            self.no_walk = Some(why.clone());
+            return Err(anyhow!("{why}"));
+        }
         // Each run but the first (set-up) and the last visits at least
         // NODES_PER_CLOCK nodes, and a walk visits at most
         // (restarts + 1) * max_pgds nodes.
@@ -265,21 +286,8 @@ impl Scanner {
         self.stats.busy_ns += r.busy_ns;
         self.stats.max_run_ns = self.stats.max_run_ns.max(r.max_run_ns);
         self.stats.max_walk_run_ns = self.stats.max_walk_run_ns.max(r.max_run_ns);
-        if r.status & raw::SCAN_NO_LAYOUT != 0 {
-            return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
-        }
-        if r.status & raw::SCAN_NO_CORE != 0 {
-            return Err(anyhow!(
-                "walking pgd_list needs {} from the kernel's BTF, which lacks it: refusing to walk from guessed offsets",
-                missing_core(r.core).join(", ")
-            ));
-        }
         if r.status & raw::SCAN_NOT_BEGUN != 0 || r.status & raw::SCAN_DONE == 0 {
             return Err(anyhow!("the page-table scan program did not finish the walk"));
-        }
-        if let Some(why) = implausible_layout(&r) {
-            self.no_walk = Some(why.clone());
-            return Err(anyhow!("{why}"));
         }
         let mut snap = Snapshot { raw: r };
         if !snap.complete() {

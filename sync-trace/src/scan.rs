@@ -58,6 +58,10 @@ pub struct ScanStats {
     pub max_run_ns: u64,
     /// Longest single test run of a walk.
     pub max_walk_run_ns: u64,
+    /// Test runs of walks, and those that took over 1 ms (the budget is
+    /// half that; interrupts served during a run count in its time).
+    pub walk_runs: u64,
+    pub walk_runs_over_1ms: u64,
 }
 
 pub struct Scanner {
@@ -115,11 +119,11 @@ pub fn missing_core(core: u32) -> Vec<&'static str> {
 fn implausible_layout(r: &RawScan) -> Option<String> {
     let size = r.page_size;
     let ok = size >= 64
-        && size % 8 == 0
+        && size.is_multiple_of(8)
         && r.list_off + 8 <= size
         && r.pt_mm_off + 8 <= size
         && r.refcount_off + 4 <= size
-        && r.mm_pgd_off % 8 == 0
+        && r.mm_pgd_off.is_multiple_of(8)
         && r.mm_pgd_off < 4096;
     (!ok).then(|| {
         format!(
@@ -239,6 +243,15 @@ impl Scanner {
         args[0] = raw::SCAN_WALK_BEGIN;
         args[1..].copy_from_slice(&slots.words());
         let mut r = self.run(&args)?;
+        let mut busy = 0;
+        let mut per_run = |r: &RawScan, stats: &mut ScanStats| {
+            stats.walk_runs += 1;
+            if r.busy_ns - busy > 1_000_000 {
+                stats.walk_runs_over_1ms += 1;
+            }
+            busy = r.busy_ns;
+        };
+        per_run(&r, &mut self.stats);
         // The set-up run: refuse before any node is read when the layout
         // variables, a CO-RE fact or a plausible struct layout is missing.
         if r.status & raw::SCAN_NO_LAYOUT != 0 {
@@ -269,6 +282,7 @@ impl Scanner {
                 ));
             }
             r = self.run(&[raw::SCAN_WALK_NEXT])?;
+            per_run(&r, &mut self.stats);
         }
         log::debug!(
             "walk of {} slots: status {:#x}, {} PGDs, {} compared, {} runs, {} restarts, longest run {} ns, core {:#x}",
@@ -287,7 +301,9 @@ impl Scanner {
         self.stats.max_run_ns = self.stats.max_run_ns.max(r.max_run_ns);
         self.stats.max_walk_run_ns = self.stats.max_walk_run_ns.max(r.max_run_ns);
         if r.status & raw::SCAN_NOT_BEGUN != 0 || r.status & raw::SCAN_DONE == 0 {
-            return Err(anyhow!("the page-table scan program did not finish the walk"));
+            return Err(anyhow!(
+                "the page-table scan program did not finish the walk"
+            ));
         }
         let mut snap = Snapshot { raw: r };
         if !snap.complete() {
@@ -333,10 +349,22 @@ mod tests {
     #[test]
     fn refuses_unrelocated_layouts() {
         let mut r = RawScan::zeroed();
-        (r.page_size, r.list_off, r.pt_mm_off, r.refcount_off, r.mm_pgd_off) = (64, 8, 32, 52, 0x48);
+        (
+            r.page_size,
+            r.list_off,
+            r.pt_mm_off,
+            r.refcount_off,
+            r.mm_pgd_off,
+        ) = (64, 8, 32, 52, 0x48);
         assert!(implausible_layout(&r).is_none());
         // What the local definitions give when no relocation was applied.
-        (r.page_size, r.list_off, r.pt_mm_off, r.refcount_off, r.mm_pgd_off) = (24, 0, 16, 8, 0);
+        (
+            r.page_size,
+            r.list_off,
+            r.pt_mm_off,
+            r.refcount_off,
+            r.mm_pgd_off,
+        ) = (24, 0, 16, 8, 0);
         assert!(implausible_layout(&r).is_some());
     }
 }

@@ -276,13 +276,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     sink.emit_all(&mut engine.out)?;
     let st = engine.scanner.stats();
     log::info!(
-        "scans: {} table, {} walks, {} test runs, {} us in the kernel, longest run {} us (walk {} us)",
+        "scans: {} table, {} walks, {} test runs, {} us in the kernel, longest run {} us (walk {} us), {} of {} walk runs over 1 ms",
         st.tables,
         st.walks,
         st.runs,
         st.busy_ns / 1000,
         st.max_run_ns / 1000,
-        st.max_walk_run_ns / 1000
+        st.max_walk_run_ns / 1000,
+        st.walk_runs_over_1ms,
+        st.walk_runs
     );
     let mut summary = engine.model.summary.clone();
     summary.finish();

@@ -38,6 +38,9 @@ pub struct VmArgs {
     /// Extra kernel command-line argument (repeatable).
     #[arg(long = "append", value_name = "ARG")]
     pub extra_append: Vec<String>,
+    /// Boot RAM in MiB (default 1024; at most 3072 keeps it below 4 GiB).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(256..=3072))]
+    pub ram: Option<u32>,
     /// Use this static binary as /bin/sync-trace instead of building it.
     #[arg(long, value_name = "PATH")]
     pub guest_bin: Option<PathBuf>,
@@ -78,6 +81,7 @@ pub fn run(args: VmArgs) -> Result<i32> {
         forward: args.forward,
         timeout: Duration::from_secs(args.timeout),
         extra_append: args.extra_append,
+        ram_mib: args.ram,
     };
     let outcome = run_vm_with(&spec, &guest_bin, |line| println!("{line}"))?;
     println!("exit status: {}", outcome.exit_status);

@@ -87,6 +87,9 @@ pub struct VmSpec {
     pub forward: Option<(u16, u16)>,
     pub timeout: Duration,
     pub extra_append: Vec<String>,
+    /// Boot RAM in MiB (default 1024). Stays below 4 GiB up to 3072, so the
+    /// hot-add window does not move.
+    pub ram_mib: Option<u32>,
 }
 
 impl VmSpec {
@@ -102,6 +105,7 @@ impl VmSpec {
             forward: None,
             timeout: Duration::from_secs(300),
             extra_append: Vec::new(),
+            ram_mib: None,
         }
     }
 }
@@ -200,6 +204,7 @@ pub fn run_vm_with(
         forward: spec.forward,
         timeout: spec.timeout,
         extra_append: &spec.extra_append,
+        ram_mib: spec.ram_mib,
         console_log: &console_log,
         work_dir: &tmp.0,
     };

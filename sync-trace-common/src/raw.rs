@@ -134,9 +134,7 @@ pub struct RawScan {
 }
 
 const SCAN_SLOTS_OFF: usize = 64 + 8 * PTRS + 8 * HALF;
-const _: () = assert!(
-    size_of::<RawScan>() == SCAN_SLOTS_OFF + 8 * SLOT_WORDS + 40 + 2 * HALF + 16
-);
+const _: () = assert!(size_of::<RawScan>() == SCAN_SLOTS_OFF + 8 * SLOT_WORDS + 40 + 2 * HALF + 16);
 const _: () = assert!(offset_of!(RawScan, top) == 64);
 const _: () = assert!(offset_of!(RawScan, slots) == SCAN_SLOTS_OFF);
 const _: () = assert!(offset_of!(RawScan, list) == SCAN_SLOTS_OFF + 8 * SLOT_WORDS + 40);
@@ -397,7 +395,10 @@ mod tests {
                 "#define ST_SCAN_TRUNCATED (1u << {})",
                 SCAN_TRUNCATED.trailing_zeros()
             ),
-            format!("#define ST_SCAN_MORE (1u << {})", SCAN_MORE.trailing_zeros()),
+            format!(
+                "#define ST_SCAN_MORE (1u << {})",
+                SCAN_MORE.trailing_zeros()
+            ),
             format!(
                 "#define ST_SCAN_NO_CORE (1u << {})",
                 SCAN_NO_CORE.trailing_zeros()
@@ -406,7 +407,10 @@ mod tests {
                 "#define ST_SCAN_NOT_BEGUN (1u << {})",
                 SCAN_NOT_BEGUN.trailing_zeros()
             ),
-            format!("#define ST_CORE_PTDESC (1u << {})", CORE_PTDESC.trailing_zeros()),
+            format!(
+                "#define ST_CORE_PTDESC (1u << {})",
+                CORE_PTDESC.trailing_zeros()
+            ),
             format!("#define ST_SCAN_KEY_WALK {SCAN_KEY_WALK}"),
             format!("ST_SCAN_WALK_NEXT = {SCAN_WALK_NEXT},"),
         ] {

@@ -417,9 +417,12 @@ mod tests {
 
     #[test]
     fn an_unconfirmed_disagreement_is_not_reported() {
-        let mut walks = vec![complete(&[(402, 5)])].into_iter().chain(
-            std::iter::repeat(walk(&[(402, 1)], raw::SCAN_DONE | raw::SCAN_FAULT)),
-        );
+        let mut walks = vec![complete(&[(402, 5)])]
+            .into_iter()
+            .chain(std::iter::repeat(walk(
+                &[(402, 1)],
+                raw::SCAN_DONE | raw::SCAN_FAULT,
+            )));
         let v = verify_walks(|| Ok(walks.next().unwrap())).unwrap();
         assert!(!v.complete() && v.incomplete());
         assert_eq!(v.missing(402), 0);

@@ -44,20 +44,48 @@ pub const KERNEL_HALF: usize = 256;
 /// `ST_HALF`
 pub const HALF: usize = PTRS - KERNEL_HALF;
 
-/// Map holding the scan result.
+/// Map holding the scan results: `[SCAN_KEY_TABLE]` and `[SCAN_KEY_WALK]`.
 pub const MAP_SCAN: &str = "SCAN";
+/// `ST_SCAN_KEY_TABLE`: the last table scan.
+pub const SCAN_KEY_TABLE: u32 = 0;
+/// `ST_SCAN_KEY_WALK`: the walk in progress or last done.
+pub const SCAN_KEY_WALK: u32 = 1;
 /// The scan program (raw tracepoint, run with BPF_PROG_TEST_RUN).
 pub const PROG_SCAN: &str = "st_scan";
-/// `enum st_scan_mode`
+/// `enum st_scan_mode`: copy init_top_pgt only.
 pub const SCAN_TABLE: u64 = 0;
-/// Also walk pgd_list.
-pub const SCAN_WALK: u64 = 1;
+/// Start a walk of pgd_list; args[1..1 + SLOT_WORDS] are the slot set.
+pub const SCAN_WALK_BEGIN: u64 = 1;
+/// Go on with the walk (while `SCAN_MORE`).
+pub const SCAN_WALK_NEXT: u64 = 2;
+/// `ST_SLOT_WORDS`: u64 words of a kernel-half slot set.
+pub const SLOT_WORDS: usize = HALF / 64;
 /// `st_scan.status` bits.
 pub const SCAN_DONE: u32 = 1 << 0;
 pub const SCAN_WALKED: u32 = 1 << 1;
 pub const SCAN_TRUNCATED: u32 = 1 << 2;
 pub const SCAN_FAULT: u32 = 1 << 3;
 pub const SCAN_NO_LAYOUT: u32 = 1 << 4;
+pub const SCAN_MORE: u32 = 1 << 5;
+pub const SCAN_NO_CORE: u32 = 1 << 6;
+pub const SCAN_RESTARTED: u32 = 1 << 7;
+pub const SCAN_NOT_BEGUN: u32 = 1 << 8;
+/// Set by userspace only (never by the program): a disagreement one
+/// complete walk saw could not be confirmed by a second complete walk.
+pub const SCAN_UNCONFIRMED: u32 = 1 << 30;
+/// Set by userspace only: the counts are the per-slot minimum of two
+/// complete walks.
+pub const SCAN_CONFIRMED: u32 = 1 << 31;
+
+/// `st_scan.core` bits: what CO-RE found in the kernel's BTF.
+pub const CORE_PAGE: u32 = 1 << 0;
+pub const CORE_LIST: u32 = 1 << 1;
+pub const CORE_PT_MM: u32 = 1 << 2;
+pub const CORE_REFCOUNT: u32 = 1 << 3;
+pub const CORE_MM_PGD: u32 = 1 << 4;
+pub const CORE_PTDESC: u32 = 1 << 5;
+/// `ST_CORE_NEEDED`
+pub const CORE_NEEDED: u32 = CORE_PAGE | CORE_LIST | CORE_PT_MM | CORE_REFCOUNT | CORE_MM_PGD;
 
 /// Scan knobs: kernel addresses from kallsyms (`const volatile` globals).
 pub const GLOBAL_INIT_TOP_PGT: &str = "st_cfg_init_top_pgt";
@@ -68,6 +96,10 @@ pub const GLOBAL_VMEMMAP_BASE: &str = "st_cfg_vmemmap_base";
 pub const GLOBAL_PGDIR_SHIFT: &str = "st_cfg_pgdir_shift";
 pub const GLOBAL_SME_ME_MASK: &str = "st_cfg_sme_me_mask";
 pub const GLOBAL_MAX_PGDS: &str = "st_cfg_max_pgds";
+/// Time budget of one test run of the walk (u64 ns).
+pub const GLOBAL_RUN_BUDGET_NS: &str = "st_cfg_run_budget_ns";
+/// Restarts from the head after an invalid node (u32).
+pub const GLOBAL_MAX_RESTARTS: &str = "st_cfg_max_restarts";
 
 /// `struct st_scan`, exactly as the scan program writes it.
 #[repr(C)]
@@ -86,10 +118,60 @@ pub struct RawScan {
     pub top: [u64; PTRS],
     pub missing: [u32; HALF],
     pub mismatch: [u32; HALF],
+    pub slots: [u64; SLOT_WORDS],
+    pub cursor: u64,
+    pub max_run_ns: u64,
+    pub busy_ns: u64,
+    pub runs: u32,
+    pub restarts: u32,
+    pub core: u32,
+    pub nslots: u32,
+    pub list: [u16; HALF],
+    pub list_off: u32,
+    pub pt_mm_off: u32,
+    pub refcount_off: u32,
+    pub mm_pgd_off: u32,
 }
 
-const _: () = assert!(size_of::<RawScan>() == 64 + 8 * PTRS + 8 * HALF);
+const SCAN_SLOTS_OFF: usize = 64 + 8 * PTRS + 8 * HALF;
+const _: () = assert!(size_of::<RawScan>() == SCAN_SLOTS_OFF + 8 * SLOT_WORDS + 40 + 2 * HALF + 16);
 const _: () = assert!(offset_of!(RawScan, top) == 64);
+const _: () = assert!(offset_of!(RawScan, slots) == SCAN_SLOTS_OFF);
+const _: () = assert!(offset_of!(RawScan, list) == SCAN_SLOTS_OFF + 8 * SLOT_WORDS + 40);
+
+impl RawScan {
+    /// An all-zero result (no status bits: not a scan yet).
+    pub const fn zeroed() -> Self {
+        Self {
+            ts_ns: 0,
+            end_ns: 0,
+            page_offset_base: 0,
+            vmalloc_base: 0,
+            vmemmap_base: 0,
+            sme_me_mask: 0,
+            pgdir_shift: 0,
+            status: 0,
+            pgds: 0,
+            page_size: 0,
+            top: [0; PTRS],
+            missing: [0; HALF],
+            mismatch: [0; HALF],
+            slots: [0; SLOT_WORDS],
+            cursor: 0,
+            max_run_ns: 0,
+            busy_ns: 0,
+            runs: 0,
+            restarts: 0,
+            core: 0,
+            nslots: 0,
+            list: [0; HALF],
+            list_off: 0,
+            pt_mm_off: 0,
+            refcount_off: 0,
+            mm_pgd_off: 0,
+        }
+    }
+}
 
 /// `struct st_event`, exactly as the kernel writes it.
 #[repr(C)]
@@ -313,6 +395,24 @@ mod tests {
                 "#define ST_SCAN_TRUNCATED (1u << {})",
                 SCAN_TRUNCATED.trailing_zeros()
             ),
+            format!(
+                "#define ST_SCAN_MORE (1u << {})",
+                SCAN_MORE.trailing_zeros()
+            ),
+            format!(
+                "#define ST_SCAN_NO_CORE (1u << {})",
+                SCAN_NO_CORE.trailing_zeros()
+            ),
+            format!(
+                "#define ST_SCAN_NOT_BEGUN (1u << {})",
+                SCAN_NOT_BEGUN.trailing_zeros()
+            ),
+            format!(
+                "#define ST_CORE_PTDESC (1u << {})",
+                CORE_PTDESC.trailing_zeros()
+            ),
+            format!("#define ST_SCAN_KEY_WALK {SCAN_KEY_WALK}"),
+            format!("ST_SCAN_WALK_NEXT = {SCAN_WALK_NEXT},"),
         ] {
             assert!(h.contains(&needle), "events.h lacks `{needle}`");
         }

@@ -7,6 +7,7 @@ use crate::{
     record::{Hex, Record, Trigger},
     scan::Scanner,
     sink::Sink,
+    snapshot::SlotSet,
 };
 
 /// Exit status when a PGD lacks an entry or points elsewhere.
@@ -16,7 +17,9 @@ pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     privilege::preflight().map_err(anyhow::Error::msg)?;
     let facts = KernelFacts::gather().map_err(anyhow::Error::msg)?;
     let mut scanner = Scanner::open(&facts.kallsyms, max_pgds)?;
-    let snap = scanner.verified_walk()?;
+    // The table first, for the layout: the walks compare the kernel slots.
+    let table = scanner.table()?;
+    let snap = scanner.verified_walk_of(&SlotSet::kernel(&table.layout()))?;
     let mut detector = crate::detect::Detector::default();
     detector.kasan = facts.kallsyms.has_kasan();
     let layout = detector.baseline(&snap);
@@ -35,21 +38,33 @@ pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
             v.slots_checked,
         );
         println!(
-            "audit: compared {} PGDs on pgd_list with init_mm ({}), twice where they disagreed",
+            "audit: compared {} PGDs on pgd_list with init_mm ({}){}",
             v.pgds_total,
             if v.complete {
                 "whole list"
+            } else if snap.truncated() {
+                "the walk stopped at --max-pgds"
             } else {
-                "the walk was cut short: a PGD was freed under it, or --max-pgds was reached"
+                "the walk was cut short: the list changed under it every time"
+            },
+            if snap.confirmed() {
+                ", twice as they disagreed"
+            } else {
+                ""
             }
         );
     }
     for r in &out {
         sink.emit(r)?;
     }
+    if snap.truncated() {
+        return Err(anyhow::anyhow!(
+            "pgd_list has more than --max-pgds {max_pgds} PGDs; raise --max-pgds"
+        ));
+    }
     if !v.complete {
         return Err(anyhow::anyhow!(
-            "could not walk the whole pgd_list; run audit again (or raise --max-pgds)"
+            "could not walk the whole pgd_list (it changed under every walk); run audit again"
         ));
     }
     Ok(if v.ok { 0 } else { EXIT_DISAGREE })

@@ -56,7 +56,7 @@ pub enum Command {
 }
 
 /// Bound of one pgd_list walk (one PGD per process, plus lazily held mms).
-pub const DEFAULT_MAX_PGDS: u32 = 65536;
+pub const DEFAULT_MAX_PGDS: u32 = 1 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {

@@ -25,7 +25,7 @@ use crate::{
     scan::Scanner,
     session::{kernel_release, Options, Session},
     sink::Sink,
-    snapshot::Snapshot,
+    snapshot::{SlotSet, Snapshot},
     trace::Tracer,
 };
 
@@ -98,12 +98,12 @@ impl Engine<'_> {
     /// Reads the loss counters, then every pending ring-buffer record, and
     /// the counters again before each sync (the kernel keeps appending while
     /// the ring is read): losses are known before the records that follow
-    /// them are judged. Returns whether a sync completed.
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<bool> {
+    /// them are judged. Returns the kernel slots the completed syncs covered.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<SlotSet> {
         let before = self.out.len();
         self.lost.poll(&mut self.out)?;
         self.observe_new(before);
-        let mut synced = false;
+        let mut synced = SlotSet::empty();
         while let Some(item) = ring.next() {
             match RawEvent::from_bytes(&item) {
                 Ok(ev) => {
@@ -111,13 +111,17 @@ impl Engine<'_> {
                         self.model.note_entry(ev.target, ev.ts_ns, ev.args);
                     }
                     if let Some(rec) = self.tracer.on_event(&ev, self.syms) {
-                        if matches!(rec, Record::Sync(_)) {
+                        if let Record::Sync(s) = &rec {
                             // A sync can decide a verdict: losses that
                             // happened before it was read must be known.
                             let before = self.out.len();
                             self.lost.poll(&mut self.out)?;
                             self.observe_new(before);
-                            synced = true;
+                            if s.start.0 <= s.end.0 {
+                                (s.slot_first..=s.slot_last).for_each(|slot| {
+                                    synced.insert(slot);
+                                });
+                            }
                         }
                         // The call first, then what it caused.
                         self.out.push(rec.clone());
@@ -135,18 +139,30 @@ impl Engine<'_> {
 
     /// One scan, with the ring drained before it (every sync that ended
     /// before the scan is known) and after it (every act that started
-    /// before it). A walk when `walk`, otherwise init_mm's table only.
+    /// before it). What it walks follows what changed: `want`, plus the
+    /// slots of populations whose grace window has closed (their judge);
+    /// nothing at all is init_mm's table only, whose cost does not grow
+    /// with the number of processes.
     fn scan(
         &mut self,
         ring: &mut RingBuf<MapData>,
         trigger: Trigger,
-        walk: bool,
+        want: Walk,
     ) -> anyhow::Result<()> {
-        self.drain(ring)?;
-        let snap = if walk {
+        let synced = self.drain(ring)?;
+        let due: SlotSet = self.model.due_slots(monotonic_ns()).into_iter().collect();
+        let slots = match want {
+            Walk::None => due,
+            Walk::Synced(s) => s.union(&synced).union(&due),
+            Walk::All => SlotSet::all(),
+        };
+        let walk = !slots.is_empty();
+        let snap = if !walk {
+            self.scanner.table()?
+        } else if slots == SlotSet::all() {
             self.scanner.verified_walk()?
         } else {
-            self.scanner.scan(false)?
+            self.scanner.verified_walk_of(&slots)?
         };
         self.walk_failed = walk && snap.incomplete() && !snap.truncated();
         self.drain(ring)?;
@@ -160,6 +176,15 @@ impl Engine<'_> {
         }
         Ok(())
     }
+}
+
+/// What a scan walks besides the slots whose grace window closed.
+enum Walk {
+    None,
+    /// The slots that syncs just covered.
+    Synced(SlotSet),
+    /// Every kernel slot.
+    All,
 }
 
 /// The scan taken before the probes attach: the baseline every later scan
@@ -201,7 +226,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let (mut session, (scanner, before)) = Session::open_with(&opts, |facts| {
         let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
-        let before = scanner.scan(false)?;
+        let before = scanner.table()?;
         Ok((scanner, before))
     })?;
     if !probe::any_sync_attached(&session.statuses) {
@@ -272,7 +297,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     sink.emit(&layout)?;
     // What happened since the baseline, and problems present at start, are
     // reported before `ready`.
-    engine.scan(ring.get_mut(), Trigger::Baseline, true)?;
+    engine.scan(ring.get_mut(), Trigger::Baseline, Walk::All)?;
     sink.emit_all(&mut engine.out)?;
     eprintln!("ready");
 
@@ -293,8 +318,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                if engine.drain(guard.get_inner_mut())? {
-                    engine.scan(guard.get_inner_mut(), Trigger::Sync, true)?;
+                let synced = engine.drain(guard.get_inner_mut())?;
+                if !synced.is_empty() {
+                    engine.scan(guard.get_inner_mut(), Trigger::Sync, Walk::Synced(synced))?;
                 }
                 guard.clear_ready();
             }
@@ -303,9 +329,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sweep.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, false)?,
-            _ = walk_tick.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, true)?,
-            _ = sleep(grace_wait) => engine.scan(ring.get_mut(), Trigger::Deadline, true)?,
+            _ = sweep.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, Walk::None)?,
+            _ = walk_tick.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, Walk::All)?,
+            _ = sleep(grace_wait) => engine.scan(ring.get_mut(), Trigger::Deadline, Walk::None)?,
             _ = lost_tick.tick() => {
                 let before = engine.out.len();
                 engine.lost.poll(&mut engine.out)?;
@@ -322,6 +348,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     engine.drain(ring.get_mut())?;
     logger.get_mut().flush();
+    let st = engine.scanner.stats();
+    log::info!(
+        "scans: {} table, {} walks, {} test runs, {} us in the kernel, longest run {} us (walk {} us), {} of {} walk runs over 1 ms",
+        st.tables,
+        st.walks,
+        st.runs,
+        st.busy_ns / 1000,
+        st.max_run_ns / 1000,
+        st.max_walk_run_ns / 1000,
+        st.walk_runs_over_1ms,
+        st.walk_runs
+    );
     let summary = engine.model.finish(&mut engine.out);
     sink.emit_all(&mut engine.out)?;
     sink.emit(&Record::Summary(summary))?;

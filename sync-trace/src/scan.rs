@@ -1,5 +1,17 @@
 //! Runs the page-table scan program on demand (BPF_PROG_TEST_RUN of a raw
 //! tracepoint program: nothing is attached) and reads its result.
+//!
+//! Two kinds of scan, with different costs:
+//! - [`Scanner::table`]: init_mm's top-level table only. Its cost does not
+//!   depend on the number of processes: the periodic sweep.
+//! - [`Scanner::walk`]: pgd_list, comparing only the slots asked for, in
+//!   chunks (each test run stops after [`RUN_BUDGET_NS`] with a cursor the
+//!   next run goes on from), so that no run holds a CPU with preemption off
+//!   for long, whatever the length of the list.
+//!   [`Scanner::verified_walk_of`] confirms a disagreement with a second
+//!   complete walk.
+
+use std::path::Path;
 
 use anyhow::{anyhow, Context as _};
 use aya::{
@@ -9,7 +21,10 @@ use aya::{
 };
 use sync_trace_common::raw::{self, RawScan};
 
-use crate::{kallsyms::Kallsyms, snapshot::Snapshot};
+use crate::{
+    kallsyms::Kallsyms,
+    snapshot::{verify_walks, SlotSet, Snapshot},
+};
 
 /// `RawScan` as a map value.
 #[derive(Clone, Copy)]
@@ -18,13 +33,44 @@ struct ScanValue(RawScan);
 // SAFETY: RawScan is repr(C) plain data; every bit pattern is valid.
 unsafe impl Pod for ScanValue {}
 
-/// Walks compared before a disagreement is believed (kernel-notes §7.2: the
-/// list can change under the walk).
-const CONFIRM_WALKS: usize = 2;
+/// Time budget of one test run of a walk: the program ends its chunk once
+/// it has run this long (checked every few nodes), so a run lasts about this
+/// plus a few nodes.
+pub const RUN_BUDGET_NS: u64 = 500_000;
+/// The kernel's own BTF, which CO-RE relocates the walk against.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Restarts from the head the program makes after an invalid node.
+const MAX_RESTARTS: u32 = 3;
+/// Nodes a run visits at least before it looks at the clock (ST_CLOCK_EVERY).
+const NODES_PER_CLOCK: u64 = 4;
+
+/// What the scans cost so far (kernel time of the test runs, which is
+/// charged to the daemon).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub tables: u64,
+    pub walks: u64,
+    /// Test runs, table scans included.
+    pub runs: u64,
+    /// Sum of the test runs' durations, measured by the program.
+    pub busy_ns: u64,
+    /// Longest single test run.
+    pub max_run_ns: u64,
+    /// Longest single test run of a walk.
+    pub max_walk_run_ns: u64,
+    /// Test runs of walks, and those that took over 1 ms (the budget is
+    /// half that; interrupts served during a run count in its time).
+    pub walk_runs: u64,
+    pub walk_runs_over_1ms: u64,
+}
 
 pub struct Scanner {
     ebpf: Ebpf,
     result: Array<MapData, ScanValue>,
+    max_pgds: u32,
+    /// Why walks are impossible here (table scans still work).
+    no_walk: Option<String>,
+    stats: ScanStats,
 }
 
 /// Kernel symbols the scan reads: (global knob, symbol, required).
@@ -38,6 +84,55 @@ const SYMBOLS: [(&str, &str, bool); 7] = [
     (raw::GLOBAL_SME_ME_MASK, "sme_me_mask", false),
 ];
 
+/// The CO-RE facts a walk needs that the kernel's BTF lacks, by name.
+pub fn missing_core(core: u32) -> Vec<&'static str> {
+    let ptdesc = core & raw::CORE_PTDESC != 0;
+    [
+        (raw::CORE_PAGE, "struct page"),
+        (
+            raw::CORE_LIST,
+            if ptdesc {
+                "struct ptdesc field pt_list"
+            } else {
+                "struct page field lru"
+            },
+        ),
+        (
+            raw::CORE_PT_MM,
+            if ptdesc {
+                "struct ptdesc field pt_mm"
+            } else {
+                "struct page field pt_mm"
+            },
+        ),
+        (raw::CORE_REFCOUNT, "struct page field _refcount"),
+        (raw::CORE_MM_PGD, "struct mm_struct field pgd"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| core & bit == 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// Offsets and sizes from CO-RE that no x86_64 kernel has: a relocation
+/// that was not applied (the local definitions are deliberately smaller).
+fn implausible_layout(r: &RawScan) -> Option<String> {
+    let size = r.page_size;
+    let ok = size >= 64
+        && size.is_multiple_of(8)
+        && r.list_off + 8 <= size
+        && r.pt_mm_off + 8 <= size
+        && r.refcount_off + 4 <= size
+        && r.mm_pgd_off.is_multiple_of(8)
+        && r.mm_pgd_off < 4096;
+    (!ok).then(|| {
+        format!(
+            "CO-RE gave an impossible struct page layout (size {size}, list link at {}, pt_mm at {}, _refcount at {}, mm_struct.pgd at {}): the kernel's BTF was not applied; refusing to walk pgd_list from wrong addresses",
+            r.list_off, r.pt_mm_off, r.refcount_off, r.mm_pgd_off
+        )
+    })
+}
+
 impl Scanner {
     pub fn open(syms: &Kallsyms, max_pgds: u32) -> anyhow::Result<Self> {
         let mut addrs = Vec::with_capacity(SYMBOLS.len());
@@ -50,11 +145,20 @@ impl Scanner {
             }
             addrs.push(a);
         }
+        // Without the kernel's BTF, aya applies no CO-RE relocation and the
+        // program would see the local (wrong) struct layouts: walks refuse.
+        // (The loader reads it itself; a BTF it cannot parse is caught by
+        // the layout check after the first walk's set-up.)
+        let no_walk = (!Path::new(VMLINUX_BTF).exists()).then(|| {
+            "walking pgd_list needs the kernel's BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF) for the layout of struct page and mm_struct; it is missing".to_string()
+        });
         let mut loader = EbpfLoader::new();
         for ((knob, _, _), a) in SYMBOLS.iter().zip(&addrs) {
             loader.override_global(knob, a, true);
         }
         loader.override_global(raw::GLOBAL_MAX_PGDS, &max_pgds, true);
+        loader.override_global(raw::GLOBAL_RUN_BUDGET_NS, &RUN_BUDGET_NS, true);
+        loader.override_global(raw::GLOBAL_MAX_RESTARTS, &MAX_RESTARTS, true);
         let mut ebpf = loader
             .load(sync_trace_ebpf::PGTABLE_SCAN_BPF)
             .context("cannot load the page-table scan BPF object")?;
@@ -62,11 +166,18 @@ impl Scanner {
             ebpf.take_map(raw::MAP_SCAN)
                 .context("SCAN map missing from the scan object")?,
         )?;
-        let mut scanner = Self { ebpf, result };
+        let mut scanner = Self {
+            ebpf,
+            result,
+            max_pgds,
+            no_walk,
+            stats: ScanStats::default(),
+        };
         scanner
             .prog()?
             .load()
             .map_err(|e| anyhow!("cannot load the page-table scan program: {e}"))?;
+        log::debug!("page-table scan program loaded");
         Ok(scanner)
     }
 
@@ -78,50 +189,182 @@ impl Scanner {
             .context("scan program is not a raw tracepoint program")
     }
 
-    /// One scan: init_mm's top-level table, plus a pgd_list walk when `walk`.
-    pub fn scan(&mut self, walk: bool) -> anyhow::Result<Snapshot> {
+    fn run(&mut self, args: &[u64]) -> anyhow::Result<RawScan> {
         let mut opts = RawTracePointRunOptions::new();
-        opts.args[0] = if walk {
-            raw::SCAN_WALK
-        } else {
-            raw::SCAN_TABLE
-        };
+        opts.args[..args.len()].copy_from_slice(args);
         self.prog()?
             .test_run(opts)
             .map_err(|e| anyhow!("running the page-table scan failed: {e}: BPF_PROG_TEST_RUN of raw tracepoint programs needs Linux 5.10 or later"))?;
-        let v = self
+        let key = if args[0] == raw::SCAN_TABLE {
+            raw::SCAN_KEY_TABLE
+        } else {
+            raw::SCAN_KEY_WALK
+        };
+        Ok(self
             .result
-            .get(&0, 0)
-            .context("cannot read the scan result")?;
-        let snap = Snapshot { raw: v.0 };
-        if snap.raw.status & raw::SCAN_DONE == 0 {
+            .get(&key, 0)
+            .context("cannot read the scan result")?
+            .0)
+    }
+
+    /// What the scans cost so far.
+    pub fn stats(&self) -> ScanStats {
+        self.stats
+    }
+
+    /// init_mm's top-level table and the layout variables; no walk. The
+    /// snapshot has neither `walked()` nor `incomplete()`.
+    pub fn table(&mut self) -> anyhow::Result<Snapshot> {
+        let r = self.run(&[raw::SCAN_TABLE])?;
+        self.stats.tables += 1;
+        self.stats.runs += 1;
+        self.stats.busy_ns += r.busy_ns;
+        self.stats.max_run_ns = self.stats.max_run_ns.max(r.max_run_ns);
+        if r.status & raw::SCAN_DONE == 0 {
             return Err(anyhow!("the page-table scan program did not finish"));
         }
-        if snap.raw.status & raw::SCAN_NO_LAYOUT != 0 {
+        if r.status & raw::SCAN_NO_LAYOUT != 0 {
             return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
+        }
+        Ok(Snapshot { raw: r })
+    }
+
+    /// One walk of pgd_list comparing `slots` (those init_mm has when it
+    /// starts), in as many test runs as it takes. The snapshot's table is
+    /// init_mm's at the start of the walk. A walk that ended early
+    /// (invalid node after every restart, fault, `--max-pgds`) comes back
+    /// `incomplete()` and without counts; a kernel that lacks what the walk
+    /// needs is an error naming it.
+    pub fn walk(&mut self, slots: &SlotSet) -> anyhow::Result<Snapshot> {
+        if let Some(why) = &self.no_walk {
+            return Err(anyhow!("{why}"));
+        }
+        let mut args = [0u64; 1 + raw::SLOT_WORDS];
+        args[0] = raw::SCAN_WALK_BEGIN;
+        args[1..].copy_from_slice(&slots.words());
+        let mut r = self.run(&args)?;
+        let mut busy = 0;
+        let mut per_run = |r: &RawScan, stats: &mut ScanStats| {
+            stats.walk_runs += 1;
+            if r.busy_ns - busy > 1_000_000 {
+                stats.walk_runs_over_1ms += 1;
+            }
+            busy = r.busy_ns;
+        };
+        per_run(&r, &mut self.stats);
+        // The set-up run: refuse before any node is read when the layout
+        // variables, a CO-RE fact or a plausible struct layout is missing.
+        if r.status & raw::SCAN_NO_LAYOUT != 0 {
+            return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
+        }
+        if r.status & raw::SCAN_NO_CORE != 0 {
+            let why = format!(
+                "walking pgd_list needs {} from the kernel's BTF, which lacks it: refusing to walk from guessed offsets",
+                missing_core(r.core).join(", ")
+            );
+            self.no_walk = Some(why.clone());
+            return Err(anyhow!("{why}"));
+        }
+        if let Some(why) = implausible_layout(&r) {
+            self.no_walk = Some(why.clone());
+            return Err(anyhow!("{why}"));
+        }
+        // Each run but the first (set-up) and the last visits at least
+        // NODES_PER_CLOCK nodes, and a walk visits at most
+        // (restarts + 1) * max_pgds nodes.
+        let max_runs =
+            u64::from(MAX_RESTARTS + 1) * u64::from(self.max_pgds) / NODES_PER_CLOCK + 16;
+        while r.status & raw::SCAN_MORE != 0 {
+            if u64::from(r.runs) > max_runs {
+                return Err(anyhow!(
+                    "the pgd_list walk made no progress after {} test runs",
+                    r.runs
+                ));
+            }
+            r = self.run(&[raw::SCAN_WALK_NEXT])?;
+            per_run(&r, &mut self.stats);
+        }
+        log::debug!(
+            "walk of {} slots: status {:#x}, {} PGDs, {} compared, {} runs, {} restarts, longest run {} ns, core {:#x}",
+            slots.len(),
+            r.status,
+            r.pgds,
+            r.nslots,
+            r.runs,
+            r.restarts,
+            r.max_run_ns,
+            r.core
+        );
+        self.stats.walks += 1;
+        self.stats.runs += u64::from(r.runs);
+        self.stats.busy_ns += r.busy_ns;
+        self.stats.max_run_ns = self.stats.max_run_ns.max(r.max_run_ns);
+        self.stats.max_walk_run_ns = self.stats.max_walk_run_ns.max(r.max_run_ns);
+        if r.status & raw::SCAN_NOT_BEGUN != 0 || r.status & raw::SCAN_DONE == 0 {
+            return Err(anyhow!(
+                "the page-table scan program did not finish the walk"
+            ));
+        }
+        let mut snap = Snapshot { raw: r };
+        if !snap.complete() {
+            snap.clear_counts();
         }
         Ok(snap)
     }
 
-    /// A walk whose disagreements are confirmed by further walks: only what
-    /// every walk saw is kept.
+    /// Walks comparing `slots`, verified by [`verify_walks`]: a disagreement
+    /// is reported only when two complete walks see it (per-slot minimum);
+    /// a walk that ended early never contributes counts.
+    pub fn verified_walk_of(&mut self, slots: &SlotSet) -> anyhow::Result<Snapshot> {
+        verify_walks(|| self.walk(slots))
+    }
+
+    /// [`Scanner::verified_walk_of`] every kernel slot init_mm has.
     pub fn verified_walk(&mut self) -> anyhow::Result<Snapshot> {
-        let mut snap = self.scan(true)?;
-        for _ in 1..CONFIRM_WALKS {
-            if !snap.has_disagreement() && !snap.incomplete() {
-                break;
-            }
-            let again = self.scan(true)?;
-            // Keep the complete walk's header (table, list length, status)
-            // and the per-slot minimum of both walks' counts.
-            let (mut kept, other) = if snap.incomplete() && !again.incomplete() {
-                (again, snap)
-            } else {
-                (snap, again)
-            };
-            kept.confirm_with(&other);
-            snap = kept;
-        }
-        Ok(snap)
+        self.verified_walk_of(&SlotSet::all())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_what_core_lacks() {
+        assert!(missing_core(raw::CORE_NEEDED).is_empty());
+        assert_eq!(
+            missing_core(raw::CORE_NEEDED & !raw::CORE_MM_PGD),
+            vec!["struct mm_struct field pgd"]
+        );
+        assert_eq!(
+            missing_core(raw::CORE_PTDESC | raw::CORE_PAGE | raw::CORE_REFCOUNT),
+            vec![
+                "struct ptdesc field pt_list",
+                "struct ptdesc field pt_mm",
+                "struct mm_struct field pgd"
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_unrelocated_layouts() {
+        let mut r = RawScan::zeroed();
+        (
+            r.page_size,
+            r.list_off,
+            r.pt_mm_off,
+            r.refcount_off,
+            r.mm_pgd_off,
+        ) = (64, 8, 32, 52, 0x48);
+        assert!(implausible_layout(&r).is_none());
+        // What the local definitions give when no relocation was applied.
+        (
+            r.page_size,
+            r.list_off,
+            r.pt_mm_off,
+            r.refcount_off,
+            r.mm_pgd_off,
+        ) = (24, 0, 16, 8, 0);
+        assert!(implausible_layout(&r).is_some());
     }
 }

@@ -1,13 +1,107 @@
 //! One result of the page-table scan program: init_mm's top-level table and,
-//! after a walk, per-slot counts of PGDs that disagree with it.
+//! after a walk of pgd_list, per-slot counts of PGDs that disagree with it
+//! for the slots the walk compared. Also the slot sets walks are asked for,
+//! and the rules that turn several walks into one verified result.
 
 use sync_trace_common::{
-    raw::{self, RawScan, HALF, KERNEL_HALF, PTRS},
+    raw::{self, RawScan, HALF, KERNEL_HALF, PTRS, SLOT_WORDS},
     Layout,
 };
 
 /// Present bit of an x86 page-table entry.
 const PRESENT: u64 = 1;
+
+/// Walks tried before a verified walk gives up (an invalid node ends a walk
+/// early when the list changes under it; the program already restarts it a
+/// few times itself).
+pub const MAX_WALKS: usize = 4;
+
+/// A set of kernel-half top-level slots (256..511), as the scan program
+/// takes it: bit `k` of word `w` is slot `256 + 64 * w + k`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotSet([u64; SLOT_WORDS]);
+
+impl SlotSet {
+    pub const fn empty() -> Self {
+        Self([0; SLOT_WORDS])
+    }
+
+    /// Every kernel-half slot: the program compares those init_mm has.
+    pub const fn all() -> Self {
+        Self([u64::MAX; SLOT_WORDS])
+    }
+
+    /// The kernel slots of a layout: from its kernel boundary to 511.
+    pub fn kernel(layout: &Layout) -> Self {
+        (layout.kernel_boundary().max(KERNEL_HALF)..PTRS).collect()
+    }
+
+    /// Adds `slot`; slots outside 256..511 are not kernel-half slots and are
+    /// ignored (returns false).
+    pub fn insert(&mut self, slot: usize) -> bool {
+        match slot.checked_sub(KERNEL_HALF).filter(|&i| i < HALF) {
+            Some(i) => {
+                self.0[i / 64] |= 1 << (i % 64);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn contains(&self, slot: usize) -> bool {
+        slot.checked_sub(KERNEL_HALF)
+            .filter(|&i| i < HALF)
+            .is_some_and(|i| self.0[i / 64] >> (i % 64) & 1 == 1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    #[cfg(test)]
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (KERNEL_HALF..PTRS).filter(|&s| self.contains(s))
+    }
+
+    pub fn intersection(&self, other: &SlotSet) -> SlotSet {
+        let mut w = self.0;
+        for (a, b) in w.iter_mut().zip(other.0) {
+            *a &= b;
+        }
+        Self(w)
+    }
+
+    pub fn union(&self, other: &SlotSet) -> SlotSet {
+        let mut w = self.0;
+        for (a, b) in w.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+        Self(w)
+    }
+
+    /// The test-run argument words (args[1..1 + SLOT_WORDS]).
+    pub const fn words(&self) -> [u64; SLOT_WORDS] {
+        self.0
+    }
+
+    pub const fn from_words(w: [u64; SLOT_WORDS]) -> Self {
+        Self(w)
+    }
+}
+
+impl FromIterator<usize> for SlotSet {
+    fn from_iter<I: IntoIterator<Item = usize>>(it: I) -> Self {
+        let mut s = SlotSet::empty();
+        for slot in it {
+            s.insert(slot);
+        }
+        s
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot {
@@ -39,70 +133,324 @@ impl Snapshot {
         (first..PTRS).filter(|&s| self.present(s))
     }
 
+    /// The slot set the walk was asked to compare.
+    pub fn slot_set(&self) -> SlotSet {
+        SlotSet::from_words(self.raw.slots)
+    }
+
+    /// Whether the walk compared `slot`: asked for, and present in init_mm
+    /// when the walk started.
+    pub fn checked(&self, slot: usize) -> bool {
+        self.slot_set().contains(slot) && self.present(slot)
+    }
+
+    /// The walk reached the list head again.
     pub fn walked(&self) -> bool {
         self.raw.status & raw::SCAN_WALKED != 0
     }
 
-    /// The walk ended without reaching the list head again.
+    /// A walk was tried and ended early (a fault or an invalid node after
+    /// every restart, `--max-pgds`, missing CO-RE facts), or its
+    /// disagreement could not be confirmed: it has no counts.
     pub fn incomplete(&self) -> bool {
-        self.raw.status & (raw::SCAN_FAULT | raw::SCAN_TRUNCATED) != 0
+        self.raw.status
+            & (raw::SCAN_FAULT
+                | raw::SCAN_TRUNCATED
+                | raw::SCAN_NO_CORE
+                | raw::SCAN_NOT_BEGUN
+                | raw::SCAN_MORE
+                | raw::SCAN_UNCONFIRMED)
+            != 0
     }
 
-    /// The walk stopped at its PGD bound (`--max-pgds`), not on a fault.
+    /// A whole walk of pgd_list whose counts stand.
+    pub fn complete(&self) -> bool {
+        self.walked() && !self.incomplete()
+    }
+
+    /// The walk stopped at `--max-pgds`: every PGD after that was not compared.
     pub fn truncated(&self) -> bool {
-        self.raw.status & raw::SCAN_TRUNCATED != 0 && self.raw.status & raw::SCAN_FAULT == 0
+        self.raw.status & raw::SCAN_TRUNCATED != 0
     }
 
+    /// Its disagreements were seen by two complete walks.
+    pub fn confirmed(&self) -> bool {
+        self.raw.status & raw::SCAN_CONFIRMED != 0
+    }
+
+    /// PGDs lacking init_mm's entry in `slot`; 0 unless the walk is complete
+    /// and compared that slot.
     pub fn missing(&self, slot: usize) -> u32 {
-        slot.checked_sub(KERNEL_HALF)
-            .filter(|&i| i < HALF)
-            .map_or(0, |i| self.raw.missing[i])
+        self.count(&self.raw.missing, slot)
     }
 
+    /// PGDs whose entry in `slot` points to another table; 0 unless the walk
+    /// is complete and compared that slot.
     pub fn mismatch(&self, slot: usize) -> u32 {
-        slot.checked_sub(KERNEL_HALF)
-            .filter(|&i| i < HALF)
-            .map_or(0, |i| self.raw.mismatch[i])
+        self.count(&self.raw.mismatch, slot)
     }
 
-    /// Keeps, per slot, the smaller count of this walk and `other`: a
-    /// disagreement is reported only when a second walk confirms it.
-    pub fn confirm_with(&mut self, other: &Snapshot) {
-        for i in 0..HALF {
-            self.raw.missing[i] = self.raw.missing[i].min(other.raw.missing[i]);
-            self.raw.mismatch[i] = self.raw.mismatch[i].min(other.raw.mismatch[i]);
+    fn count(&self, per_slot: &[u32; HALF], slot: usize) -> u32 {
+        if !self.complete() || !self.checked(slot) {
+            return 0;
         }
+        per_slot[slot - KERNEL_HALF]
     }
 
     pub fn has_disagreement(&self) -> bool {
-        self.raw
-            .missing
-            .iter()
-            .chain(self.raw.mismatch.iter())
-            .any(|&n| n > 0)
+        (KERNEL_HALF..PTRS).any(|s| self.missing(s) + self.mismatch(s) > 0)
     }
 
-    /// An empty 4-level snapshot for tests.
+    /// Forgets the counts (a walk that ended early must not report any).
+    pub fn clear_counts(&mut self) {
+        self.raw.missing = [0; HALF];
+        self.raw.mismatch = [0; HALF];
+    }
+
+    /// This complete walk confirmed by a later complete walk of the same
+    /// slots: the later walk's header (table, list length, times) with, per
+    /// slot both compared, the smaller count of the two; a slot only one of
+    /// them compared is dropped. Anything else than two complete walks gives
+    /// [`Snapshot::unconfirmed`] of `self`.
+    pub fn confirmed_by(&self, later: &Snapshot) -> Snapshot {
+        if !self.complete() || !later.complete() {
+            return self.unconfirmed();
+        }
+        let mut out = *later;
+        let both = self.slot_set().intersection(&later.slot_set());
+        out.raw.slots = both.words();
+        for i in 0..HALF {
+            let slot = KERNEL_HALF + i;
+            let keep = self.checked(slot) && later.checked(slot);
+            out.raw.missing[i] = if keep {
+                self.raw.missing[i].min(later.raw.missing[i])
+            } else {
+                0
+            };
+            out.raw.mismatch[i] = if keep {
+                self.raw.mismatch[i].min(later.raw.mismatch[i])
+            } else {
+                0
+            };
+        }
+        out.raw.status |= raw::SCAN_CONFIRMED;
+        out.raw.runs += self.raw.runs;
+        out.raw.busy_ns += self.raw.busy_ns;
+        out.raw.max_run_ns = out.raw.max_run_ns.max(self.raw.max_run_ns);
+        out
+    }
+
+    /// A walk whose disagreement could not be confirmed: no counts.
+    pub fn unconfirmed(&self) -> Snapshot {
+        let mut out = *self;
+        out.clear_counts();
+        out.raw.status |= raw::SCAN_UNCONFIRMED;
+        out
+    }
+
+    /// An empty 4-level snapshot for tests: a complete walk of every slot.
     #[cfg(test)]
     pub fn test(ts_ns: u64, present: &[usize]) -> Self {
-        let mut raw = RawScan {
-            ts_ns,
-            end_ns: ts_ns,
-            page_offset_base: 0xffff888000000000,
-            vmalloc_base: 0xffffc90000000000,
-            vmemmap_base: 0xffffea0000000000,
-            sme_me_mask: 0,
-            pgdir_shift: 39,
-            status: raw::SCAN_DONE | raw::SCAN_WALKED,
-            pgds: 10,
-            page_size: 64,
-            top: [0; PTRS],
-            missing: [0; HALF],
-            mismatch: [0; HALF],
-        };
+        let mut raw = RawScan::zeroed();
+        raw.ts_ns = ts_ns;
+        raw.end_ns = ts_ns;
+        raw.page_offset_base = 0xffff888000000000;
+        raw.vmalloc_base = 0xffffc90000000000;
+        raw.vmemmap_base = 0xffffea0000000000;
+        raw.pgdir_shift = 39;
+        raw.status = raw::SCAN_DONE | raw::SCAN_WALKED;
+        raw.pgds = 10;
+        raw.page_size = 64;
+        raw.slots = SlotSet::all().words();
         for &s in present {
             raw.top[s] = (0x1000 * s as u64) | 0x63;
         }
         Self { raw }
+    }
+}
+
+/// Turns walks into one verified result: the first complete walk when it
+/// finds nothing; a disagreement only when a second complete walk confirms
+/// it (per-slot minimum); never a count from a walk that ended early, and
+/// never an incomplete walk merged with a complete one. `next` does one walk.
+/// A truncated walk is not retried (the next one would stop at the same
+/// bound).
+pub fn verify_walks(
+    mut next: impl FnMut() -> anyhow::Result<Snapshot>,
+) -> anyhow::Result<Snapshot> {
+    let mut first: Option<Snapshot> = None;
+    let mut last: Option<Snapshot> = None;
+    for _ in 0..MAX_WALKS {
+        let mut w = next()?;
+        if !w.complete() {
+            w.clear_counts();
+            let truncated = w.truncated();
+            last = Some(w);
+            if truncated {
+                break;
+            }
+            continue;
+        }
+        match first {
+            None if !w.has_disagreement() => return Ok(w),
+            None => first = Some(w),
+            Some(f) => return Ok(f.confirmed_by(&w)),
+        }
+    }
+    match (first, last) {
+        (Some(f), Some(l)) => {
+            // The confirmation ended early: what stopped it is reported too.
+            let mut u = f.unconfirmed();
+            u.raw.status |= l.raw.status & (raw::SCAN_TRUNCATED | raw::SCAN_FAULT);
+            Ok(u)
+        }
+        (Some(f), None) => Ok(f.unconfirmed()),
+        (None, Some(l)) => Ok(l),
+        (None, None) => Err(anyhow::anyhow!("no walk of pgd_list was made")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOOT: [usize; 4] = [273, 402, 468, 511];
+
+    fn walk(missing: &[(usize, u32)], status: u32) -> Snapshot {
+        let mut s = Snapshot::test(1, &BOOT);
+        s.raw.status = status;
+        for &(slot, n) in missing {
+            s.raw.missing[slot - KERNEL_HALF] = n;
+        }
+        s
+    }
+
+    fn complete(missing: &[(usize, u32)]) -> Snapshot {
+        walk(missing, raw::SCAN_DONE | raw::SCAN_WALKED)
+    }
+
+    #[test]
+    fn slot_set_encoding() {
+        let s: SlotSet = [256, 300, 319, 320, 511, 100, 512].into_iter().collect();
+        assert_eq!(
+            s.words(),
+            [1 | 1 << 44 | 1 << 63, 1, 0, 1 << 63],
+            "bit k of word w is slot 256 + 64w + k; others ignored"
+        );
+        assert_eq!(s.len(), 5);
+        assert!(s.contains(300) && !s.contains(301) && !s.contains(100));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![256, 300, 319, 320, 511]);
+        assert_eq!(SlotSet::from_words(s.words()), s);
+        assert_eq!(SlotSet::all().len(), 256);
+        assert!(SlotSet::empty().is_empty());
+        let t: SlotSet = [300, 400].into_iter().collect();
+        assert_eq!(s.intersection(&t).iter().collect::<Vec<_>>(), vec![300]);
+        assert_eq!(s.union(&t).len(), 6);
+        // The same layout the C side decodes (events.h).
+        let h = include_str!("../../sync-trace-ebpf/src/bpf/events.h");
+        assert!(h.contains("bit k of word w:\n * slot ST_KERNEL_HALF + 64 * w + k"));
+    }
+
+    #[test]
+    fn kernel_slot_set_starts_at_the_boundary() {
+        let s = Snapshot::test(1, &BOOT);
+        let k = SlotSet::kernel(&s.layout());
+        assert_eq!(k.iter().next(), Some(s.layout().kernel_boundary()));
+        assert_eq!(k.iter().last(), Some(511));
+    }
+
+    #[test]
+    fn counts_only_from_complete_walks_of_checked_slots() {
+        let c = complete(&[(402, 7)]);
+        assert_eq!(c.missing(402), 7);
+        for bad in [
+            raw::SCAN_DONE | raw::SCAN_FAULT,
+            raw::SCAN_DONE | raw::SCAN_WALKED | raw::SCAN_FAULT,
+            raw::SCAN_DONE | raw::SCAN_TRUNCATED,
+            raw::SCAN_MORE,
+            raw::SCAN_DONE | raw::SCAN_WALKED | raw::SCAN_UNCONFIRMED,
+        ] {
+            let w = walk(&[(402, 7)], bad);
+            assert!(!w.complete() && w.missing(402) == 0 && !w.has_disagreement());
+        }
+        let mut only = complete(&[(402, 7), (468, 3)]);
+        only.raw.slots = SlotSet::from_iter([468]).words();
+        assert_eq!((only.missing(402), only.missing(468)), (0, 3));
+        // Not present in init_mm: not compared, whatever the set says.
+        assert!(!only.checked(300));
+    }
+
+    #[test]
+    fn a_clean_complete_walk_is_enough() {
+        let mut n = 0;
+        let v = verify_walks(|| {
+            n += 1;
+            Ok(complete(&[]))
+        })
+        .unwrap();
+        assert_eq!(n, 1);
+        assert!(v.complete() && !v.has_disagreement());
+    }
+
+    #[test]
+    fn a_disagreement_needs_a_second_complete_walk() {
+        let mut walks = vec![complete(&[(402, 5)]), complete(&[(402, 3), (468, 2)])].into_iter();
+        let v = verify_walks(|| Ok(walks.next().unwrap())).unwrap();
+        assert!(v.complete() && v.confirmed());
+        assert_eq!((v.missing(402), v.missing(468)), (3, 0), "per-slot minimum");
+    }
+
+    #[test]
+    fn an_incomplete_walk_is_never_merged() {
+        // First incomplete with a (bogus) count, then two complete ones.
+        let mut walks = vec![
+            walk(&[(402, 99)], raw::SCAN_DONE | raw::SCAN_FAULT),
+            complete(&[(402, 4)]),
+            walk(&[(402, 99)], raw::SCAN_DONE | raw::SCAN_FAULT),
+            complete(&[(402, 6)]),
+        ]
+        .into_iter();
+        let v = verify_walks(|| Ok(walks.next().unwrap())).unwrap();
+        assert!(v.complete() && v.confirmed());
+        assert_eq!(v.missing(402), 4);
+    }
+
+    #[test]
+    fn an_unconfirmed_disagreement_is_not_reported() {
+        let mut walks = vec![complete(&[(402, 5)])]
+            .into_iter()
+            .chain(std::iter::repeat(walk(
+                &[(402, 1)],
+                raw::SCAN_DONE | raw::SCAN_FAULT,
+            )));
+        let v = verify_walks(|| Ok(walks.next().unwrap())).unwrap();
+        assert!(!v.complete() && v.incomplete());
+        assert_eq!(v.missing(402), 0);
+        assert!(v.raw.status & raw::SCAN_FAULT != 0);
+        assert!(v.raw.missing.iter().all(|&n| n == 0));
+    }
+
+    #[test]
+    fn a_truncated_walk_is_not_retried_and_has_no_counts() {
+        let mut n = 0;
+        let v = verify_walks(|| {
+            n += 1;
+            Ok(walk(&[(402, 5)], raw::SCAN_DONE | raw::SCAN_TRUNCATED))
+        })
+        .unwrap();
+        assert_eq!(n, 1);
+        assert!(v.truncated() && !v.complete());
+        assert!(v.raw.missing.iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn confirmation_keeps_only_slots_both_compared() {
+        let mut a = complete(&[(402, 5), (468, 5)]);
+        a.raw.slots = SlotSet::from_iter([402, 468]).words();
+        let mut b = complete(&[(402, 5), (468, 5)]);
+        b.raw.slots = SlotSet::from_iter([402]).words();
+        let v = a.confirmed_by(&b);
+        assert_eq!((v.missing(402), v.missing(468)), (5, 0));
+        assert!(!v.checked(468));
     }
 }

@@ -39,31 +39,41 @@ impl Verifier {
             region: layout.region_of_slot(slot),
             pgds,
         };
-        let slots: Vec<usize> = snap.present_kernel_slots().collect();
-        let complete = snap.walked() && !snap.incomplete();
-        // A walk that ended on a fault counts nothing: the PGDs it reached
-        // may not be the list's. One cut at --max-pgds counts those it reached.
-        let usable = complete || snap.truncated();
+        // The slots this walk compared (a walk can be asked for a few only).
+        let slots: Vec<usize> = snap
+            .present_kernel_slots()
+            .filter(|&s| snap.checked(s))
+            .collect();
         let nonzero = |per_slot: fn(&Snapshot, usize) -> u32| -> Vec<SlotCount> {
             slots
                 .iter()
-                .filter(|_| usable)
                 .filter(|&&s| per_slot(snap, s) > 0)
                 .map(|&s| count(s, per_slot(snap, s)))
                 .collect()
         };
+        let complete = snap.complete();
+        // Listed when the walk compared only some of init_mm's slots.
+        let partial = slots.len() < snap.present_kernel_slots().count();
         let missing = nonzero(Snapshot::missing);
         let mismatched = nonzero(Snapshot::mismatch);
         let problems: Vec<(usize, u32, u32)> = slots
             .iter()
-            .filter(|_| usable)
             .filter(|&&s| snap.missing(s) + snap.mismatch(s) > 0)
             .map(|&s| (s, snap.missing(s), snap.mismatch(s)))
             .collect();
-        // A sweep that finds what the last one found says nothing new.
-        let changed = problems != self.last_problems;
+        // A sweep that finds what the last one found (in the slots it
+        // compared) says nothing new.
+        let before: Vec<(usize, u32, u32)> = self
+            .last_problems
+            .iter()
+            .copied()
+            .filter(|p| snap.checked(p.0))
+            .collect();
+        let changed = problems != before;
         if trigger != Trigger::Sweep || changed {
-            self.last_problems = problems;
+            self.last_problems.retain(|p| !snap.checked(p.0));
+            self.last_problems.extend(problems);
+            self.last_problems.sort_unstable();
             out.push(Record::Verify(VerifyRecord {
                 ts_ns: snap.raw.end_ns,
                 start_ns: snap.raw.ts_ns,
@@ -72,14 +82,14 @@ impl Verifier {
                 level: layout.level(),
                 pgds_total: snap.raw.pgds,
                 slots_checked: slots.len() as u32,
-                slots: None,
+                slots: partial.then(|| slots.clone()),
                 complete,
                 ok: complete && missing.is_empty() && mismatched.is_empty(),
                 missing,
                 mismatched,
             }));
         }
-        for &s in slots.iter().filter(|_| usable) {
+        for &s in &slots {
             if snap.mismatch(s) > 0 && !self.mismatch_reported[s] {
                 self.mismatch_reported[s] = true;
                 out.push(Record::Mismatch(MismatchRecord {

@@ -55,6 +55,9 @@ pub struct VmArgs {
     /// oops and go on instead of stopping the guest.
     #[arg(long)]
     pub expect_oops: bool,
+    /// Boot RAM in MiB (default 1024; at most 3072 keeps it below 4 GiB).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(256..=3072))]
+    pub ram: Option<u32>,
     /// Use this static binary as /bin/sync-trace instead of building it.
     #[arg(long, value_name = "PATH")]
     pub guest_bin: Option<PathBuf>,
@@ -99,6 +102,7 @@ pub fn run(args: VmArgs) -> Result<i32> {
         timeout: Duration::from_secs(args.timeout),
         extra_append: args.extra_append,
         expect_oops: args.expect_oops,
+        ram_mib: args.ram,
     };
     let outcome = run_vm_with(&spec, &guest_bin, |line| println!("{line}"))?;
     if let Some(oops) = &outcome.oops {

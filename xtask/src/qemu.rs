@@ -37,6 +37,8 @@ pub struct QemuConfig<'a> {
     pub forward: Option<(u16, u16)>,
     pub timeout: Duration,
     pub extra_append: &'a [String],
+    /// Boot RAM in MiB; `None`: [`RAM`].
+    pub ram_mib: Option<u32>,
     /// Where ttyS0 (kernel console) goes; kept after the run.
     pub console_log: &'a Path,
     /// Temporary directory for the QMP socket, ttyS1 file and QEMU's own stderr.
@@ -150,7 +152,7 @@ pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result
         5 => cpu += ",+la57",
         p => bail!("paging {p} is not supported: use 4 or 5"),
     }
-    let mut mem = RAM.to_string();
+    let mut mem = cfg.ram_mib.map_or(RAM.to_string(), |m| format!("{m}M"));
     if let Some(l) = &layout {
         // Slots and a maximum make room for pc-dimm hot-add (ACPI memory hotplug).
         mem += &format!(",slots={SLOTS},maxmem={}G", l.maxmem / GIB);

@@ -141,6 +141,9 @@ pub struct VmSpec {
     /// The script makes the kernel oops (kill a task, not panic): the oops is
     /// kept in the outcome instead of failing the run.
     pub expect_oops: bool,
+    /// Boot RAM in MiB (default 1024). Stays below 4 GiB up to 3072, so the
+    /// hot-add window does not move.
+    pub ram_mib: Option<u32>,
 }
 
 impl VmSpec {
@@ -160,6 +163,7 @@ impl VmSpec {
             timeout: Duration::from_secs(300),
             extra_append: Vec::new(),
             expect_oops: false,
+            ram_mib: None,
         }
     }
 
@@ -274,6 +278,7 @@ pub fn run_vm_with(
         forward: spec.forward,
         timeout: spec.timeout,
         extra_append: &spec.extra_append,
+        ram_mib: spec.ram_mib,
         console_log: &console_log,
         work_dir: &tmp.0,
         expect_oops: spec.expect_oops,

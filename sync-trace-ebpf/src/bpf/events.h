@@ -98,30 +98,53 @@ struct st_inflight {
 /*
  * Page-table scan (pgtable_scan.bpf.c), run on demand with BPF_PROG_TEST_RUN:
  * a copy of init_mm's top-level table and, when asked, a walk of pgd_list
- * comparing the kernel half of every PGD with it.
+ * comparing a set of kernel-half slots of every PGD with it. A walk runs in
+ * chunks: each test run stops after st_cfg_run_budget_ns and leaves a
+ * cursor; the next run (ST_SCAN_WALK_NEXT) goes on from there.
  */
-#define ST_MAP_SCAN "SCAN" /* ARRAY[1] of struct st_scan */
+#define ST_MAP_SCAN "SCAN" /* ARRAY[2] of struct st_scan: [ST_SCAN_KEY_TABLE], [ST_SCAN_KEY_WALK] */
+#define ST_SCAN_KEY_TABLE 0
+#define ST_SCAN_KEY_WALK 1
 
 #define ST_PTRS 512          /* entries per x86_64 page-table page */
 #define ST_KERNEL_HALF 256   /* first kernel-half slot: bit 47 (4-level) / 56 (5-level) set */
 #define ST_HALF (ST_PTRS - ST_KERNEL_HALF)
+#define ST_SLOT_WORDS (ST_HALF / 64) /* u64 words of a kernel-half slot set */
 
-/* Raw tracepoint test-run argument 0. */
+/*
+ * Raw tracepoint test-run arguments: args[0] the mode; with
+ * ST_SCAN_WALK_BEGIN, args[1..1+ST_SLOT_WORDS] the slot set (bit k of word w:
+ * slot ST_KERNEL_HALF + 64 * w + k).
+ */
 enum st_scan_mode {
-	ST_SCAN_TABLE = 0, /* copy init_top_pgt only */
-	ST_SCAN_WALK = 1,  /* also walk pgd_list */
+	ST_SCAN_TABLE = 0,      /* copy init_top_pgt only, into [ST_SCAN_KEY_TABLE] */
+	ST_SCAN_WALK_BEGIN = 1, /* copy it into [ST_SCAN_KEY_WALK] and start a walk of pgd_list */
+	ST_SCAN_WALK_NEXT = 2,  /* go on with the walk in [ST_SCAN_KEY_WALK] (while ST_SCAN_MORE) */
 };
 
 /* st_scan.status bits */
-#define ST_SCAN_DONE (1u << 0)      /* the program ran to the end */
+#define ST_SCAN_DONE (1u << 0)      /* the table scan or the walk is over (ST_SCAN_MORE clear) */
 #define ST_SCAN_WALKED (1u << 1)    /* the walk reached the list head again */
 #define ST_SCAN_TRUNCATED (1u << 2) /* st_cfg_max_pgds reached before the list end */
-#define ST_SCAN_FAULT (1u << 3)     /* a read failed or a list pointer was poisoned (freed during the walk) */
+#define ST_SCAN_FAULT (1u << 3)     /* a read failed, or a node was invalid after every restart */
 #define ST_SCAN_NO_LAYOUT (1u << 4) /* a layout variable could not be read */
+#define ST_SCAN_MORE (1u << 5)      /* the run's time budget ended the chunk: run ST_SCAN_WALK_NEXT */
+#define ST_SCAN_NO_CORE (1u << 6)   /* a CO-RE type or field the walk needs is missing (st_scan.core) */
+#define ST_SCAN_RESTARTED (1u << 7) /* an invalid node restarted the walk from the head */
+#define ST_SCAN_NOT_BEGUN (1u << 8) /* ST_SCAN_WALK_NEXT without a walk in progress */
+
+/* st_scan.core bits: what CO-RE found in the kernel's BTF. */
+#define ST_CORE_PAGE (1u << 0)     /* struct page (its size) */
+#define ST_CORE_LIST (1u << 1)     /* the pgd_list link: ptdesc->pt_list or page->lru */
+#define ST_CORE_PT_MM (1u << 2)    /* the owner mm: ptdesc->pt_mm or page->pt_mm */
+#define ST_CORE_REFCOUNT (1u << 3) /* page->_refcount */
+#define ST_CORE_MM_PGD (1u << 4)   /* mm_struct->pgd */
+#define ST_CORE_PTDESC (1u << 5)   /* struct ptdesc exists (6.5+): its fields are used */
+#define ST_CORE_NEEDED (ST_CORE_PAGE | ST_CORE_LIST | ST_CORE_PT_MM | ST_CORE_REFCOUNT | ST_CORE_MM_PGD)
 
 struct st_scan {
-	__u64 ts_ns;            /* bpf_ktime_get_ns() when init_top_pgt was read */
-	__u64 end_ns;           /* when the walk ended */
+	__u64 ts_ns;            /* bpf_ktime_get_ns() when init_top_pgt was read (walk: at its start) */
+	__u64 end_ns;           /* when the scan or walk ended (or the last run of an unfinished walk) */
 	__u64 page_offset_base; /* live values of the kernel layout variables */
 	__u64 vmalloc_base;
 	__u64 vmemmap_base;
@@ -133,9 +156,25 @@ struct st_scan {
 	__u64 top[ST_PTRS];     /* init_top_pgt, raw */
 	__u32 missing[ST_HALF]; /* per kernel-half slot: PGDs lacking an entry init_mm has */
 	__u32 mismatch[ST_HALF];/* per kernel-half slot: PGDs whose present entry points elsewhere */
+	/* The walk: what it compares, where it is, what it cost. */
+	__u64 slots[ST_SLOT_WORDS]; /* slot set asked for (bit per kernel-half slot) */
+	__u64 cursor;           /* next list node to visit (kernel address) */
+	__u64 max_run_ns;       /* longest single test run of this walk */
+	__u64 busy_ns;          /* sum of the test runs of this walk */
+	__u32 runs;             /* test runs of this walk */
+	__u32 restarts;         /* restarts from the head after an invalid node */
+	__u32 core;             /* ST_CORE_* */
+	__u32 nslots;           /* slots compared: asked for and present in init_mm */
+	__u16 list[ST_HALF];    /* those slots, as kernel-half indices */
+	__u32 list_off;         /* CO-RE offsets used, for diagnostics */
+	__u32 pt_mm_off;
+	__u32 refcount_off;
+	__u32 mm_pgd_off;
 };
 
-_Static_assert(sizeof(struct st_scan) == 64 + 8 * ST_PTRS + 8 * ST_HALF, "st_scan size");
+_Static_assert(sizeof(struct st_scan) == 64 + 8 * ST_PTRS + 8 * ST_HALF + 8 * ST_SLOT_WORDS + 40 + 2 * ST_HALF + 16, "st_scan size");
 _Static_assert(__builtin_offsetof(struct st_scan, top) == 64, "st_scan.top");
+_Static_assert(__builtin_offsetof(struct st_scan, slots) == 64 + 8 * ST_PTRS + 8 * ST_HALF, "st_scan.slots");
+_Static_assert(__builtin_offsetof(struct st_scan, list) == 64 + 8 * ST_PTRS + 8 * ST_HALF + 8 * ST_SLOT_WORDS + 40, "st_scan.list");
 
 #endif

@@ -7,6 +7,7 @@ mod hotadd;
 mod module;
 mod output;
 mod prometheus;
+mod scale;
 mod scenarios;
 mod shapes;
 

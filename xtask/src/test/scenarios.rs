@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{hotadd, module, output::Output, shapes};
+use super::{hotadd, module, output::Output, scale, shapes};
 use crate::{
     guest_binary::workspace_root,
     vm::{HotAdd, KernelId, VirtioMem, VmSpec},
@@ -26,6 +26,10 @@ const MODULE: &str = include_str!("scripts/module.sh");
 const PROMETHEUS: &str = include_str!("scripts/prometheus.sh");
 const DEVMAP: &str = include_str!("scripts/devmap.sh");
 const VIRTIO_MEM: &str = include_str!("scripts/virtio-mem.sh");
+const SCALE: &str = include_str!("scripts/scale.sh");
+
+/// Idle processes of the scale scenario (one PGD each): default run, `--full`.
+const SCALE_PROCS: (u64, u64) = (2_000, 10_000);
 
 /// 128 MiB: one memory section (SECTION_SIZE_BITS 27), the smallest DIMM
 /// the guest's ACPI hotplug adds.
@@ -136,8 +140,25 @@ fn shapes(full: bool) -> Vec<Scenario> {
     v
 }
 
+/// The scale scenario: idle cost with 10 and with `many` processes, and a
+/// never-synced population among them (module `never`).
+fn scale_scenario(kernel: KernelId, many: u64) -> Scenario {
+    let vars = format!("FEW=10 MANY={many} SECS=30");
+    let mut s = spec(kernel, 4, false, &[], script(&vars, SCALE));
+    s.module_dirs = vec![workspace_root().join("tests/modules/st_populate")];
+    // About 60 KiB of kernel memory per idle process.
+    s.ram_mib = Some(if many > 4_000 { 3_072 } else { 1_536 });
+    s.timeout = Duration::from_secs(600);
+    Scenario {
+        name: format!("{}/4-level/scale-{many}", name(kernel)),
+        spec: s,
+        check: Box::new(move |o, _| scale::check_scale(o, many)),
+    }
+}
+
 pub fn all(full: bool) -> Vec<Scenario> {
     let mut v = Vec::new();
+
     for k in KERNELS {
         v.push(Scenario {
             name: format!("{}/4-level/hotadd-32T", name(k)),
@@ -187,5 +208,9 @@ pub fn all(full: bool) -> Vec<Scenario> {
         check: Box::new(|o, _| hotadd::check_hotadd_5level(o)),
     });
     v.extend(shapes(full));
+    v.push(scale_scenario(
+        KernelId::V6_12,
+        if full { SCALE_PROCS.1 } else { SCALE_PROCS.0 },
+    ));
     v
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: host checks, then guest scenarios on real Debian
 //! kernels. Every failure is collected; the last line counts them.
 
+mod bug;
 mod exporter;
 mod host;
 mod hotadd;
@@ -8,7 +9,7 @@ mod module;
 mod output;
 mod prometheus;
 mod scale;
-mod scenarios;
+pub mod scenarios;
 mod shapes;
 
 use std::time::Instant;
@@ -106,7 +107,8 @@ pub fn run(args: TestArgs) -> Result<i32> {
                 run()
             })
             .and_then(|out| {
-                let o = Output::parse(&out.output);
+                let mut o = Output::parse(&out.output);
+                o.oops = out.oops.clone();
                 (s.check)(&o, s.spec.kernel).map_err(|e| {
                     // The script's whole output, next to the console log, for a failed check.
                     let script_log = out.console_log.with_extension("script.log");

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 pub struct Output {
     sections: Vec<(String, Vec<String>)>,
+    /// The kernel's oops report, for a scenario that expects one.
+    pub oops: Option<String>,
 }
 
 impl Output {
@@ -18,7 +20,10 @@ impl Output {
                 last.1.push(line.to_string());
             }
         }
-        Self { sections }
+        Self {
+            sections,
+            oops: None,
+        }
     }
 
     /// The raw lines of a step.

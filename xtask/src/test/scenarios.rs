@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{hotadd, module, output::Output, scale, shapes};
+use super::{bug, hotadd, module, output::Output, scale, shapes};
 use crate::{
     guest_binary::workspace_root,
     vm::{HotAdd, KernelId, VirtioMem, VmSpec},
@@ -25,6 +25,7 @@ const HOTADD: &str = include_str!("scripts/hotadd.sh");
 const MODULE: &str = include_str!("scripts/module.sh");
 const PROMETHEUS: &str = include_str!("scripts/prometheus.sh");
 const DEVMAP: &str = include_str!("scripts/devmap.sh");
+const DEVMAP_BUG: &str = include_str!("scripts/devmap-bug.sh");
 const VIRTIO_MEM: &str = include_str!("scripts/virtio-mem.sh");
 const SCALE: &str = include_str!("scripts/scale.sh");
 
@@ -62,6 +63,11 @@ fn spec(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], script: Stri
     s
 }
 
+/// A script body with the shared shell functions (`step`, `load_st_populate`, …).
+pub fn with_lib(body: &str) -> String {
+    script("", body)
+}
+
 fn script(vars: &str, body: &str) -> String {
     format!("{vars}\n{LIB}\n{body}")
 }
@@ -72,6 +78,7 @@ pub fn spec_for(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], whic
         "prometheus" => PROMETHEUS,
         "module" => MODULE,
         "devmap" => DEVMAP,
+        "devmap-bug" => DEVMAP_BUG,
         "virtio-mem" => VIRTIO_MEM,
         _ => HOTADD,
     };
@@ -138,6 +145,23 @@ fn shapes(full: bool) -> Vec<Scenario> {
         });
     }
     v
+}
+
+/// Compound devmap on 6.1 with the vmemmap populate sync taken out: the
+/// kernel oopses, and sync-trace reports slot 469 unsynced.
+pub fn devmap_bug() -> Scenario {
+    let mut spec = spec_for(KernelId::V6_1Reverted, 4, false, &[], "devmap-bug");
+    // Nothing is plugged there: the address only has to be valid (phys-bits, maxmem).
+    spec.device_ranges.push(HotAdd {
+        addr: AT_32T,
+        size: DIMM,
+    });
+    spec.expect_oops = true;
+    Scenario {
+        name: "6.1-reverted/4-level/devmap-32T".into(),
+        spec,
+        check: Box::new(|o, _| bug::check_devmap_bug(o)),
+    }
 }
 
 /// The scale scenario: idle cost with 10 and with `many` processes, and a
@@ -208,6 +232,7 @@ pub fn all(full: bool) -> Vec<Scenario> {
         check: Box::new(|o, _| hotadd::check_hotadd_5level(o)),
     });
     v.extend(shapes(full));
+    v.push(devmap_bug());
     v.push(scale_scenario(
         KernelId::V6_12,
         if full { SCALE_PROCS.1 } else { SCALE_PROCS.0 },

@@ -350,7 +350,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     logger.get_mut().flush();
     let st = engine.scanner.stats();
     log::info!(
-        "scans: {} table, {} walks, {} test runs, {} us in the kernel, longest run {} us (walk {} us), {} of {} walk runs over 1 ms",
+        "scans: {} table, {} walks, {} test runs, {} us in the kernel, longest run {} us (walk {} us), {} of {} walk runs over 1 ms, median walk run {} us",
         st.tables,
         st.walks,
         st.runs,
@@ -358,7 +358,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         st.max_run_ns / 1000,
         st.max_walk_run_ns / 1000,
         st.walk_runs_over_1ms,
-        st.walk_runs
+        st.walk_runs,
+        st.median_walk_run_ns() / 1000
     );
     let summary = engine.model.finish(&mut engine.out);
     sink.emit_all(&mut engine.out)?;

@@ -46,7 +46,7 @@ const NODES_PER_CLOCK: u64 = 4;
 
 /// What the scans cost so far (kernel time of the test runs, which is
 /// charged to the daemon).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScanStats {
     pub tables: u64,
     pub walks: u64,
@@ -62,6 +62,21 @@ pub struct ScanStats {
     /// half that; interrupts served during a run count in its time).
     pub walk_runs: u64,
     pub walk_runs_over_1ms: u64,
+    /// Durations of the first walk test runs (bounded), for their median:
+    /// robust to the rare run that an interrupt, or the host descheduling an
+    /// emulated CPU, stretches.
+    pub walk_run_sample: Vec<u64>,
+}
+
+/// Walk test runs kept for the median.
+const WALK_RUN_SAMPLE: usize = 4096;
+
+impl ScanStats {
+    pub fn median_walk_run_ns(&self) -> u64 {
+        let mut v = self.walk_run_sample.clone();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    }
 }
 
 pub struct Scanner {
@@ -208,8 +223,8 @@ impl Scanner {
     }
 
     /// What the scans cost so far.
-    pub fn stats(&self) -> ScanStats {
-        self.stats
+    pub fn stats(&self) -> &ScanStats {
+        &self.stats
     }
 
     /// init_mm's top-level table and the layout variables; no walk. The
@@ -248,6 +263,9 @@ impl Scanner {
             stats.walk_runs += 1;
             if r.busy_ns - busy > 1_000_000 {
                 stats.walk_runs_over_1ms += 1;
+            }
+            if stats.walk_run_sample.len() < WALK_RUN_SAMPLE {
+                stats.walk_run_sample.push(r.busy_ns - busy);
             }
             busy = r.busy_ns;
         };

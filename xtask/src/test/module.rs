@@ -78,7 +78,7 @@ fn for_slot(recs: &[Value], event: &str, slot: u64) -> Vec<Value> {
 /// grace window (`seen_ns + grace_ns`): a bound taken from the run's own
 /// records, not from an idle machine's timing. The delay from the module's
 /// write is printed against the 200 ms target.
-fn judged_by_first_walk_after_window(recs: &[Value], u: &Value, written_ns: u64) -> Result<()> {
+pub fn judged_by_first_walk_after_window(recs: &[Value], u: &Value, written_ns: u64) -> Result<()> {
     let slot = u["slot"].as_u64().unwrap_or(0);
     let pop = for_slot(recs, "populate", slot);
     let pop = pop

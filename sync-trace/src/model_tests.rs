@@ -420,3 +420,48 @@ fn many_populate_calls_after_the_sync_do_not_move_the_population() {
         .collect();
     assert_eq!(kinds, vec!["populate", "paired"], "{out:?}");
 }
+
+/// A host with 100,000 processes: the counts of a walk of every PGD reach
+/// the verdict whole; a walk cut at `--max-pgds` says so in the verdict and
+/// confirms nothing it could not count.
+#[test]
+fn a_hundred_thousand_pgds_are_counted_or_the_cut_is_reported() {
+    const HOSTS: u32 = 100_000;
+    for cut in [false, true] {
+        let mut model = Model::new(GRACE);
+        model.baseline(&Snapshot::test(0, &BOOT), false);
+        let mut out = Vec::new();
+        let mut present = BOOT.to_vec();
+        present.push(SLOT);
+        let mut seen = Snapshot::test(10 * MS, &present);
+        seen.raw.status = sync_trace_common::raw::SCAN_DONE; // a table scan
+        model.on_scan(&seen, Trigger::Sweep, &mut out);
+        let mut walk = Snapshot::test(10 * MS + GRACE + MS, &present);
+        walk.raw.pgds = HOSTS;
+        if cut {
+            walk.raw.status |= sync_trace_common::raw::SCAN_TRUNCATED;
+        } else {
+            walk.raw.missing[SLOT - 256] = HOSTS;
+        }
+        model.on_scan(&walk, Trigger::Sweep, &mut out);
+        let u = out
+            .iter()
+            .find_map(|r| match r {
+                Record::Unsynced(u) => Some(u),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no unsynced: {out:?}"));
+        assert_eq!(u.pgds_total, HOSTS, "{u:?}");
+        if cut {
+            assert!(
+                !u.walk_complete && !u.confirmed && u.pgds_missing == 0,
+                "{u:?}"
+            );
+        } else {
+            assert!(
+                u.walk_complete && u.confirmed && u.pgds_missing == HOSTS,
+                "{u:?}"
+            );
+        }
+    }
+}

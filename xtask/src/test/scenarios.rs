@@ -104,12 +104,7 @@ pub fn name(kernel: KernelId) -> &'static str {
 fn shapes(full: bool) -> Vec<Scenario> {
     let mut v = Vec::new();
     for k in KERNELS {
-        let mut spec = spec_for(k, 4, false, &[], "devmap");
-        // Nothing is plugged there: the address only has to be valid (phys-bits, maxmem).
-        spec.device_ranges.push(HotAdd {
-            addr: AT_32T,
-            size: DIMM,
-        });
+        let spec = devmap_spec(k, "devmap");
         v.push(Scenario {
             name: format!("{}/4-level/devmap-32T", name(k)),
             spec,
@@ -147,15 +142,22 @@ fn shapes(full: bool) -> Vec<Scenario> {
     v
 }
 
-/// Compound devmap on 6.1 with the vmemmap populate sync taken out: the
-/// kernel oopses, and sync-trace reports slot 469 unsynced.
-pub fn devmap_bug() -> Scenario {
-    let mut spec = spec_for(KernelId::V6_1Reverted, 4, false, &[], "devmap-bug");
-    // Nothing is plugged there: the address only has to be valid (phys-bits, maxmem).
+/// A guest for the st_populate `devmap` action: 4-level, no KASLR, 32 TiB
+/// addressable. Nothing is plugged there: the address only has to be valid
+/// (phys-bits, maxmem).
+fn devmap_spec(kernel: KernelId, which: &str) -> VmSpec {
+    let mut spec = spec_for(kernel, 4, false, &[], which);
     spec.device_ranges.push(HotAdd {
         addr: AT_32T,
         size: DIMM,
     });
+    spec
+}
+
+/// Compound devmap on 6.1 with the vmemmap populate sync taken out: the
+/// kernel oopses, and sync-trace reports slot 469 unsynced.
+pub fn devmap_bug() -> Scenario {
+    let mut spec = devmap_spec(KernelId::V6_1Reverted, "devmap-bug");
     spec.expect_oops = true;
     Scenario {
         name: "6.1-reverted/4-level/devmap-32T".into(),

@@ -16,7 +16,7 @@ use crate::{
     detect::{Detector, Sighting},
     evidence::{Act, ActKind, Evidence},
     pairing::Pairing,
-    record::{CallRecord, Hex, PopulateRecord, Population, Record, SyncRecord, Trigger},
+    record::{CallRecord, Hex, PopulateRecord, Population, Record, SyncRecord, Task, Trigger},
     snapshot::Snapshot,
     summary::Summary,
 };
@@ -90,45 +90,20 @@ impl Model {
     }
 
     fn note_sync(&mut self, s: &SyncRecord) {
-        if s.helper && s.covers(s.slot_first) {
-            self.evidence.add(
-                s.slot_first,
-                s.slot_last,
-                Act {
-                    kind: ActKind::HelperSync,
-                    entry_ns: s.ts_ns,
-                    exit_ns: s.end_ns,
-                    task: Some(s.task.clone()),
-                    stack: s.stack.clone(),
-                },
-            );
-        }
+        let (entry, exit, range) = (s.ts_ns, s.end_ns, [s.start.0, s.end.0]);
+        self.note_act(s.function, entry, exit, range, Some(&s.task), &s.stack);
     }
 
     fn note_call(&mut self, c: &CallRecord) {
-        match (c.end, self.layout()) {
-            (Some(end), _) => self.note_running(
-                Target::InitMemoryMapping,
-                c.ts_ns,
-                c.end_ns,
-                [c.addr.0, end.0],
-            ),
-            (None, Some(l)) => {
-                let slot = l.slot(c.addr.0);
-                self.evidence.add(
-                    slot,
-                    slot,
-                    Act {
-                        kind: ActKind::PopulateCall,
-                        entry_ns: c.ts_ns,
-                        exit_ns: c.end_ns,
-                        task: Some(c.task.clone()),
-                        stack: c.stack.clone(),
-                    },
-                );
-            }
-            (None, None) => {}
-        }
+        let range = [c.addr.0, c.end.map_or(c.addr.0, |e| e.0)];
+        self.note_act(
+            c.function,
+            c.ts_ns,
+            c.end_ns,
+            range,
+            Some(&c.task),
+            &c.stack,
+        );
     }
 
     /// The entry of a traced call, as soon as it is read: a call still
@@ -136,38 +111,37 @@ impl Model {
     /// population before the sync's exit (and the inner call's) is read.
     pub fn note_entry(&mut self, target: Target, ts_ns: u64, args: [u64; 3]) {
         let (start, end) = target.range(&args);
-        if !target.is_sync() {
-            self.note_running(target, ts_ns, u64::MAX, [start, end]);
-            return;
-        }
-        if let (true, Some(l)) = (start == end, self.layout()) {
-            let slot = l.slot(start);
-            self.evidence.add(
-                slot,
-                slot,
-                Act {
-                    kind: ActKind::HelperSync,
-                    entry_ns: ts_ns,
-                    exit_ns: u64::MAX,
-                    task: None,
-                    stack: Vec::new(),
-                },
-            );
-        }
+        self.note_act(target, ts_ns, u64::MAX, [start, end], None, &[]);
     }
 
-    /// A traced call of a populate function or of `init_memory_mapping()`
-    /// (`args`: its address, or its physical range), ended at `exit_ns` or
-    /// still running (`u64::MAX`).
-    pub fn note_running(&mut self, target: Target, entry_ns: u64, exit_ns: u64, args: [u64; 2]) {
+    /// Keeps a traced call as evidence for the slots it names, ended at
+    /// `exit_ns` or still running (`u64::MAX`): a helper-shaped sync
+    /// (`start == end`; other syncs name no population), a populate
+    /// function (its address), or `init_memory_mapping()` (its physical
+    /// range, in the direct map).
+    fn note_act(
+        &mut self,
+        target: Target,
+        entry_ns: u64,
+        exit_ns: u64,
+        [start, end]: [u64; 2],
+        task: Option<&Task>,
+        stack: &[String],
+    ) {
         let Some(l) = self.layout() else { return };
-        let (kind, first, last) = if target == Target::InitMemoryMapping {
-            let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
-            let (f, t) = l.slots_of(va(args[0]), va(args[1].max(args[0] + 1) - 1));
-            (ActKind::Mapping, f, t)
-        } else {
-            let s = l.slot(args[0]);
-            (ActKind::PopulateCall, s, s)
+        let (kind, first, last) = match target {
+            _ if target.is_sync() => {
+                if start != end {
+                    return;
+                }
+                (ActKind::HelperSync, l.slot(start), l.slot(start))
+            }
+            Target::InitMemoryMapping => {
+                let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
+                let (f, t) = l.slots_of(va(start), va(end.max(start + 1) - 1));
+                (ActKind::Mapping, f, t)
+            }
+            _ => (ActKind::PopulateCall, l.slot(start), l.slot(start)),
         };
         self.evidence.add(
             first,
@@ -176,8 +150,8 @@ impl Model {
                 kind,
                 entry_ns,
                 exit_ns,
-                task: None,
-                stack: Vec::new(),
+                task: task.cloned(),
+                stack: stack.to_vec(),
             },
         );
     }

@@ -13,11 +13,13 @@
  */
 #include "events.h"
 
+/* Members by value: clang may describe a struct reached only through a
+ * pointer as a forward declaration, without its members. */
 struct st_contract {
-	struct st_event *event;
-	struct st_inflight_key *inflight_key;
-	struct st_inflight *inflight;
-	struct st_scan *scan;
+	struct st_event event;
+	struct st_inflight_key inflight_key;
+	struct st_inflight inflight;
+	struct st_scan scan;
 	enum st_target target;
 	enum st_kind kind;
 	enum st_method method;

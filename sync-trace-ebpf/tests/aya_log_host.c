@@ -6,8 +6,8 @@
  *   u32 size, u32 line of the st_log() call, u32 st_log()'s return, size bytes.
  * A failed lookup or output is written with size 0.
  *
- * Every call below is one record kind sync_trace.bpf.c writes (same level,
- * message, hint and argument kind), plus the levels it does not use yet.
+ * main() writes every diagnostic sync_trace.bpf.c writes, through the same
+ * aya_log.h macros, plus the levels the programs do not use yet.
  */
 #include <stdio.h>
 #include <string.h>
@@ -64,7 +64,7 @@ static void emit(int ret)
 }
 
 /* Keep each call on one line: __LINE__ there is the record's Line field. */
-#define RECORD(...) (cur_line = __LINE__, emit(st_log(__VA_ARGS__)))
+#define RECORD(call) (cur_line = __LINE__, emit(call))
 
 int main(void)
 {
@@ -72,18 +72,18 @@ int main(void)
 	long err = -14;
 	__u64 start = 0xffffea8000000000ULL;
 
-	/* sync_trace.bpf.c */
-	RECORD(ST_LOG_WARN, "INFLIGHT map full; exit of target ", ST_LOG_H_DEFAULT, ST_LOG_A_U64, target);
-	RECORD(ST_LOG_WARN, "kernel stack capture failed, error ", ST_LOG_H_DEFAULT, ST_LOG_A_I64, err);
-	RECORD(ST_LOG_WARN, "forced kernel-side diagnostic at entry, start=0x", ST_LOG_H_LOWER_HEX, ST_LOG_A_U64, start);
+	/* Every diagnostic of sync_trace.bpf.c (the macros it calls). */
+	RECORD(st_log_inflight_full(target));
+	RECORD(st_log_stack_failed(err));
+	RECORD(st_log_forced(start));
 	/* The other levels aya_log.h defines. */
-	RECORD(ST_LOG_ERROR, "error level ", ST_LOG_H_DEFAULT, ST_LOG_A_I64, -1);
-	RECORD(ST_LOG_INFO, "info level ", ST_LOG_H_LOWER_HEX, ST_LOG_A_U64, 0);
+	RECORD(st_log(ST_LOG_ERROR, "error level ", ST_LOG_H_DEFAULT, ST_LOG_A_I64, -1));
+	RECORD(st_log(ST_LOG_INFO, "info level ", ST_LOG_H_LOWER_HEX, ST_LOG_A_U64, 0));
 	/* No scratch buffer, then a full ring: st_log() says so, writes nothing. */
 	fail_lookup = 1;
-	RECORD(ST_LOG_WARN, "no scratch ", ST_LOG_H_DEFAULT, ST_LOG_A_U64, 1);
+	RECORD(st_log_inflight_full(target));
 	fail_lookup = 0;
 	fail_output = 1;
-	RECORD(ST_LOG_WARN, "ring full ", ST_LOG_H_DEFAULT, ST_LOG_A_U64, 1);
+	RECORD(st_log_inflight_full(target));
 	return fflush(stdout) != 0;
 }

@@ -107,4 +107,17 @@ static __always_inline __u32 st_log_put(__u8 *b, __u32 off, __u8 kind, const voi
 		__ret;                                                                \
 	})
 
+/*
+ * Every diagnostic sync_trace.bpf.c writes, one macro per record kind, so that
+ * tests/aya_log_host.c writes exactly these records on the host. A new
+ * diagnostic goes here, and into that harness and tests/aya_log_record.rs.
+ */
+#define st_log_inflight_full(target) \
+	st_log(ST_LOG_WARN, "INFLIGHT map full; exit of target ", ST_LOG_H_DEFAULT, ST_LOG_A_U64, target)
+#define st_log_stack_failed(err) \
+	st_log(ST_LOG_WARN, "kernel stack capture failed, error ", ST_LOG_H_DEFAULT, ST_LOG_A_I64, err)
+#define st_log_forced(start)                                                                     \
+	st_log(ST_LOG_WARN, "forced kernel-side diagnostic at entry, start=0x", ST_LOG_H_LOWER_HEX, \
+	       ST_LOG_A_U64, start)
+
 #endif

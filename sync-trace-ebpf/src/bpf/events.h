@@ -4,8 +4,12 @@
  * write to a ring buffer, every map name and every load-time knob.
  *
  * This header is the single source of truth. The Rust twins live in
- * sync-trace-common/src/raw.rs and carry compile-time size and offset checks
- * that mirror the _Static_asserts below; change both together.
+ * sync-trace-common/src (raw.rs, target.rs); change both together. The test
+ * sync-trace-ebpf/tests/contract.rs compares them with the BTF clang writes
+ * for this header (contract.bpf.c names every type below): every struct's
+ * size, every field's name, offset, size and element type, every enumerator.
+ * Shared numeric constants are therefore enumerators, not #defines (BTF has
+ * no macros); the map names below are checked against the objects' symbols.
  *
  * Plain fixed-width types only (no vmlinux.h): the layout must be the same
  * for the BPF target and for the host.
@@ -46,8 +50,10 @@ enum st_method {
 };
 
 /* st_event.flags */
-#define ST_FLAG_NO_ENTRY (1u << 0)   /* exit seen without its entry (attached mid-call, or map full) */
-#define ST_FLAG_ARGS_LOST (1u << 1)  /* kretprobe exit: arguments come from the entry record only */
+enum st_flag {
+	ST_FLAG_NO_ENTRY = 1 << 0,  /* exit seen without its entry (attached mid-call, or map full) */
+	ST_FLAG_ARGS_LOST = 1 << 1, /* kretprobe exit: arguments come from the entry record only */
+};
 
 /* Indices into the LOST per-CPU array. */
 enum st_lost {
@@ -57,8 +63,11 @@ enum st_lost {
 	ST_LOST_MAX = 3,
 };
 
-#define ST_COMM_LEN 16
-#define ST_MAX_STACK 32 /* kernel frames kept per entry event */
+/* Array lengths of struct st_event. */
+enum st_event_len {
+	ST_COMM_LEN = 16,
+	ST_MAX_STACK = 32, /* kernel frames kept per entry event */
+};
 
 struct st_event {
 	__u64 ts_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -103,13 +112,17 @@ struct st_inflight {
  * cursor; the next run (ST_SCAN_WALK_NEXT) goes on from there.
  */
 #define ST_MAP_SCAN "SCAN" /* ARRAY[2] of struct st_scan: [ST_SCAN_KEY_TABLE], [ST_SCAN_KEY_WALK] */
-#define ST_SCAN_KEY_TABLE 0
-#define ST_SCAN_KEY_WALK 1
+enum st_scan_key {
+	ST_SCAN_KEY_TABLE = 0,
+	ST_SCAN_KEY_WALK = 1,
+};
 
-#define ST_PTRS 512          /* entries per x86_64 page-table page */
-#define ST_KERNEL_HALF 256   /* first kernel-half slot: bit 47 (4-level) / 56 (5-level) set */
-#define ST_HALF (ST_PTRS - ST_KERNEL_HALF)
-#define ST_SLOT_WORDS (ST_HALF / 64) /* u64 words of a kernel-half slot set */
+enum st_pgtable {
+	ST_PTRS = 512,        /* entries per x86_64 page-table page */
+	ST_KERNEL_HALF = 256, /* first kernel-half slot: bit 47 (4-level) / 56 (5-level) set */
+	ST_HALF = ST_PTRS - ST_KERNEL_HALF,
+	ST_SLOT_WORDS = ST_HALF / 64, /* u64 words of a kernel-half slot set */
+};
 
 /*
  * Raw tracepoint test-run arguments: args[0] the mode; with
@@ -122,25 +135,29 @@ enum st_scan_mode {
 	ST_SCAN_WALK_NEXT = 2,  /* go on with the walk in [ST_SCAN_KEY_WALK] (while ST_SCAN_MORE) */
 };
 
-/* st_scan.status bits */
-#define ST_SCAN_DONE (1u << 0)      /* the table scan or the walk is over (ST_SCAN_MORE clear) */
-#define ST_SCAN_WALKED (1u << 1)    /* the walk reached the list head again */
-#define ST_SCAN_TRUNCATED (1u << 2) /* st_cfg_max_pgds reached before the list end */
-#define ST_SCAN_FAULT (1u << 3)     /* a read failed, or a node was invalid after every restart */
-#define ST_SCAN_NO_LAYOUT (1u << 4) /* a layout variable could not be read */
-#define ST_SCAN_MORE (1u << 5)      /* the run's time budget ended the chunk: run ST_SCAN_WALK_NEXT */
-#define ST_SCAN_NO_CORE (1u << 6)   /* a CO-RE type or field the walk needs is missing (st_scan.core) */
-#define ST_SCAN_RESTARTED (1u << 7) /* an invalid node restarted the walk from the head */
-#define ST_SCAN_NOT_BEGUN (1u << 8) /* ST_SCAN_WALK_NEXT without a walk in progress */
+/* st_scan.status bits (bits 30 and 31 are userspace's own, never set here) */
+enum st_scan_status {
+	ST_SCAN_DONE = 1 << 0,      /* the table scan or the walk is over (ST_SCAN_MORE clear) */
+	ST_SCAN_WALKED = 1 << 1,    /* the walk reached the list head again */
+	ST_SCAN_TRUNCATED = 1 << 2, /* st_cfg_max_pgds reached before the list end */
+	ST_SCAN_FAULT = 1 << 3,     /* a read failed, or a node was invalid after every restart */
+	ST_SCAN_NO_LAYOUT = 1 << 4, /* a layout variable could not be read */
+	ST_SCAN_MORE = 1 << 5,      /* the run's time budget ended the chunk: run ST_SCAN_WALK_NEXT */
+	ST_SCAN_NO_CORE = 1 << 6,   /* a CO-RE type or field the walk needs is missing (st_scan.core) */
+	ST_SCAN_RESTARTED = 1 << 7, /* an invalid node restarted the walk from the head */
+	ST_SCAN_NOT_BEGUN = 1 << 8, /* ST_SCAN_WALK_NEXT without a walk in progress */
+};
 
 /* st_scan.core bits: what CO-RE found in the kernel's BTF. */
-#define ST_CORE_PAGE (1u << 0)     /* struct page (its size) */
-#define ST_CORE_LIST (1u << 1)     /* the pgd_list link: ptdesc->pt_list or page->lru */
-#define ST_CORE_PT_MM (1u << 2)    /* the owner mm: ptdesc->pt_mm or page->pt_mm */
-#define ST_CORE_REFCOUNT (1u << 3) /* page->_refcount */
-#define ST_CORE_MM_PGD (1u << 4)   /* mm_struct->pgd */
-#define ST_CORE_PTDESC (1u << 5)   /* struct ptdesc exists (6.5+): its fields are used */
-#define ST_CORE_NEEDED (ST_CORE_PAGE | ST_CORE_LIST | ST_CORE_PT_MM | ST_CORE_REFCOUNT | ST_CORE_MM_PGD)
+enum st_core {
+	ST_CORE_PAGE = 1 << 0,     /* struct page (its size) */
+	ST_CORE_LIST = 1 << 1,     /* the pgd_list link: ptdesc->pt_list or page->lru */
+	ST_CORE_PT_MM = 1 << 2,    /* the owner mm: ptdesc->pt_mm or page->pt_mm */
+	ST_CORE_REFCOUNT = 1 << 3, /* page->_refcount */
+	ST_CORE_MM_PGD = 1 << 4,   /* mm_struct->pgd */
+	ST_CORE_PTDESC = 1 << 5,   /* struct ptdesc exists (6.5+): its fields are used */
+	ST_CORE_NEEDED = ST_CORE_PAGE | ST_CORE_LIST | ST_CORE_PT_MM | ST_CORE_REFCOUNT | ST_CORE_MM_PGD,
+};
 
 struct st_scan {
 	__u64 ts_ns;            /* bpf_ktime_get_ns() when init_top_pgt was read (walk: at its start) */

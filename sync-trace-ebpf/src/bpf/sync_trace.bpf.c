@@ -77,8 +77,8 @@ static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u6
 
 	if (bpf_map_update_elem(&INFLIGHT, &key, &in, BPF_ANY)) {
 		st_count_lost(ST_LOST_INFLIGHT);
-		if (st_log(ST_LOG_WARN, "INFLIGHT map full; exit of target ", ST_LOG_H_DEFAULT,
-			   ST_LOG_A_U64, target))
+		/* Diagnostics are aya_log.h macros, one per record kind. */
+		if (st_log_inflight_full(target))
 			st_count_lost(ST_LOST_LOGS);
 	}
 
@@ -94,12 +94,12 @@ static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u6
 	if (st_cfg_capture_stack) {
 		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
 		e->stack_bytes = n;
-		if (n < 0 && st_log(ST_LOG_WARN, "kernel stack capture failed, error ", ST_LOG_H_DEFAULT,
-				    ST_LOG_A_I64, n))
+		if (n < 0 &&
+		    st_log_stack_failed(n))
 			st_count_lost(ST_LOST_LOGS);
 	}
-	if (st_cfg_force_log && st_log(ST_LOG_WARN, "forced kernel-side diagnostic at entry, start=0x",
-				       ST_LOG_H_LOWER_HEX, ST_LOG_A_U64, a0))
+	if (st_cfg_force_log &&
+	    st_log_forced(a0))
 		st_count_lost(ST_LOST_LOGS);
 	bpf_ringbuf_submit(e, 0);
 	return 0;

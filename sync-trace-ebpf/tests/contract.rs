@@ -1,0 +1,546 @@
+//! The kernel/userspace contract, checked field by field and constant by
+//! constant: the BTF clang writes for `src/bpf/events.h` against the Rust
+//! twins in sync-trace-common.
+//!
+//! - every struct: size, then every member in order (name, byte offset,
+//!   size, and shape: integer size and signedness, array length and element,
+//!   `char`), against `size_of`, `offset_of!` and the field's Rust type;
+//! - every enum (the header's numeric constants are all enumerators): every
+//!   enumerator against its Rust constant or enum variant, both ways;
+//! - map, program and global names against the objects' symbols.
+//!
+//! `contract.bpf.o` names every type of events.h (see contract.bpf.c); the
+//! program objects carry some of them in their own BTF, and those copies are
+//! compared too.
+
+mod btf;
+
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of};
+
+use btf::{Btf, Shape};
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+use sync_trace_common::raw::{self, RawEventC, RawScan};
+use sync_trace_common::{Kind, Method, Target};
+
+static CONTRACT_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/contract.bpf.o"));
+const EVENTS_H: &str = include_str!("../src/bpf/events.h");
+
+/// The shape of a Rust field type, as [`Btf::shape`] gives a C one.
+trait RustShape {
+    fn shape() -> Shape;
+}
+
+macro_rules! int_shape {
+    ($($t:ty => $signed:expr),*) => {$(
+        impl RustShape for $t {
+            fn shape() -> Shape {
+                Shape::Int { size: size_of::<$t>(), signed: $signed }
+            }
+        }
+    )*};
+}
+int_shape!(u8 => false, u16 => false, u32 => false, u64 => false, i8 => true, i16 => true, i32 => true, i64 => true);
+
+impl<T: RustShape, const N: usize> RustShape for [T; N] {
+    fn shape() -> Shape {
+        Shape::Array(Box::new(T::shape()), N)
+    }
+}
+
+fn shape_of<S, F: RustShape>(_: impl Fn(&S) -> &F) -> (Shape, usize) {
+    (F::shape(), size_of::<F>())
+}
+
+#[derive(Debug)]
+struct RustField {
+    c_name: &'static str,
+    offset: usize,
+    size: usize,
+    shape: Shape,
+}
+
+struct RustStruct {
+    rust_name: &'static str,
+    size: usize,
+    fields: Vec<RustField>,
+}
+
+/// A Rust twin of a C struct. Every field of the Rust struct must be listed
+/// (the destructuring pattern does not compile otherwise), in C order; a
+/// field named differently in C says so: `pad = "_pad"`.
+macro_rules! twin {
+    ($t:ident { $($f:ident $(= $c:literal)?),* $(,)? }) => {{
+        #[allow(unused)]
+        fn all_fields_listed(v: $t) {
+            let $t { $($f: _),* } = v;
+        }
+        RustStruct {
+            rust_name: stringify!($t),
+            size: size_of::<$t>(),
+            fields: vec![$({
+                let (shape, size) = shape_of(|s: &$t| &s.$f);
+                #[allow(unused_variables)]
+                let c_name = stringify!($f);
+                $(let c_name = $c;)?
+                RustField { c_name, offset: offset_of!($t, $f), size, shape }
+            }),*],
+        }
+    }};
+}
+
+/// Every struct of events.h: its Rust twin, or None for a kernel-only type.
+fn structs() -> Vec<(&'static str, Option<RustStruct>)> {
+    vec![
+        (
+            "st_event",
+            Some(twin!(RawEventC {
+                ts_ns, args, ret, duration_ns, pid, tid, cpu, flags, kind, target, method,
+                pad = "_pad", stack_bytes, comm, stack,
+            })),
+        ),
+        (
+            "st_scan",
+            Some(twin!(RawScan {
+                ts_ns,
+                end_ns,
+                page_offset_base,
+                vmalloc_base,
+                vmemmap_base,
+                sme_me_mask,
+                pgdir_shift,
+                status,
+                pgds,
+                page_size,
+                top,
+                missing,
+                mismatch,
+                slots,
+                cursor,
+                max_run_ns,
+                busy_ns,
+                runs,
+                restarts,
+                core,
+                nslots,
+                list,
+                list_off,
+                pt_mm_off,
+                refcount_off,
+                mm_pgd_off,
+            })),
+        ),
+        // The INFLIGHT map's key and value: only the kernel programs use them.
+        ("st_inflight_key", None),
+        ("st_inflight", None),
+    ]
+}
+
+fn kind_c_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Entry => "ST_KIND_ENTRY",
+        Kind::Exit => "ST_KIND_EXIT",
+    }
+}
+
+fn method_c_name(m: Method) -> &'static str {
+    match m {
+        Method::Fentry => "ST_METHOD_FENTRY",
+        Method::Kprobe => "ST_METHOD_KPROBE",
+    }
+}
+
+/// The raw value `from_raw` maps to `x` (the Rust enums have no other way back).
+fn raw_of<T: PartialEq + Copy>(from_raw: fn(u8) -> Option<T>, x: T) -> i64 {
+    let raws: Vec<u8> = (0..=u8::MAX).filter(|&v| from_raw(v) == Some(x)).collect();
+    assert_eq!(
+        raws.len(),
+        1,
+        "from_raw maps {} values to one variant",
+        raws.len()
+    );
+    i64::from(raws[0])
+}
+
+/// Every enum of events.h: every enumerator and its Rust value.
+fn enums() -> Vec<(&'static str, Vec<(&'static str, i64)>)> {
+    let u = |v: u32| i64::from(v);
+    let z = |v: usize| i64::try_from(v).unwrap();
+    let mut target: Vec<_> = Target::ALL
+        .iter()
+        .map(|&t| (t.c_name(), t as i64))
+        .collect();
+    target.push(("ST_TARGET_COUNT", z(Target::ALL.len())));
+    vec![
+        ("st_target", target),
+        (
+            "st_kind",
+            [Kind::Entry, Kind::Exit]
+                .map(|k| (kind_c_name(k), raw_of(Kind::from_raw, k)))
+                .to_vec(),
+        ),
+        (
+            "st_method",
+            [Method::Fentry, Method::Kprobe]
+                .map(|m| (method_c_name(m), raw_of(Method::from_raw, m)))
+                .to_vec(),
+        ),
+        (
+            "st_flag",
+            vec![
+                ("ST_FLAG_NO_ENTRY", u(raw::FLAG_NO_ENTRY)),
+                ("ST_FLAG_ARGS_LOST", u(raw::FLAG_ARGS_LOST)),
+            ],
+        ),
+        (
+            "st_lost",
+            vec![
+                ("ST_LOST_EVENTS", u(raw::LOST_EVENTS)),
+                ("ST_LOST_INFLIGHT", u(raw::LOST_INFLIGHT)),
+                ("ST_LOST_LOGS", u(raw::LOST_LOGS)),
+                ("ST_LOST_MAX", u(raw::LOST_MAX)),
+            ],
+        ),
+        (
+            "st_event_len",
+            vec![
+                ("ST_COMM_LEN", z(raw::COMM_LEN)),
+                ("ST_MAX_STACK", z(raw::MAX_STACK)),
+            ],
+        ),
+        (
+            "st_scan_key",
+            vec![
+                ("ST_SCAN_KEY_TABLE", u(raw::SCAN_KEY_TABLE)),
+                ("ST_SCAN_KEY_WALK", u(raw::SCAN_KEY_WALK)),
+            ],
+        ),
+        (
+            "st_pgtable",
+            vec![
+                ("ST_PTRS", z(raw::PTRS)),
+                ("ST_KERNEL_HALF", z(raw::KERNEL_HALF)),
+                ("ST_HALF", z(raw::HALF)),
+                ("ST_SLOT_WORDS", z(raw::SLOT_WORDS)),
+            ],
+        ),
+        (
+            "st_scan_mode",
+            vec![
+                ("ST_SCAN_TABLE", raw::SCAN_TABLE as i64),
+                ("ST_SCAN_WALK_BEGIN", raw::SCAN_WALK_BEGIN as i64),
+                ("ST_SCAN_WALK_NEXT", raw::SCAN_WALK_NEXT as i64),
+            ],
+        ),
+        (
+            "st_scan_status",
+            vec![
+                ("ST_SCAN_DONE", u(raw::SCAN_DONE)),
+                ("ST_SCAN_WALKED", u(raw::SCAN_WALKED)),
+                ("ST_SCAN_TRUNCATED", u(raw::SCAN_TRUNCATED)),
+                ("ST_SCAN_FAULT", u(raw::SCAN_FAULT)),
+                ("ST_SCAN_NO_LAYOUT", u(raw::SCAN_NO_LAYOUT)),
+                ("ST_SCAN_MORE", u(raw::SCAN_MORE)),
+                ("ST_SCAN_NO_CORE", u(raw::SCAN_NO_CORE)),
+                ("ST_SCAN_RESTARTED", u(raw::SCAN_RESTARTED)),
+                ("ST_SCAN_NOT_BEGUN", u(raw::SCAN_NOT_BEGUN)),
+            ],
+        ),
+        (
+            "st_core",
+            vec![
+                ("ST_CORE_PAGE", u(raw::CORE_PAGE)),
+                ("ST_CORE_LIST", u(raw::CORE_LIST)),
+                ("ST_CORE_PT_MM", u(raw::CORE_PT_MM)),
+                ("ST_CORE_REFCOUNT", u(raw::CORE_REFCOUNT)),
+                ("ST_CORE_MM_PGD", u(raw::CORE_MM_PGD)),
+                ("ST_CORE_PTDESC", u(raw::CORE_PTDESC)),
+                ("ST_CORE_NEEDED", u(raw::CORE_NEEDED)),
+            ],
+        ),
+    ]
+}
+
+/// Names declared in events.h as `struct NAME {` or `enum NAME {` at the
+/// start of a line: what the BTF must hold (only the names: the values come
+/// from the BTF).
+fn declared(keyword: &str) -> Vec<String> {
+    EVENTS_H
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix(keyword)?
+                .strip_prefix(' ')?
+                .strip_suffix(" {")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn compare_struct(btf: &Btf, c_name: &str, rust: &RustStruct) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Some(c) = btf.struct_by_name(c_name) else {
+        return vec![format!("struct {c_name} is not in the BTF")];
+    };
+    let r = rust.rust_name;
+    if c.size != rust.size {
+        errors.push(format!(
+            "struct {c_name} is {} bytes, {r} {}",
+            c.size, rust.size
+        ));
+    }
+    if c.members.len() != rust.fields.len() {
+        errors.push(format!(
+            "struct {c_name} has {} members, {r} {} fields",
+            c.members.len(),
+            rust.fields.len()
+        ));
+    }
+    for (i, (m, f)) in c.members.iter().zip(&rust.fields).enumerate() {
+        let at = format!("{c_name} member {i} ({}) / {r}.{}", m.name, f.c_name);
+        if m.name != f.c_name {
+            errors.push(format!("{at}: names differ"));
+        }
+        if m.offset != Some(f.offset) {
+            errors.push(format!(
+                "{at}: offset {:?} in C, {} in Rust",
+                m.offset, f.offset
+            ));
+        }
+        let size = btf.size(m.type_id);
+        if size != f.size {
+            errors.push(format!("{at}: {size} bytes in C, {} in Rust", f.size));
+        }
+        if !same_shape(&btf.shape(m.type_id), &f.shape) {
+            errors.push(format!(
+                "{at}: C type {:?}, Rust type {:?}",
+                btf.shape(m.type_id),
+                f.shape
+            ));
+        }
+    }
+    errors
+}
+
+/// C `char` is a byte of text: Rust has it as u8 or i8.
+fn same_shape(c: &Shape, rust: &Shape) -> bool {
+    match (c, rust) {
+        (Shape::Char, Shape::Int { size: 1, .. }) => true,
+        (Shape::Array(c, n), Shape::Array(r, m)) => n == m && same_shape(c, r),
+        _ => c == rust,
+    }
+}
+
+fn compare_enum(btf: &Btf, c_name: &str, rust: &[(&str, i64)]) -> Vec<String> {
+    let Some(e) = btf.enum_by_name(c_name) else {
+        return vec![format!("enum {c_name} is not in the BTF")];
+    };
+    let c: BTreeMap<&str, i64> = e.values.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let r: BTreeMap<&str, i64> = rust.iter().copied().collect();
+    let mut errors = Vec::new();
+    for (n, v) in &c {
+        match r.get(n) {
+            None => errors.push(format!("enum {c_name}: {n} = {v} has no Rust twin")),
+            Some(rv) if rv != v => {
+                errors.push(format!("enum {c_name}: {n} is {v} in C, {rv} in Rust"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (n, v) in &r {
+        if !c.contains_key(n) {
+            errors.push(format!("enum {c_name}: Rust has {n} = {v}, C does not"));
+        }
+    }
+    errors
+}
+
+fn objects() -> [(&'static str, &'static [u8]); 3] {
+    [
+        ("contract.bpf.o", CONTRACT_BPF),
+        ("sync_trace.bpf.o", sync_trace_ebpf::SYNC_TRACE_BPF),
+        ("pgtable_scan.bpf.o", sync_trace_ebpf::PGTABLE_SCAN_BPF),
+    ]
+}
+
+fn report(errors: Vec<String>) {
+    assert!(
+        errors.is_empty(),
+        "events.h and its Rust twins disagree:\n  {}",
+        errors.join("\n  ")
+    );
+}
+
+#[test]
+fn every_events_h_type_is_in_the_contract_btf() {
+    let btf = Btf::from_elf(CONTRACT_BPF).unwrap();
+    let structs: Vec<_> = structs().into_iter().map(|(n, _)| n).collect();
+    let enums: Vec<_> = enums().into_iter().map(|(n, _)| n).collect();
+    let mut errors = Vec::new();
+    for s in declared("struct") {
+        if btf.struct_by_name(&s).is_none() {
+            errors.push(format!(
+                "struct {s} is not in contract.bpf.o's BTF: name it in contract.bpf.c"
+            ));
+        }
+        if !structs.contains(&s.as_str()) {
+            errors.push(format!(
+                "struct {s} is not compared: add it to structs() in this test"
+            ));
+        }
+    }
+    for e in declared("enum") {
+        if btf.enum_by_name(&e).is_none() {
+            errors.push(format!(
+                "enum {e} is not in contract.bpf.o's BTF: name it in contract.bpf.c"
+            ));
+        }
+        if !enums.contains(&e.as_str()) {
+            errors.push(format!(
+                "enum {e} is not compared: add it to enums() in this test"
+            ));
+        }
+    }
+    assert!(
+        declared("struct").len() >= 4 && declared("enum").len() >= 11,
+        "events.h declarations not found"
+    );
+    report(errors);
+}
+
+#[test]
+fn structs_match_field_by_field() {
+    let mut errors = Vec::new();
+    for (obj, bytes) in objects() {
+        let btf = Btf::from_elf(bytes).unwrap();
+        for (c_name, rust) in structs() {
+            // The program objects carry only the types their maps use.
+            if obj != "contract.bpf.o" && btf.struct_by_name(c_name).is_none() {
+                continue;
+            }
+            match rust {
+                Some(rust) => errors.extend(
+                    compare_struct(&btf, c_name, &rust)
+                        .into_iter()
+                        .map(|e| format!("{obj}: {e}")),
+                ),
+                None if btf.struct_by_name(c_name).is_none() => {
+                    errors.push(format!("{obj}: struct {c_name} is not in the BTF"))
+                }
+                None => {}
+            }
+        }
+    }
+    report(errors);
+}
+
+#[test]
+fn enums_match_value_by_value() {
+    let mut errors = Vec::new();
+    for (obj, bytes) in objects() {
+        let btf = Btf::from_elf(bytes).unwrap();
+        for (c_name, rust) in enums() {
+            if obj != "contract.bpf.o" && btf.enum_by_name(c_name).is_none() {
+                continue;
+            }
+            errors.extend(
+                compare_enum(&btf, c_name, &rust)
+                    .into_iter()
+                    .map(|e| format!("{obj}: {e}")),
+            );
+        }
+    }
+    // Userspace's own status bits must not collide with the program's.
+    let c_bits = enums()
+        .into_iter()
+        .find(|(n, _)| *n == "st_scan_status")
+        .unwrap()
+        .1;
+    for (n, v) in c_bits {
+        if v & i64::from(raw::SCAN_CONFIRMED | raw::SCAN_UNCONFIRMED) != 0 {
+            errors.push(format!(
+                "{n} collides with userspace's SCAN_CONFIRMED/SCAN_UNCONFIRMED"
+            ));
+        }
+    }
+    report(errors);
+}
+
+/// A symbol of an object and the section it lives in.
+fn symbols(bytes: &[u8]) -> BTreeMap<String, String> {
+    let file = object::File::parse(bytes).unwrap();
+    file.symbols()
+        .filter_map(|s| {
+            let section = file.section_by_index(s.section_index()?).ok()?;
+            Some((s.name().ok()?.to_owned(), section.name().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn names_match_the_objects_symbols() {
+    let mut errors = Vec::new();
+    let mut expect =
+        |obj: &str, bytes: &[u8], names: &[&str], section: fn(&str) -> bool, what: &str| {
+            let syms = symbols(bytes);
+            for n in names {
+                match syms.get(*n) {
+                    Some(s) if section(s) => {}
+                    Some(s) => errors.push(format!("{obj}: {what} {n} is in section {s}")),
+                    None => errors.push(format!("{obj}: no {what} {n}")),
+                }
+            }
+        };
+    let maps = |s: &str| s == ".maps";
+    let rodata = |s: &str| s == ".rodata";
+    let program = |s: &str| !s.starts_with('.') || s.starts_with(".text");
+    let st = ("sync_trace.bpf.o", sync_trace_ebpf::SYNC_TRACE_BPF);
+    let scan = ("pgtable_scan.bpf.o", sync_trace_ebpf::PGTABLE_SCAN_BPF);
+    expect(
+        st.0,
+        st.1,
+        &[raw::MAP_EVENTS, raw::MAP_LOST, raw::MAP_AYA_LOGS],
+        maps,
+        "map",
+    );
+    expect(
+        st.0,
+        st.1,
+        &[raw::GLOBAL_CAPTURE_STACK, raw::GLOBAL_FORCE_LOG],
+        rodata,
+        "global",
+    );
+    expect(scan.0, scan.1, &[raw::MAP_SCAN], maps, "map");
+    expect(scan.0, scan.1, &[raw::PROG_SCAN], program, "program");
+    expect(
+        scan.0,
+        scan.1,
+        &[
+            raw::GLOBAL_INIT_TOP_PGT,
+            raw::GLOBAL_PGD_LIST,
+            raw::GLOBAL_PAGE_OFFSET_BASE,
+            raw::GLOBAL_VMALLOC_BASE,
+            raw::GLOBAL_VMEMMAP_BASE,
+            raw::GLOBAL_PGDIR_SHIFT,
+            raw::GLOBAL_SME_ME_MASK,
+            raw::GLOBAL_MAX_PGDS,
+            raw::GLOBAL_RUN_BUDGET_NS,
+            raw::GLOBAL_MAX_RESTARTS,
+        ],
+        rodata,
+        "global",
+    );
+    // The header's ST_MAP_* names are the objects' maps too.
+    for l in EVENTS_H
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define ST_MAP_"))
+    {
+        let name = l.split('"').nth(1).unwrap();
+        if ![st.1, scan.1]
+            .iter()
+            .any(|b| symbols(b).get(name).is_some_and(|s| maps(s)))
+        {
+            errors.push(format!("events.h names map {name}, which no object has"));
+        }
+    }
+    report(errors);
+}

@@ -563,7 +563,7 @@ pub fn unpack_layer(layer_tar: &[u8], dest: &Path) -> Result<()> {
 
 /// Host check `host/image`: builds the image twice into fresh layouts (same digest), validates
 /// the layout, unpacks the layer, checks the binary is static and that its `--version` is the
-/// workspace version, and that the DaemonSet runs this image's tag and binary.
+/// workspace version, and that the DaemonSet and the Dockerfile name this tag and binary.
 pub fn check() -> Result<()> {
     let root = workspace_root();
     let bin = build_static_binary(&root)?;
@@ -602,7 +602,7 @@ pub fn check() -> Result<()> {
         "`{BIN_PATH} --version` printed {stdout:?} ({}), expected \"sync-trace {VERSION}\"",
         out.status
     );
-    daemonset_uses(&root.join("deploy/kubernetes/daemonset.yaml"))?;
+    deploy_files_agree(&root)?;
     println!(
         "image: {} bytes compressed (layer {}), manifest {}",
         wa.total_size, wa.layer_size, wa.manifest_digest
@@ -610,30 +610,42 @@ pub fn check() -> Result<()> {
     Ok(())
 }
 
-/// The DaemonSet's `image:` ends in `/sync-trace:<workspace version>` and its `command:` is
-/// the image's binary.
-fn daemonset_uses(path: &Path) -> Result<()> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value = |key: &str| {
+/// The DaemonSet and the Dockerfile agree with this image: the DaemonSet's `image:` ends in
+/// `/sync-trace:<workspace version>` and its `command:` is the image's binary; the Dockerfile's
+/// ENTRYPOINT is that binary and its VERSION the workspace version.
+fn deploy_files_agree(root: &Path) -> Result<()> {
+    let read = |rel: &str| {
+        fs::read_to_string(root.join(rel)).with_context(|| format!("cannot read {rel}"))
+    };
+    let values = |text: &str, key: &str| {
         text.lines()
             .filter_map(|l| l.trim().strip_prefix(key))
             .map(|v| v.trim().to_string())
             .collect::<Vec<_>>()
     };
-    let images = value("image:");
+    let ds = read("deploy/kubernetes/daemonset.yaml")?;
+    let images = values(&ds, "image:");
     let want = format!("/sync-trace:{VERSION}");
     ensure!(
         images.len() == 1 && images[0].ends_with(&want),
-        "{}: image {images:?}, expected one ending in {want}",
-        path.display()
+        "daemonset.yaml: image {images:?}, expected one ending in {want}"
     );
-    let commands = value("command:");
     let want = format!("[\"{BIN_PATH}\"]");
+    let commands = values(&ds, "command:");
     ensure!(
         commands == [want.clone()],
-        "{}: command {commands:?}, expected {want}",
-        path.display()
+        "daemonset.yaml: command {commands:?}, expected {want}"
+    );
+    let df = read("Dockerfile")?;
+    let entry = values(&df, "ENTRYPOINT");
+    ensure!(
+        entry == [want.clone()],
+        "Dockerfile: ENTRYPOINT {entry:?}, expected {want}"
+    );
+    let version = values(&df, "ARG VERSION=");
+    ensure!(
+        version == [VERSION],
+        "Dockerfile: ARG VERSION={version:?}, expected {VERSION}"
     );
     Ok(())
 }
@@ -759,6 +771,11 @@ mod tests {
         let me = fs::read(std::env::current_exe().unwrap()).unwrap();
         assert!(!is_static_elf(&me).unwrap());
         assert!(is_static_elf(b"not an elf").is_err());
+    }
+
+    #[test]
+    fn the_deploy_files_name_this_image() {
+        deploy_files_agree(&workspace_root()).unwrap();
     }
 
     #[test]

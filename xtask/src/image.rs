@@ -773,6 +773,13 @@ mod tests {
         assert!(is_static_elf(b"not an elf").is_err());
     }
 
+    /// The `host/image` check alone: `cargo test -p xtask --lib host_image -- --ignored`.
+    #[test]
+    #[ignore = "builds the release binary; `cargo xtask test` runs it as host/image"]
+    fn host_image() {
+        check().unwrap();
+    }
+
     #[test]
     fn the_deploy_files_name_this_image() {
         deploy_files_agree(&workspace_root()).unwrap();

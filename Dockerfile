@@ -19,8 +19,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 # --target keeps +crt-static away from build scripts and proc macros; the
-# remap keeps the build path out of the binary, as `cargo xtask image` does.
-RUN RUSTFLAGS='-C target-feature=+crt-static --remap-path-prefix=/src=/sync-trace' \
+# remaps keep the build paths out of the binary, as `cargo xtask image` does.
+RUN RUSTFLAGS='-C target-feature=+crt-static --remap-path-prefix=/src=/sync-trace --remap-path-prefix=/usr/local/cargo=/cargo' \
     cargo build --release --locked -p sync-trace --target x86_64-unknown-linux-gnu \
     && cp target/x86_64-unknown-linux-gnu/release/sync-trace /sync-trace
 

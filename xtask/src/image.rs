@@ -568,7 +568,8 @@ pub fn check() -> Result<()> {
     let root = workspace_root();
     let bin = build_static_binary(&root)?;
     let meta = Meta::from_git(&root);
-    let tmp = TempDir::new("image")?;
+    // Under target/, not /tmp: the unpacked binary must be executable (/tmp may be noexec).
+    let tmp = TempDir::new_in(&target_dir(&root), "image-check")?;
     let (a, b) = (tmp.0.join("a"), tmp.0.join("b"));
     let wa = write_layout(&bin, &a, VERSION, &meta)?;
     let wb = write_layout(&bin, &b, VERSION, &meta)?;
@@ -650,14 +651,19 @@ fn deploy_files_agree(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A directory under the system temp dir, removed on drop.
+/// A fresh directory, removed on drop.
 struct TempDir(PathBuf);
 
 impl TempDir {
+    #[cfg(test)]
     fn new(what: &str) -> Result<TempDir> {
+        TempDir::new_in(&std::env::temp_dir(), what)
+    }
+
+    fn new_in(base: &Path, what: &str) -> Result<TempDir> {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("sync-trace-{what}-{}-{n}", std::process::id()));
+        let p = base.join(format!("sync-trace-{what}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
         Ok(TempDir(p))

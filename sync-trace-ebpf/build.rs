@@ -36,6 +36,12 @@ fn main() -> Result<()> {
         println!("cargo:rerun-if-changed={}", input.display());
         let output = Command::new(&clang)
             .args(["-g", "-O2", "-target", "bpfel", "-Wall", "-Werror"])
+            // The checkout's path stays out of the objects' DWARF and BTF (so out of the
+            // binary that embeds them): the same commit builds the same image anywhere.
+            .arg(format!(
+                "-ffile-prefix-map={}=/sync-trace/sync-trace-ebpf",
+                manifest.display()
+            ))
             // Selects x86_64 register names in libbpf's bpf_tracing.h.
             .arg("-D__TARGET_ARCH_x86")
             // linux/types.h includes asm/types.h, which Debian keeps per architecture.

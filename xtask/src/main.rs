@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{cmd_demo, cmd_vm, test};
+use xtask::{cmd_demo, cmd_vm, image, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -19,6 +19,8 @@ enum Cmd {
     Vm(Box<cmd_vm::VmArgs>),
     /// Format check, clippy, unit tests, then the guest scenarios on every kernel.
     Test(test::TestArgs),
+    /// Build the container image as an OCI layout (no container daemon needed).
+    Image(image::ImageArgs),
 }
 
 fn main() {
@@ -27,6 +29,7 @@ fn main() {
         Cmd::Demo(args) => cmd_demo::run(args),
         Cmd::Vm(args) => cmd_vm::run(*args),
         Cmd::Test(args) => test::run(args),
+        Cmd::Image(args) => image::run(args),
     };
     match result {
         Ok(status) => std::process::exit(status),

@@ -90,6 +90,8 @@ pub fn run(args: TestArgs) -> Result<i32> {
         tally.record("host/deploy", t, host::deploy());
         let t = Instant::now();
         tally.record("host/unprivileged", t, host::unprivileged(&bin));
+        let t = Instant::now();
+        tally.record("host/image", t, crate::image::check());
     }
     for s in scenarios::all(args.full) {
         if args.only.as_deref().is_some_and(|o| !s.name.contains(o)) {

@@ -27,6 +27,24 @@ pub enum Paging {
     Five,
 }
 
+impl Paging {
+    /// The top level, as Linux names it in this mode.
+    pub fn level(self) -> Level {
+        match self {
+            Paging::Four => Level::P4d,
+            Paging::Five => Level::Pgd,
+        }
+    }
+
+    /// The number of levels: 4 or 5.
+    pub fn levels(self) -> u8 {
+        match self {
+            Paging::Four => 4,
+            Paging::Five => 5,
+        }
+    }
+}
+
 /// Which page-table level a top-level slot is, in Linux's words: under
 /// 4-level the P4D is folded into the PGD, so the hardware top level is
 /// written with `p4d_populate()`; under 5-level it is the PGD.
@@ -128,10 +146,7 @@ impl Layout {
 
     /// The top level, as Linux names it in this mode.
     pub fn level(&self) -> Level {
-        match self.paging {
-            Paging::Four => Level::P4d,
-            Paging::Five => Level::Pgd,
-        }
+        self.paging.level()
     }
 
     /// Top-level slot of a virtual address.

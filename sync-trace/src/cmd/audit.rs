@@ -2,12 +2,10 @@
 //! Exit 0 when all agree, 3 when any lacks an entry or disagrees, 1 on error.
 
 use crate::{
-    privilege,
-    probe::KernelFacts,
+    kernel::{facts::KernelFacts, privilege, scan::Scanner, slot_set::SlotSet},
+    model::detect::Detector,
+    output::sink::Sink,
     record::{Hex, Record, Trigger},
-    scan::Scanner,
-    sink::Sink,
-    snapshot::SlotSet,
 };
 
 /// Exit status when a PGD lacks an entry or points elsewhere.
@@ -20,9 +18,8 @@ pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     // The table first, for the layout: the walks compare the kernel slots.
     let table = scanner.table()?;
     let snap = scanner.verified_walk_of(&SlotSet::kernel(&table.layout()))?;
-    let mut detector = crate::detect::Detector::default();
-    detector.kasan = facts.kallsyms.has_kasan();
-    let layout = detector.baseline(&snap);
+    let mut detector = Detector::default();
+    let layout = detector.baseline(&snap, facts.kallsyms.has_kasan());
     let mut out = Vec::new();
     detector.verify(&snap, Trigger::Audit, &mut out);
     let Some(Record::Verify(v)) = out.first().cloned() else {
@@ -32,7 +29,7 @@ pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     if !json {
         println!(
             "audit: {}-level paging, kernel slots {}..511 from page_offset_base {}; init_mm has {} present",
-            if layout.paging == sync_trace_common::Paging::Five { 5 } else { 4 },
+            layout.paging.levels(),
             layout.kernel_boundary(),
             Hex(layout.page_offset_base),
             v.slots_checked,

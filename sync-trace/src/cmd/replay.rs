@@ -4,22 +4,23 @@
 use std::{
     fs::File,
     io::{self, BufRead, BufReader},
+    net::SocketAddr,
     path::Path,
+    sync::Arc,
 };
 
 use anyhow::{anyhow, Context as _};
+use sync_trace_common::Paging;
 
-use std::{net::SocketAddr, sync::Arc};
-
-use sync_trace_common::{Level, Paging};
-use tokio::signal::unix::{signal, SignalKind};
-
+use super::StopSignals;
 use crate::{
-    exporter,
-    metrics::{Context, Metrics},
     model::Model,
+    output::{
+        exporter,
+        metrics::{Context, Metrics},
+        sink::Sink,
+    },
     record::Record,
-    sink::Sink,
 };
 
 /// Reads the records of a recording; `-` is standard input.
@@ -61,30 +62,22 @@ pub fn replay_records(recs: &[Record], grace_ns: u64) -> Vec<Record> {
     for r in recs {
         model.observe(r, &mut out);
     }
-    let summary = model.finish(&mut out);
-    out.push(Record::Summary(summary));
+    model.finish(&mut out);
     out
 }
 
 /// Metrics described by the recording's `layout` record.
 fn metrics_for(recs: &[Record]) -> Metrics {
-    let (kernel, level) = recs
+    let (kernel, paging) = recs
         .iter()
         .find_map(|r| match r {
-            Record::Layout(l) => Some((
-                l.kernel.clone(),
-                if l.paging == Paging::Five {
-                    Level::Pgd
-                } else {
-                    Level::P4d
-                },
-            )),
+            Record::Layout(l) => Some((l.kernel.clone(), l.paging)),
             _ => None,
         })
-        .unwrap_or_else(|| ("unknown".into(), Level::P4d));
+        .unwrap_or_else(|| ("unknown".into(), Paging::Four));
     Metrics::new(&Context {
         kernel: &kernel,
-        level,
+        paging,
         probes: &[],
     })
 }
@@ -97,24 +90,16 @@ pub async fn replay(
 ) -> anyhow::Result<i32> {
     let recs = read_records(path)?;
     let metrics = metrics_addr.map(|_| Arc::new(metrics_for(&recs)));
-    if let Some(m) = &metrics {
-        // The observed records count too, not only what the model derives.
-        recs.iter()
-            .filter(|r| !is_derived(r))
-            .for_each(|r| m.observe(r));
-    }
-    let mut out = replay_records(&recs, grace_ns);
-    Sink::stdout(json)
-        .with_metrics(metrics.clone())
-        .emit_all(&mut out)?;
+    let mut sink = Sink::stdout(json).with_metrics(metrics.clone());
+    // The observed records count too, not only what the model derives.
+    recs.iter()
+        .filter(|r| !is_derived(r))
+        .for_each(|r| sink.count(r));
+    sink.emit_all(&mut replay_records(&recs, grace_ns))?;
     if let (Some(addr), Some(m)) = (metrics_addr, metrics) {
+        let mut signals = StopSignals::install()?;
         exporter::start(addr, m).await?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        signals.recv().await;
     }
     Ok(0)
 }
@@ -156,8 +141,8 @@ mod tests {
     #[test]
     fn recorded_hotadds_pair_both_new_entries() {
         for text in [
-            include_str!("../tests/fixtures/6.1-hotadd-32T.ndjson"),
-            include_str!("../tests/fixtures/newest-hotadd-32T.ndjson"),
+            include_str!("../../tests/fixtures/6.1-hotadd-32T.ndjson"),
+            include_str!("../../tests/fixtures/newest-hotadd-32T.ndjson"),
         ] {
             let recs = parse(text);
             let out = replay_records(&recs, 100 * MS);
@@ -195,10 +180,11 @@ mod tests {
     /// The same stream without the syncs that cover slot 469 must flag it.
     #[test]
     fn removing_the_vmemmap_syncs_makes_it_unsynced() {
-        let mut recs: Vec<Record> = parse(include_str!("../tests/fixtures/6.1-hotadd-32T.ndjson"))
-            .into_iter()
-            .filter(|r| !matches!(r, Record::Sync(s) if s.covers(469)))
-            .collect();
+        let mut recs: Vec<Record> =
+            parse(include_str!("../../tests/fixtures/6.1-hotadd-32T.ndjson"))
+                .into_iter()
+                .filter(|r| !matches!(r, Record::Sync(s) if s.covers(469)))
+                .collect();
         // Time must pass beyond the grace window: repeat the last walk later.
         let Some(Record::Verify(mut later)) = recs
             .iter()
@@ -221,7 +207,7 @@ mod tests {
     /// never-synced one (505).
     #[test]
     fn recorded_module_run_flags_late_and_never() {
-        let recs = parse(include_str!("../tests/fixtures/6.12-module.ndjson"));
+        let recs = parse(include_str!("../../tests/fixtures/6.12-module.ndjson"));
         let out = replay_records(&recs, 100 * MS);
         let (paired, unsynced) = derived(&out);
         assert_eq!(paired, vec![507, 506]);

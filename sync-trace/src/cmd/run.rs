@@ -1,39 +1,45 @@
 //! `sync-trace run`: the event loop. Kernel programs → ring buffer →
-//! decode (sync-trace-common) → tracer and scanner → model → sinks.
+//! decode (sync-trace-common) → tracer and scanner → model → sink.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{anyhow, Context as _};
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    Ebpf,
+};
 use aya_log::EbpfLogger;
-use sync_trace_common::{raw, Kind, RawEvent};
+use sync_trace_common::{raw, Kind, Layout, RawEvent};
 use tokio::{
     io::unix::AsyncFd,
-    signal::unix::{signal, SignalKind},
-    time::{interval, sleep, MissedTickBehavior},
+    time::{interval, sleep, Interval, MissedTickBehavior},
 };
 
+use super::StopSignals;
 use crate::{
     cli::RunArgs,
-    clock::monotonic_ns,
-    exporter,
-    kallsyms::Kallsyms,
-    metrics::{Context as MetricsContext, Metrics},
+    kernel::{
+        clock::monotonic_ns,
+        kallsyms::Kallsyms,
+        lost::LostCounters,
+        scan::Scanner,
+        session::{kernel_release, Options, Session},
+        slot_set::SlotSet,
+        snapshot::Snapshot,
+        target_status::{any_sync_attached, TargetStatus},
+        trace::Tracer,
+    },
     model::Model,
-    probe,
-    record::{Hex, LayoutRecord, LostRecord, Record, Trigger},
-    scan::Scanner,
-    session::{kernel_release, Options, Session},
-    sink::Sink,
-    snapshot::{SlotSet, Snapshot},
-    trace::Tracer,
+    output::{
+        exporter,
+        metrics::{Context as MetricsContext, Metrics},
+        sink::Sink,
+    },
+    record::{Hex, LayoutRecord, Record, Trigger},
 };
 
 /// How often the kernel's loss counters are read.
 const LOST_POLL: Duration = Duration::from_secs(1);
-
-/// Names of the LOST slots, in index order.
-const LOST_NAMES: [&str; raw::LOST_MAX as usize] = ["events", "inflight", "logs"];
 
 /// Exit status of `run --fail-on-unsynced` after an unsynced population.
 pub const EXIT_UNSYNCED: i32 = 3;
@@ -42,37 +48,6 @@ pub const EXIT_UNSYNCED: i32 = 3;
 /// changed under it), so a busy fork/exit load cannot make the loop spin.
 const WALK_RETRY: Duration = Duration::from_millis(10);
 
-struct LostCounters {
-    map: PerCpuArray<MapData, u64>,
-    totals: [u64; raw::LOST_MAX as usize],
-    /// When the counters were last read.
-    read_ns: u64,
-}
-
-impl LostCounters {
-    /// A `lost` record for every counter that grew since the last read:
-    /// the losses happened between the two reads.
-    fn poll(&mut self, out: &mut Vec<Record>) -> anyhow::Result<()> {
-        let now = monotonic_ns();
-        for i in 0..raw::LOST_MAX {
-            let total: u64 = self.map.get(&i, 0)?.iter().sum();
-            let prev = &mut self.totals[i as usize];
-            if total > *prev {
-                out.push(Record::Lost(LostRecord {
-                    what: LOST_NAMES[i as usize].to_string(),
-                    count: total - *prev,
-                    total,
-                    ts_ns: now,
-                    since_ns: self.read_ns,
-                }));
-                *prev = total;
-            }
-        }
-        self.read_ns = now;
-        Ok(())
-    }
-}
-
 /// The tracer, the scanner and the model, advanced together.
 struct Engine<'a> {
     syms: &'a Kallsyms,
@@ -80,19 +55,24 @@ struct Engine<'a> {
     scanner: Scanner,
     model: Model,
     lost: LostCounters,
+    /// Records made and not yet written.
     out: Vec<Record>,
-    metrics: Option<Arc<Metrics>>,
+    /// PGDs of walks that wrote no `verify` record, not yet counted.
+    quiet_walks: Vec<u32>,
     /// The last walk ended early: wait before the next deadline walk.
     walk_failed: bool,
 }
 
 impl Engine<'_> {
-    /// Feeds records the engine made itself (lost counters) to the model.
-    fn observe_new(&mut self, from: usize) {
+    /// Reads the loss counters and feeds the `lost` records to the model.
+    fn poll_lost(&mut self) -> anyhow::Result<()> {
+        let from = self.out.len();
+        self.lost.poll(&mut self.out)?;
         let new: Vec<Record> = self.out[from..].to_vec();
         for r in &new {
             self.model.observe(r, &mut self.out);
         }
+        Ok(())
     }
 
     /// Reads the loss counters, then every pending ring-buffer record, and
@@ -100,39 +80,36 @@ impl Engine<'_> {
     /// the ring is read): losses are known before the records that follow
     /// them are judged. Returns the kernel slots the completed syncs covered.
     fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<SlotSet> {
-        let before = self.out.len();
-        self.lost.poll(&mut self.out)?;
-        self.observe_new(before);
+        self.poll_lost()?;
         let mut synced = SlotSet::empty();
         while let Some(item) = ring.next() {
-            match RawEvent::from_bytes(&item) {
-                Ok(ev) => {
-                    if ev.kind == Kind::Entry {
-                        self.model.note_entry(ev.target, ev.ts_ns, ev.args);
-                    }
-                    if let Some(rec) = self.tracer.on_event(&ev, self.syms) {
-                        if let Record::Sync(s) = &rec {
-                            // A sync can decide a verdict: losses that
-                            // happened before it was read must be known.
-                            let before = self.out.len();
-                            self.lost.poll(&mut self.out)?;
-                            self.observe_new(before);
-                            if s.start.0 <= s.end.0 {
-                                (s.slot_first..=s.slot_last).for_each(|slot| {
-                                    synced.insert(slot);
-                                });
-                            }
-                        }
-                        // The call first, then what it caused.
-                        self.out.push(rec.clone());
-                        self.model.observe(&rec, &mut self.out);
-                    }
-                }
+            let ev = match RawEvent::from_bytes(&item) {
+                Ok(ev) => ev,
                 Err(e) => {
                     self.model.count_undecodable();
                     log::error!("{e}");
+                    continue;
+                }
+            };
+            if ev.kind == Kind::Entry {
+                self.model.note_entry(ev.target, ev.ts_ns, ev.args);
+            }
+            let Some(rec) = self.tracer.on_event(&ev, self.syms) else {
+                continue;
+            };
+            if let Record::Sync(s) = &rec {
+                // A sync can decide a verdict: losses that happened before
+                // it was read must be known.
+                self.poll_lost()?;
+                if s.start.0 <= s.end.0 {
+                    (s.slot_first..=s.slot_last).for_each(|slot| {
+                        synced.insert(slot);
+                    });
                 }
             }
+            // The call first, then what it caused.
+            self.out.push(rec.clone());
+            self.model.observe(&rec, &mut self.out);
         }
         Ok(synced)
     }
@@ -171,10 +148,34 @@ impl Engine<'_> {
         let reported = self.out[before..]
             .iter()
             .any(|r| matches!(r, Record::Verify(_)));
-        if let (false, true, Some(m)) = (reported, walk, &self.metrics) {
-            m.walk(snap.raw.pgds);
+        if walk && !reported {
+            self.quiet_walks.push(snap.raw.pgds);
         }
         Ok(())
+    }
+
+    /// How long until the next grace deadline a walk can judge.
+    fn grace_wait(&self) -> Duration {
+        self.model
+            .next_deadline()
+            .map(|d| Duration::from_nanos(d.saturating_sub(monotonic_ns())))
+            .map(|w| {
+                if self.walk_failed {
+                    w.max(WALK_RETRY)
+                } else {
+                    w
+                }
+            })
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// Writes what was made since the last call; returns whether it held a
+    /// confirmed `unsynced`.
+    fn flush(&mut self, sink: &mut Sink) -> anyhow::Result<bool> {
+        for pgds in self.quiet_walks.drain(..) {
+            sink.count_walk(pgds);
+        }
+        sink.emit_all(&mut self.out)
     }
 }
 
@@ -187,25 +188,42 @@ enum Walk {
     All,
 }
 
-/// The scan taken before the probes attach: the baseline every later scan
-/// is compared with, so populations between attach and the first walk are
-/// reported, not swallowed.
-fn layout_record(model: &mut Model, snap: &Snapshot, kasan: bool) -> Record {
-    let layout = model.baseline(snap, kasan);
-    Record::Layout(LayoutRecord {
-        ts_ns: snap.ts_ns(),
-        kernel: kernel_release(),
-        paging: layout.paging,
-        page_offset_base: Hex(layout.page_offset_base),
-        vmalloc_base: Hex(layout.vmalloc_base),
-        vmemmap_base: Hex(layout.vmemmap_base),
-        kernel_boundary: layout.kernel_boundary(),
-        present: snap.present_kernel_slots().collect(),
-    })
+/// The kernel's ring buffers, registered with the runtime.
+struct Rings {
+    events: AsyncFd<RingBuf<MapData>>,
+    logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
 }
 
-fn log_attach(session: &Session) {
-    for s in &session.statuses {
+/// The periodic wake-ups of the loop.
+struct Timers {
+    lost: Interval,
+    sweep: Interval,
+    walk: Interval,
+}
+
+/// Opens the session and takes the baseline scan before any probe attaches.
+fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> {
+    let opts = Options {
+        capture_stack: !args.no_stacks,
+        force_log: args.test_kernel_log,
+        ring_bytes: args.test_ring_size,
+    };
+    let (session, (scanner, before)) = Session::open_with(&opts, |facts| {
+        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
+        let before = scanner.table()?;
+        Ok((scanner, before))
+    })?;
+    if !any_sync_attached(&session.statuses) {
+        return Err(anyhow!(
+            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
+        ));
+    }
+    log_attach(&session.statuses);
+    Ok((session, scanner, before))
+}
+
+fn log_attach(statuses: &[TargetStatus]) {
+    for s in statuses {
         match (s.attached, &s.reason) {
             (true, _) => log::info!(
                 "attached {} via {}",
@@ -218,105 +236,88 @@ fn log_attach(session: &Session) {
     }
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let opts = Options {
-        capture_stack: !args.no_stacks,
-        force_log: args.test_kernel_log,
-        ring_bytes: args.test_ring_size,
-    };
-    let (mut session, (scanner, before)) = Session::open_with(&opts, |facts| {
-        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
-        let before = scanner.table()?;
-        Ok((scanner, before))
-    })?;
-    if !probe::any_sync_attached(&session.statuses) {
-        return Err(anyhow!(
-            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
-        ));
-    }
-    log_attach(&session);
-    let syms: &Kallsyms = &session.facts.kallsyms;
-    let mut model = Model::new(args.grace.as_nanos() as u64);
-    let layout = layout_record(&mut model, &before, syms.has_kasan());
-    let Some(l) = model.layout() else {
-        return Err(anyhow!("no kernel layout after the first scan"));
-    };
-    let metrics = match args.metrics_addr {
-        Some(addr) => {
-            let kernel = kernel_release();
-            let m = Arc::new(Metrics::new(&MetricsContext {
-                kernel: &kernel,
-                level: l.level(),
-                probes: &session.statuses,
-            }));
-            exporter::start(addr, m.clone()).await?;
-            Some(m)
-        }
-        None => None,
-    };
-    let mut sink = Sink::stdout(args.json).with_metrics(metrics.clone());
+/// Takes the scan made before the probes attached as the model's baseline
+/// (so populations between attach and the first walk are reported, not
+/// swallowed); returns the layout and its `layout` record.
+fn baseline(model: &mut Model, snap: &Snapshot, kasan: bool) -> (Layout, Record) {
+    let layout = model.baseline(snap, kasan);
+    let rec = Record::Layout(LayoutRecord {
+        ts_ns: snap.ts_ns(),
+        kernel: kernel_release(),
+        paging: layout.paging,
+        page_offset_base: Hex(layout.page_offset_base),
+        vmalloc_base: Hex(layout.vmalloc_base),
+        vmemmap_base: Hex(layout.vmemmap_base),
+        kernel_boundary: layout.kernel_boundary(),
+        present: snap.present_kernel_slots().collect(),
+    });
+    (layout, rec)
+}
 
-    let ebpf = &mut session.ebpf;
+/// The metrics and their endpoint, when `--metrics-addr` asks for them.
+async fn start_metrics(
+    args: &RunArgs,
+    layout: &Layout,
+    probes: &[TargetStatus],
+) -> anyhow::Result<Option<Arc<Metrics>>> {
+    let Some(addr) = args.metrics_addr else {
+        return Ok(None);
+    };
+    let m = Arc::new(Metrics::new(&MetricsContext {
+        kernel: &kernel_release(),
+        paging: layout.paging,
+        probes,
+    }));
+    exporter::start(addr, m.clone()).await?;
+    Ok(Some(m))
+}
+
+/// Takes the ring buffers and the loss counters out of the loaded object.
+fn open_rings(ebpf: &mut Ebpf, since_ns: u64) -> anyhow::Result<(Rings, LostCounters)> {
     let ring = RingBuf::try_from(
         ebpf.take_map(raw::MAP_EVENTS)
             .context("EVENTS map missing")?,
     )?;
     // SAFETY (both registrations): the ring buffers own their map fds, which
     // stay open and unchanged until the AsyncFd and its contents are dropped.
-    let mut ring = unsafe { AsyncFd::register(ring) }
+    let events = unsafe { AsyncFd::register(ring) }
         .map_err(|e| anyhow!("cannot poll the EVENTS ring buffer: {e}"))?;
     let logger = EbpfLogger::init(ebpf).context("cannot read kernel-side logs (AYA_LOGS)")?;
-    let mut logger = unsafe { AsyncFd::register(logger) }
+    let logs = unsafe { AsyncFd::register(logger) }
         .map_err(|e| anyhow!("cannot poll the AYA_LOGS ring buffer: {e}"))?;
-    let lost = LostCounters {
-        map: PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
-        totals: [0; raw::LOST_MAX as usize],
-        read_ns: before.ts_ns(),
-    };
-    let mut engine = Engine {
-        syms,
-        tracer: Tracer::new(l),
-        scanner,
-        model,
-        lost,
-        out: Vec::with_capacity(16),
-        metrics,
-        walk_failed: false,
-    };
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let deadline = sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
-    tokio::pin!(deadline);
-    let mut lost_tick = interval(LOST_POLL);
+    let lost = LostCounters::new(
+        PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
+        since_ns,
+    );
+    Ok((Rings { events, logs }, lost))
+}
+
+async fn timers(args: &RunArgs) -> Timers {
+    let lost = interval(LOST_POLL);
     let mut sweep = interval(args.sweep);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut walk_tick = interval(args.walk_every);
-    walk_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    walk_tick.tick().await; // the first tick is now: the baseline walk below
+    let mut walk = interval(args.walk_every);
+    walk.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    walk.tick().await; // the first tick is now: the baseline walk
+    Timers { lost, sweep, walk }
+}
 
-    sink.emit(&layout)?;
-    // What happened since the baseline, and problems present at start, are
-    // reported before `ready`.
-    engine.scan(ring.get_mut(), Trigger::Baseline, Walk::All)?;
-    sink.emit_all(&mut engine.out)?;
-    eprintln!("ready");
-
-    let mut exit = 0;
+/// Runs until a signal, `--duration`, or (with `--fail-on-unsynced`) a
+/// confirmed unsynced population; returns the exit status.
+async fn event_loop(
+    engine: &mut Engine<'_>,
+    rings: &mut Rings,
+    timers: &mut Timers,
+    sink: &mut Sink,
+    args: &RunArgs,
+) -> anyhow::Result<i32> {
+    let mut signals = StopSignals::install()?;
+    let deadline = sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(deadline);
     loop {
-        let grace_wait = engine
-            .model
-            .next_deadline()
-            .map(|d| Duration::from_nanos(d.saturating_sub(monotonic_ns())))
-            .map(|w| {
-                if engine.walk_failed {
-                    w.max(WALK_RETRY)
-                } else {
-                    w
-                }
-            })
-            .unwrap_or(Duration::from_secs(3600));
+        let grace_wait = engine.grace_wait();
         tokio::select! {
-            guard = ring.readable_mut() => {
+            guard = rings.events.readable_mut() => {
                 let mut guard = guard?;
                 let synced = engine.drain(guard.get_inner_mut())?;
                 if !synced.is_empty() {
@@ -324,45 +325,57 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 }
                 guard.clear_ready();
             }
-            guard = logger.readable_mut() => {
+            guard = rings.logs.readable_mut() => {
                 let mut guard = guard?;
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sweep.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, Walk::None)?,
-            _ = walk_tick.tick() => engine.scan(ring.get_mut(), Trigger::Sweep, Walk::All)?,
-            _ = sleep(grace_wait) => engine.scan(ring.get_mut(), Trigger::Deadline, Walk::None)?,
-            _ = lost_tick.tick() => {
-                let before = engine.out.len();
-                engine.lost.poll(&mut engine.out)?;
-                engine.observe_new(before);
-            }
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            _ = &mut deadline => break,
+            _ = timers.sweep.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::None)?,
+            _ = timers.walk.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::All)?,
+            _ = sleep(grace_wait) => engine.scan(rings.events.get_mut(), Trigger::Deadline, Walk::None)?,
+            _ = timers.lost.tick() => engine.poll_lost()?,
+            _ = signals.recv() => return Ok(0),
+            _ = &mut deadline => return Ok(0),
         }
-        if sink.emit_all(&mut engine.out)? && args.fail_on_unsynced {
-            exit = EXIT_UNSYNCED;
-            break;
+        if engine.flush(sink)? && args.fail_on_unsynced {
+            return Ok(EXIT_UNSYNCED);
         }
     }
-    engine.drain(ring.get_mut())?;
-    logger.get_mut().flush();
-    let st = engine.scanner.stats();
-    log::info!(
-        "scans: {} table, {} walks, {} test runs, {} us in the kernel, longest run {} us (walk {} us), {} of {} walk runs over 1 ms, median walk run {} us",
-        st.tables,
-        st.walks,
-        st.runs,
-        st.busy_ns / 1000,
-        st.max_run_ns / 1000,
-        st.max_walk_run_ns / 1000,
-        st.walk_runs_over_1ms,
-        st.walk_runs,
-        st.median_walk_run_ns() / 1000
-    );
-    let summary = engine.model.finish(&mut engine.out);
-    sink.emit_all(&mut engine.out)?;
-    sink.emit(&Record::Summary(summary))?;
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let (mut session, scanner, before) = open_session(&args)?;
+    let syms: &Kallsyms = &session.facts.kallsyms;
+    let mut model = Model::new(args.grace.as_nanos() as u64);
+    let (layout, layout_rec) = baseline(&mut model, &before, syms.has_kasan());
+    let metrics = start_metrics(&args, &layout, &session.statuses).await?;
+    let mut sink = Sink::stdout(args.json).with_metrics(metrics);
+    let (mut rings, lost) = open_rings(&mut session.ebpf, before.ts_ns())?;
+    let mut engine = Engine {
+        syms,
+        tracer: Tracer::new(layout),
+        scanner,
+        model,
+        lost,
+        out: Vec::with_capacity(16),
+        quiet_walks: Vec::new(),
+        walk_failed: false,
+    };
+    let mut timers = timers(&args).await;
+
+    sink.emit(&layout_rec)?;
+    // What happened since the baseline, and problems present at start, are
+    // reported before `ready`.
+    engine.scan(rings.events.get_mut(), Trigger::Baseline, Walk::All)?;
+    engine.flush(&mut sink)?;
+    eprintln!("ready");
+
+    let exit = event_loop(&mut engine, &mut rings, &mut timers, &mut sink, &args).await?;
+
+    engine.drain(rings.events.get_mut())?;
+    rings.logs.get_mut().flush();
+    log::info!("scans: {}", engine.scanner.stats());
+    engine.model.finish(&mut engine.out);
+    engine.flush(&mut sink)?;
     Ok(exit)
 }

@@ -1,5 +1,6 @@
 //! Loading and attaching the programs of each target, with fallback from
-//! fentry/fexit to kprobe/kretprobe.
+//! fentry/fexit to kprobe/kretprobe: fentry/fexit when the kernel has BTF
+//! for the function and accepts the trampoline, kprobe/kretprobe otherwise.
 
 use aya::{
     programs::{FEntry, FExit, KProbe, ProgramError},
@@ -7,22 +8,16 @@ use aya::{
 };
 use sync_trace_common::{Method, Target};
 
-use super::{KernelFacts, TargetStatus};
-
-/// Attached targets keep their links inside the `Ebpf`; dropping it detaches
-/// everything.
-pub struct Attached {
-    pub statuses: Vec<TargetStatus>,
-}
+use super::{facts::KernelFacts, privilege, target_status::TargetStatus};
 
 /// Attaches every target that this kernel allows. Never fails as a whole:
-/// each target's outcome is in its status.
-pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts) -> Attached {
-    let statuses = Target::ALL
+/// each target's outcome is in its status. The links live inside the
+/// `Ebpf`: dropping it detaches everything.
+pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts) -> Vec<TargetStatus> {
+    Target::ALL
         .iter()
         .map(|&t| attach_target(ebpf, facts, t))
-        .collect();
-    Attached { statuses }
+        .collect()
 }
 
 fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, target: Target) -> TargetStatus {
@@ -85,7 +80,7 @@ fn program_err(e: ProgramError) -> String {
         source = err.source();
     }
     if text.contains("Operation not permitted") || text.contains("Permission denied") {
-        format!("{text} ({})", crate::privilege::explain_denied())
+        format!("{text} ({})", privilege::explain_denied())
     } else if text.contains(KPROBE_PMU) && !std::path::Path::new(KPROBE_PMU).exists() {
         format!(
             "{text} (this kernel has no kprobe PMU: it lacks CONFIG_KPROBES/CONFIG_KPROBE_EVENTS)"

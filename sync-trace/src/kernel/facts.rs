@@ -5,7 +5,7 @@ use std::{collections::HashSet, fs};
 use aya::Btf;
 use aya_obj::btf::BtfKind;
 
-use crate::kallsyms::Kallsyms;
+use super::kallsyms::Kallsyms;
 
 /// Where tracefs may be mounted, newest convention first.
 const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];

@@ -21,9 +21,13 @@ use aya::{
 };
 use sync_trace_common::raw::{self, RawScan};
 
-use crate::{
+use super::{
+    core_facts::{implausible_layout, missing_core},
     kallsyms::Kallsyms,
-    snapshot::{verify_walks, SlotSet, Snapshot},
+    scan_stats::ScanStats,
+    slot_set::SlotSet,
+    snapshot::Snapshot,
+    verified_walk::verify_walks,
 };
 
 /// `RawScan` as a map value.
@@ -44,41 +48,6 @@ const MAX_RESTARTS: u32 = 3;
 /// Nodes a run visits at least before it looks at the clock (ST_CLOCK_EVERY).
 const NODES_PER_CLOCK: u64 = 4;
 
-/// What the scans cost so far (kernel time of the test runs, which is
-/// charged to the daemon).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ScanStats {
-    pub tables: u64,
-    pub walks: u64,
-    /// Test runs, table scans included.
-    pub runs: u64,
-    /// Sum of the test runs' durations, measured by the program.
-    pub busy_ns: u64,
-    /// Longest single test run.
-    pub max_run_ns: u64,
-    /// Longest single test run of a walk.
-    pub max_walk_run_ns: u64,
-    /// Test runs of walks, and those that took over 1 ms (the budget is
-    /// half that; interrupts served during a run count in its time).
-    pub walk_runs: u64,
-    pub walk_runs_over_1ms: u64,
-    /// Durations of the first walk test runs (bounded), for their median:
-    /// robust to the rare run that an interrupt, or the host descheduling an
-    /// emulated CPU, stretches.
-    pub walk_run_sample: Vec<u64>,
-}
-
-/// Walk test runs kept for the median.
-const WALK_RUN_SAMPLE: usize = 4096;
-
-impl ScanStats {
-    pub fn median_walk_run_ns(&self) -> u64 {
-        let mut v = self.walk_run_sample.clone();
-        v.sort_unstable();
-        v.get(v.len() / 2).copied().unwrap_or(0)
-    }
-}
-
 pub struct Scanner {
     ebpf: Ebpf,
     result: Array<MapData, ScanValue>,
@@ -98,55 +67,6 @@ const SYMBOLS: [(&str, &str, bool); 7] = [
     (raw::GLOBAL_PGDIR_SHIFT, "pgdir_shift", false),
     (raw::GLOBAL_SME_ME_MASK, "sme_me_mask", false),
 ];
-
-/// The CO-RE facts a walk needs that the kernel's BTF lacks, by name.
-pub fn missing_core(core: u32) -> Vec<&'static str> {
-    let ptdesc = core & raw::CORE_PTDESC != 0;
-    [
-        (raw::CORE_PAGE, "struct page"),
-        (
-            raw::CORE_LIST,
-            if ptdesc {
-                "struct ptdesc field pt_list"
-            } else {
-                "struct page field lru"
-            },
-        ),
-        (
-            raw::CORE_PT_MM,
-            if ptdesc {
-                "struct ptdesc field pt_mm"
-            } else {
-                "struct page field pt_mm"
-            },
-        ),
-        (raw::CORE_REFCOUNT, "struct page field _refcount"),
-        (raw::CORE_MM_PGD, "struct mm_struct field pgd"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| core & bit == 0)
-    .map(|(_, name)| name)
-    .collect()
-}
-
-/// Offsets and sizes from CO-RE that no x86_64 kernel has: a relocation
-/// that was not applied (the local definitions are deliberately smaller).
-fn implausible_layout(r: &RawScan) -> Option<String> {
-    let size = r.page_size;
-    let ok = size >= 64
-        && size.is_multiple_of(8)
-        && r.list_off + 8 <= size
-        && r.pt_mm_off + 8 <= size
-        && r.refcount_off + 4 <= size
-        && r.mm_pgd_off.is_multiple_of(8)
-        && r.mm_pgd_off < 4096;
-    (!ok).then(|| {
-        format!(
-            "CO-RE gave an impossible struct page layout (size {size}, list link at {}, pt_mm at {}, _refcount at {}, mm_struct.pgd at {}): the kernel's BTF was not applied; refusing to walk pgd_list from wrong addresses",
-            r.list_off, r.pt_mm_off, r.refcount_off, r.mm_pgd_off
-        )
-    })
-}
 
 impl Scanner {
     pub fn open(syms: &Kallsyms, max_pgds: u32) -> anyhow::Result<Self> {
@@ -231,10 +151,7 @@ impl Scanner {
     /// snapshot has neither `walked()` nor `incomplete()`.
     pub fn table(&mut self) -> anyhow::Result<Snapshot> {
         let r = self.run(&[raw::SCAN_TABLE])?;
-        self.stats.tables += 1;
-        self.stats.runs += 1;
-        self.stats.busy_ns += r.busy_ns;
-        self.stats.max_run_ns = self.stats.max_run_ns.max(r.max_run_ns);
+        self.stats.table(&r);
         if r.status & raw::SCAN_DONE == 0 {
             return Err(anyhow!("the page-table scan program did not finish"));
         }
@@ -258,15 +175,10 @@ impl Scanner {
         args[0] = raw::SCAN_WALK_BEGIN;
         args[1..].copy_from_slice(&slots.words());
         let mut r = self.run(&args)?;
+        // `busy_ns` accumulates over the walk's runs.
         let mut busy = 0;
         let mut per_run = |r: &RawScan, stats: &mut ScanStats| {
-            stats.walk_runs += 1;
-            if r.busy_ns - busy > 1_000_000 {
-                stats.walk_runs_over_1ms += 1;
-            }
-            if stats.walk_run_sample.len() < WALK_RUN_SAMPLE {
-                stats.walk_run_sample.push(r.busy_ns - busy);
-            }
+            stats.walk_run(r.busy_ns - busy);
             busy = r.busy_ns;
         };
         per_run(&r, &mut self.stats);
@@ -313,11 +225,7 @@ impl Scanner {
             r.max_run_ns,
             r.core
         );
-        self.stats.walks += 1;
-        self.stats.runs += u64::from(r.runs);
-        self.stats.busy_ns += r.busy_ns;
-        self.stats.max_run_ns = self.stats.max_run_ns.max(r.max_run_ns);
-        self.stats.max_walk_run_ns = self.stats.max_walk_run_ns.max(r.max_run_ns);
+        self.stats.walk(&r);
         if r.status & raw::SCAN_NOT_BEGUN != 0 || r.status & raw::SCAN_DONE == 0 {
             return Err(anyhow!(
                 "the page-table scan program did not finish the walk"
@@ -340,49 +248,5 @@ impl Scanner {
     /// [`Scanner::verified_walk_of`] every kernel slot init_mm has.
     pub fn verified_walk(&mut self) -> anyhow::Result<Snapshot> {
         self.verified_walk_of(&SlotSet::all())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_what_core_lacks() {
-        assert!(missing_core(raw::CORE_NEEDED).is_empty());
-        assert_eq!(
-            missing_core(raw::CORE_NEEDED & !raw::CORE_MM_PGD),
-            vec!["struct mm_struct field pgd"]
-        );
-        assert_eq!(
-            missing_core(raw::CORE_PTDESC | raw::CORE_PAGE | raw::CORE_REFCOUNT),
-            vec![
-                "struct ptdesc field pt_list",
-                "struct ptdesc field pt_mm",
-                "struct mm_struct field pgd"
-            ]
-        );
-    }
-
-    #[test]
-    fn refuses_unrelocated_layouts() {
-        let mut r = RawScan::zeroed();
-        (
-            r.page_size,
-            r.list_off,
-            r.pt_mm_off,
-            r.refcount_off,
-            r.mm_pgd_off,
-        ) = (64, 8, 32, 52, 0x48);
-        assert!(implausible_layout(&r).is_none());
-        // What the local definitions give when no relocation was applied.
-        (
-            r.page_size,
-            r.list_off,
-            r.pt_mm_off,
-            r.refcount_off,
-            r.mm_pgd_off,
-        ) = (24, 0, 16, 8, 0);
-        assert!(implausible_layout(&r).is_some());
     }
 }

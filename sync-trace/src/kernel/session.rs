@@ -4,10 +4,7 @@
 use aya::{Ebpf, EbpfLoader};
 use sync_trace_common::raw;
 
-use crate::{
-    privilege,
-    probe::{attach_all, KernelFacts, TargetStatus},
-};
+use super::{attach::attach_all, facts::KernelFacts, privilege, target_status::TargetStatus};
 
 pub struct Session {
     pub ebpf: Ebpf,
@@ -72,12 +69,12 @@ impl Session {
             }
         })?;
         let before = before_attach(&facts)?;
-        let attached = attach_all(&mut ebpf, &facts);
+        let statuses = attach_all(&mut ebpf, &facts);
         Ok((
             Self {
                 ebpf,
                 facts,
-                statuses: attached.statuses,
+                statuses,
             },
             before,
         ))

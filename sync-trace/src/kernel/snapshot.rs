@@ -1,107 +1,16 @@
 //! One result of the page-table scan program: init_mm's top-level table and,
 //! after a walk of pgd_list, per-slot counts of PGDs that disagree with it
-//! for the slots the walk compared. Also the slot sets walks are asked for,
-//! and the rules that turn several walks into one verified result.
+//! for the slots the walk compared.
 
 use sync_trace_common::{
-    raw::{self, RawScan, HALF, KERNEL_HALF, PTRS, SLOT_WORDS},
+    raw::{self, RawScan, HALF, KERNEL_HALF, PTRS},
     Layout,
 };
 
+use super::slot_set::SlotSet;
+
 /// Present bit of an x86 page-table entry.
 const PRESENT: u64 = 1;
-
-/// Walks tried before a verified walk gives up (an invalid node ends a walk
-/// early when the list changes under it; the program already restarts it a
-/// few times itself).
-pub const MAX_WALKS: usize = 4;
-
-/// A set of kernel-half top-level slots (256..511), as the scan program
-/// takes it: bit `k` of word `w` is slot `256 + 64 * w + k`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SlotSet([u64; SLOT_WORDS]);
-
-impl SlotSet {
-    pub const fn empty() -> Self {
-        Self([0; SLOT_WORDS])
-    }
-
-    /// Every kernel-half slot: the program compares those init_mm has.
-    pub const fn all() -> Self {
-        Self([u64::MAX; SLOT_WORDS])
-    }
-
-    /// The kernel slots of a layout: from its kernel boundary to 511.
-    pub fn kernel(layout: &Layout) -> Self {
-        (layout.kernel_boundary().max(KERNEL_HALF)..PTRS).collect()
-    }
-
-    /// Adds `slot`; slots outside 256..511 are not kernel-half slots and are
-    /// ignored (returns false).
-    pub fn insert(&mut self, slot: usize) -> bool {
-        match slot.checked_sub(KERNEL_HALF).filter(|&i| i < HALF) {
-            Some(i) => {
-                self.0[i / 64] |= 1 << (i % 64);
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub fn contains(&self, slot: usize) -> bool {
-        slot.checked_sub(KERNEL_HALF)
-            .filter(|&i| i < HALF)
-            .is_some_and(|i| self.0[i / 64] >> (i % 64) & 1 == 1)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|&w| w == 0)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.iter().map(|w| w.count_ones() as usize).sum()
-    }
-
-    #[cfg(test)]
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (KERNEL_HALF..PTRS).filter(|&s| self.contains(s))
-    }
-
-    pub fn intersection(&self, other: &SlotSet) -> SlotSet {
-        let mut w = self.0;
-        for (a, b) in w.iter_mut().zip(other.0) {
-            *a &= b;
-        }
-        Self(w)
-    }
-
-    pub fn union(&self, other: &SlotSet) -> SlotSet {
-        let mut w = self.0;
-        for (a, b) in w.iter_mut().zip(other.0) {
-            *a |= b;
-        }
-        Self(w)
-    }
-
-    /// The test-run argument words (args[1..1 + SLOT_WORDS]).
-    pub const fn words(&self) -> [u64; SLOT_WORDS] {
-        self.0
-    }
-
-    pub const fn from_words(w: [u64; SLOT_WORDS]) -> Self {
-        Self(w)
-    }
-}
-
-impl FromIterator<usize> for SlotSet {
-    fn from_iter<I: IntoIterator<Item = usize>>(it: I) -> Self {
-        let mut s = SlotSet::empty();
-        for slot in it {
-            s.insert(slot);
-        }
-        s
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot {
@@ -269,54 +178,13 @@ impl Snapshot {
     }
 }
 
-/// Turns walks into one verified result: the first complete walk when it
-/// finds nothing; a disagreement only when a second complete walk confirms
-/// it (per-slot minimum); never a count from a walk that ended early, and
-/// never an incomplete walk merged with a complete one. `next` does one walk.
-/// A truncated walk is not retried (the next one would stop at the same
-/// bound).
-pub fn verify_walks(
-    mut next: impl FnMut() -> anyhow::Result<Snapshot>,
-) -> anyhow::Result<Snapshot> {
-    let mut first: Option<Snapshot> = None;
-    let mut last: Option<Snapshot> = None;
-    for _ in 0..MAX_WALKS {
-        let mut w = next()?;
-        if !w.complete() {
-            w.clear_counts();
-            let truncated = w.truncated();
-            last = Some(w);
-            if truncated {
-                break;
-            }
-            continue;
-        }
-        match first {
-            None if !w.has_disagreement() => return Ok(w),
-            None => first = Some(w),
-            Some(f) => return Ok(f.confirmed_by(&w)),
-        }
-    }
-    match (first, last) {
-        (Some(f), Some(l)) => {
-            // The confirmation ended early: what stopped it is reported too.
-            let mut u = f.unconfirmed();
-            u.raw.status |= l.raw.status & (raw::SCAN_TRUNCATED | raw::SCAN_FAULT);
-            Ok(u)
-        }
-        (Some(f), None) => Ok(f.unconfirmed()),
-        (None, Some(l)) => Ok(l),
-        (None, None) => Err(anyhow::anyhow!("no walk of pgd_list was made")),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const BOOT: [usize; 4] = [273, 402, 468, 511];
+    pub(crate) const BOOT: [usize; 4] = [273, 402, 468, 511];
 
-    fn walk(missing: &[(usize, u32)], status: u32) -> Snapshot {
+    pub(crate) fn walk(missing: &[(usize, u32)], status: u32) -> Snapshot {
         let mut s = Snapshot::test(1, &BOOT);
         s.raw.status = status;
         for &(slot, n) in missing {
@@ -325,30 +193,8 @@ mod tests {
         s
     }
 
-    fn complete(missing: &[(usize, u32)]) -> Snapshot {
+    pub(crate) fn complete(missing: &[(usize, u32)]) -> Snapshot {
         walk(missing, raw::SCAN_DONE | raw::SCAN_WALKED)
-    }
-
-    #[test]
-    fn slot_set_encoding() {
-        let s: SlotSet = [256, 300, 319, 320, 511, 100, 512].into_iter().collect();
-        assert_eq!(
-            s.words(),
-            [1 | 1 << 44 | 1 << 63, 1, 0, 1 << 63],
-            "bit k of word w is slot 256 + 64w + k; others ignored"
-        );
-        assert_eq!(s.len(), 5);
-        assert!(s.contains(300) && !s.contains(301) && !s.contains(100));
-        assert_eq!(s.iter().collect::<Vec<_>>(), vec![256, 300, 319, 320, 511]);
-        assert_eq!(SlotSet::from_words(s.words()), s);
-        assert_eq!(SlotSet::all().len(), 256);
-        assert!(SlotSet::empty().is_empty());
-        let t: SlotSet = [300, 400].into_iter().collect();
-        assert_eq!(s.intersection(&t).iter().collect::<Vec<_>>(), vec![300]);
-        assert_eq!(s.union(&t).len(), 6);
-        // The same layout the C side decodes (events.h).
-        let h = include_str!("../../sync-trace-ebpf/src/bpf/events.h");
-        assert!(h.contains("bit k of word w:\n * slot ST_KERNEL_HALF + 64 * w + k"));
     }
 
     #[test]
@@ -378,69 +224,6 @@ mod tests {
         assert_eq!((only.missing(402), only.missing(468)), (0, 3));
         // Not present in init_mm: not compared, whatever the set says.
         assert!(!only.checked(300));
-    }
-
-    #[test]
-    fn a_clean_complete_walk_is_enough() {
-        let mut n = 0;
-        let v = verify_walks(|| {
-            n += 1;
-            Ok(complete(&[]))
-        })
-        .unwrap();
-        assert_eq!(n, 1);
-        assert!(v.complete() && !v.has_disagreement());
-    }
-
-    #[test]
-    fn a_disagreement_needs_a_second_complete_walk() {
-        let mut walks = vec![complete(&[(402, 5)]), complete(&[(402, 3), (468, 2)])].into_iter();
-        let v = verify_walks(|| Ok(walks.next().unwrap())).unwrap();
-        assert!(v.complete() && v.confirmed());
-        assert_eq!((v.missing(402), v.missing(468)), (3, 0), "per-slot minimum");
-    }
-
-    #[test]
-    fn an_incomplete_walk_is_never_merged() {
-        // First incomplete with a (bogus) count, then two complete ones.
-        let mut walks = vec![
-            walk(&[(402, 99)], raw::SCAN_DONE | raw::SCAN_FAULT),
-            complete(&[(402, 4)]),
-            walk(&[(402, 99)], raw::SCAN_DONE | raw::SCAN_FAULT),
-            complete(&[(402, 6)]),
-        ]
-        .into_iter();
-        let v = verify_walks(|| Ok(walks.next().unwrap())).unwrap();
-        assert!(v.complete() && v.confirmed());
-        assert_eq!(v.missing(402), 4);
-    }
-
-    #[test]
-    fn an_unconfirmed_disagreement_is_not_reported() {
-        let mut walks = vec![complete(&[(402, 5)])]
-            .into_iter()
-            .chain(std::iter::repeat(walk(
-                &[(402, 1)],
-                raw::SCAN_DONE | raw::SCAN_FAULT,
-            )));
-        let v = verify_walks(|| Ok(walks.next().unwrap())).unwrap();
-        assert!(!v.complete() && v.incomplete());
-        assert_eq!(v.missing(402), 0);
-        assert!(v.raw.status & raw::SCAN_FAULT != 0);
-        assert!(v.raw.missing.iter().all(|&n| n == 0));
-    }
-
-    #[test]
-    fn a_truncated_walk_is_not_retried_and_has_no_counts() {
-        let mut n = 0;
-        let v = verify_walks(|| {
-            n += 1;
-            Ok(walk(&[(402, 5)], raw::SCAN_DONE | raw::SCAN_TRUNCATED))
-        })
-        .unwrap();
-        assert_eq!(n, 1);
-        assert!(v.truncated() && !v.complete());
-        assert!(v.raw.missing.iter().all(|&c| c == 0));
     }
 
     #[test]

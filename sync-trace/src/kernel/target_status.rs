@@ -1,17 +1,10 @@
-//! What to attach on this kernel, how, and whether it worked.
-//!
-//! Per target, decided at start-up: fentry/fexit when the kernel has BTF for
-//! the function and accepts the trampoline, kprobe/kretprobe otherwise.
-
-mod attach;
-mod facts;
-pub mod report;
-
-pub use attach::attach_all;
-pub use facts::KernelFacts;
+//! What was decided for each target at start-up, and whether attaching
+//! it worked (`attach.rs` decides; `probe` prints it).
 
 use serde::Serialize;
 use sync_trace_common::{Method, Target};
+
+use super::facts::KernelFacts;
 
 /// Everything known about one target after trying to attach it.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +26,7 @@ pub struct TargetStatus {
 }
 
 impl TargetStatus {
-    fn new(target: Target, facts: &KernelFacts) -> Self {
+    pub(super) fn new(target: Target, facts: &KernelFacts) -> Self {
         let symbol = target.symbol();
         Self {
             target,

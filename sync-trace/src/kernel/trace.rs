@@ -5,15 +5,15 @@ use std::collections::HashMap;
 
 use sync_trace_common::{raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawEvent, Target};
 
-use crate::{
-    caller::classify,
-    kallsyms::Kallsyms,
-    record::{CallRecord, Hex, Record, SyncRecord, Task},
+use super::kallsyms::Kallsyms;
+use crate::record::{
+    caller::classify, stack::is_tracing_frame, CallRecord, Hex, Record, SyncRecord, Task,
 };
 
-/// An entry waiting for its exit. Fixed-size: no allocation per event.
+/// A call whose entry was read and whose exit was not yet. Fixed-size: no
+/// allocation per event.
 #[derive(Clone, Copy)]
-struct Pending {
+struct InFlight {
     cpu: u32,
     stack: [u64; MAX_STACK],
     frames: usize,
@@ -21,33 +21,31 @@ struct Pending {
 
 /// Calls of one thread in flight at once, across targets; more means a
 /// runaway and entries are dropped (their exits then show `entry_seen: false`).
-const MAX_PENDING: usize = 4096;
+const MAX_IN_FLIGHT: usize = 4096;
 
 pub struct Tracer {
-    pending: HashMap<(u32, Target), Pending>,
+    in_flight: HashMap<(u32, Target), InFlight>,
     layout: Layout,
 }
 
 impl Tracer {
     pub fn new(layout: Layout) -> Self {
         Self {
-            pending: HashMap::with_capacity(256),
+            in_flight: HashMap::with_capacity(256),
             layout,
         }
     }
-}
 
-impl Tracer {
     /// Feeds one record; returns the completed call, if this was an exit.
     pub fn on_event(&mut self, ev: &RawEvent, syms: &Kallsyms) -> Option<Record> {
         let key = (ev.tid, ev.target);
         match ev.kind {
             Kind::Entry => {
-                if self.pending.len() < MAX_PENDING || self.pending.contains_key(&key) {
+                if self.in_flight.len() < MAX_IN_FLIGHT || self.in_flight.contains_key(&key) {
                     let frames = ev.frames().len();
-                    self.pending.insert(
+                    self.in_flight.insert(
                         key,
-                        Pending {
+                        InFlight {
                             cpu: ev.cpu,
                             stack: ev.stack,
                             frames,
@@ -57,13 +55,13 @@ impl Tracer {
                 None
             }
             Kind::Exit => {
-                let entry = self.pending.remove(&key);
+                let entry = self.in_flight.remove(&key);
                 Some(self.complete(ev, entry, syms))
             }
         }
     }
 
-    fn complete(&mut self, ev: &RawEvent, entry: Option<Pending>, syms: &Kallsyms) -> Record {
+    fn complete(&mut self, ev: &RawEvent, entry: Option<InFlight>, syms: &Kallsyms) -> Record {
         let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
         let stack: Vec<String> = entry
             .map(|p| {
@@ -125,14 +123,6 @@ impl Tracer {
             })
         }
     }
-}
-
-/// The frames a probe itself adds on top of the traced call: the BPF
-/// program and trampoline (not in kallsyms) and ftrace's trampoline.
-fn is_tracing_frame(frame: &str) -> bool {
-    frame.starts_with("0x")
-        || frame.starts_with("ftrace_trampoline")
-        || frame.starts_with("bpf_trampoline")
 }
 
 #[cfg(test)]
@@ -201,7 +191,7 @@ ffffffff81300400 T vmemmap_populate
         assert_eq!((s.ts_ns, s.end_ns, s.duration_ns), (1000, 4000, 3000));
         assert!(s.helper && s.entry_seen);
         assert_eq!((s.slot_first, s.slot_last), (469, 469));
-        assert_eq!(s.caller, crate::caller::Caller::PopulateHelper);
+        assert_eq!(s.caller, crate::record::Caller::PopulateHelper);
         // The BPF program's own frame is dropped.
         assert_eq!(s.stack[0], "arch_sync_kernel_mappings+0x4");
         assert_eq!(s.stack[1], "vmemmap_p4d_populate+0x50");

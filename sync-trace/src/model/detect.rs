@@ -6,10 +6,10 @@
 
 use sync_trace_common::{raw::PTRS, Layout};
 
+use super::verify::Verifier;
 use crate::{
+    kernel::snapshot::Snapshot,
     record::{DepopulateRecord, Hex, Record, Trigger},
-    snapshot::Snapshot,
-    verify::Verifier,
 };
 
 /// A slot a scan saw present after the previous one saw it empty.
@@ -24,8 +24,6 @@ pub struct Sighting {
 
 #[derive(Default)]
 pub struct Detector {
-    /// Set before the baseline: the kernel has KASAN (its shadow region exists).
-    pub kasan: bool,
     layout: Option<Layout>,
     present: Vec<bool>,
     /// Per slot, the last scan that saw it in its current state's opposite:
@@ -43,8 +41,9 @@ impl Detector {
     /// Takes a scan as the baseline: entries present then are not
     /// populations (every later PGD inherits them). Taken before the probes
     /// attach, so that what happens in between is compared with it.
-    pub fn baseline(&mut self, snap: &Snapshot) -> Layout {
-        let layout = snap.layout().with_kasan(self.kasan);
+    /// `kasan`: the kernel has KASAN (its shadow region exists).
+    pub fn baseline(&mut self, snap: &Snapshot, kasan: bool) -> Layout {
+        let layout = snap.layout().with_kasan(kasan);
         self.layout = Some(layout);
         self.present = (0..PTRS).map(|s| snap.present(s)).collect();
         self.last_empty_ns = vec![snap.ts_ns(); PTRS];
@@ -56,7 +55,7 @@ impl Detector {
     /// appends `depopulate` records.
     pub fn on_scan(&mut self, snap: &Snapshot, out: &mut Vec<Record>) -> Vec<Sighting> {
         let Some(layout) = self.layout else {
-            self.baseline(snap);
+            self.baseline(snap, false);
             return Vec::new();
         };
         let mut seen = Vec::new();
@@ -108,7 +107,7 @@ mod tests {
     #[test]
     fn a_new_entry_is_a_sighting_between_the_two_scans() {
         let mut d = Detector::default();
-        d.baseline(&Snapshot::test(1_000, &BOOT));
+        d.baseline(&Snapshot::test(1_000, &BOOT), false);
         let mut out = Vec::new();
         assert!(d
             .on_scan(&Snapshot::test(2_000, &BOOT), &mut out)
@@ -132,7 +131,7 @@ mod tests {
     #[test]
     fn a_cleared_entry_is_a_depopulate_and_its_return_a_new_sighting() {
         let mut d = Detector::default();
-        d.baseline(&Snapshot::test(1_000, &BOOT));
+        d.baseline(&Snapshot::test(1_000, &BOOT), false);
         let mut out = Vec::new();
         d.on_scan(&Snapshot::test(2_000, &[273, 402, 511]), &mut out);
         let Some(Record::Depopulate(r)) = out.first() else {
@@ -150,7 +149,7 @@ mod tests {
     #[test]
     fn slots_below_the_kernel_boundary_are_ignored() {
         let mut d = Detector::default();
-        d.baseline(&Snapshot::test(1_000, &BOOT));
+        d.baseline(&Snapshot::test(1_000, &BOOT), false);
         let mut out = Vec::new();
         let seen = d.on_scan(
             &Snapshot::test(2_000, &[100, 272, 273, 402, 468, 511]),
@@ -162,7 +161,7 @@ mod tests {
     #[test]
     fn walks_become_verify_and_mismatch_records() {
         let mut d = Detector::default();
-        d.baseline(&Snapshot::test(1_000, &BOOT));
+        d.baseline(&Snapshot::test(1_000, &BOOT), false);
         let mut s = Snapshot::test(2_000, &BOOT);
         s.raw.missing[468 - 256] = 3;
         s.raw.mismatch[273 - 256] = 1;
@@ -184,7 +183,7 @@ mod tests {
     #[test]
     fn a_walk_that_ended_on_a_fault_counts_nothing() {
         let mut d = Detector::default();
-        d.baseline(&Snapshot::test(1_000, &BOOT));
+        d.baseline(&Snapshot::test(1_000, &BOOT), false);
         let mut s = Snapshot::test(2_000, &BOOT);
         s.raw.missing[468 - 256] = 3;
         s.raw.mismatch[273 - 256] = 1;

@@ -7,7 +7,7 @@
 //! - a helper-shaped sync, `arch_sync_kernel_mappings(a, a)` (or the
 //!   `sync_global_pgds(a, a)` it tail-calls) over S: the kernel issues it
 //!   right after `p4d_populate_kernel()`/`pgd_populate_kernel()` wrote the
-//!   entry, and only then (kernel-notes §1.1). Its entry is the population's
+//!   entry, and only then (docs/kernel.md). Its entry is the population's
 //!   time, exactly. It can arrive after the scan that saw the entry: the
 //!   scan may run between the write and the call.
 //! - a traced populate function over S (`vmemmap_p4d_populate`, …) or an

@@ -12,13 +12,22 @@
 
 use sync_trace_common::{Layout, Target};
 
-use crate::{
+pub mod detect;
+pub mod evidence;
+pub mod pairing;
+pub mod verify;
+
+use self::{
     detect::{Detector, Sighting},
     evidence::{Act, ActKind, Evidence},
     pairing::Pairing,
-    record::{CallRecord, Hex, PopulateRecord, Population, Record, SyncRecord, Task, Trigger},
-    snapshot::Snapshot,
-    summary::Summary,
+};
+use crate::{
+    kernel::snapshot::Snapshot,
+    record::{
+        CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record, Summary, SyncRecord,
+        Task, Trigger,
+    },
 };
 
 pub struct Model {
@@ -51,8 +60,7 @@ impl Model {
 
     /// Takes the scan made before the probes attached as the baseline.
     pub fn baseline(&mut self, snap: &Snapshot, kasan: bool) -> Layout {
-        self.detector.kasan = kasan;
-        self.detector.baseline(snap)
+        self.detector.baseline(snap, kasan)
     }
 
     /// Applies one observed record (from the kernel, the scanner, or a
@@ -196,8 +204,8 @@ impl Model {
             let h = self.held[i];
             let a = self.evidence.attribute(h.slot, h.empty_ns, h.seen_ns);
             let from = match a.latency {
-                crate::record::LatencyKind::Exact => a.ts_ns,
-                crate::record::LatencyKind::UpperBound => a.not_before_ns,
+                LatencyKind::Exact => a.ts_ns,
+                LatencyKind::UpperBound => a.not_before_ns,
             };
             let due = walk_start.is_some_and(|w| h.seen_ns.saturating_add(grace) <= w);
             if !(all || due || self.pairing.first_covering(h.slot, from).is_some()) {
@@ -251,15 +259,14 @@ impl Model {
         self.pairing.next_deadline().into_iter().chain(held).min()
     }
 
-    /// Writes what is still held and returns the final summary.
-    pub fn finish(&mut self, out: &mut Vec<Record>) -> Summary {
+    /// Ends the run: writes what is still held, then the `summary` record.
+    pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.decide(out, None, true);
         let mut s = self.summary.clone();
         s.finish();
-        s
+        out.push(Record::Summary(s));
     }
 }
 
 #[cfg(test)]
-#[path = "model_tests.rs"]
 mod tests;

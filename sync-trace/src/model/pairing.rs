@@ -10,12 +10,9 @@
 
 use std::collections::VecDeque;
 
-use crate::{
-    record::{
-        LatencyKind, LostRecord, PairedRecord, PopulateRecord, Record, Source, SyncRecord,
-        UnsyncedRecord, VerifyRecord,
-    },
-    summary::Summary,
+use crate::record::{
+    LatencyKind, LostRecord, PairedRecord, PopulateRecord, Record, Source, Summary, SyncRecord,
+    UnsyncedRecord, VerifyRecord,
 };
 
 /// Recent syncs kept for populations seen after their sync.

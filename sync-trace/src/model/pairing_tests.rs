@@ -4,10 +4,7 @@
 use sync_trace_common::{Level, Method, Region, Target};
 
 use super::*;
-use crate::{
-    caller::Caller,
-    record::{Hex, Population, SlotCount, Task, Trigger},
-};
+use crate::record::{Caller, Hex, Population, SlotCount, Task, Trigger};
 
 const MS: u64 = 1_000_000;
 

@@ -4,8 +4,8 @@
 use sync_trace_common::{raw::PTRS, Layout};
 
 use crate::{
+    kernel::snapshot::Snapshot,
     record::{Hex, MismatchRecord, Record, SlotCount, Trigger, VerifyRecord},
-    snapshot::Snapshot,
 };
 
 pub struct Verifier {

@@ -15,7 +15,7 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
+use super::metrics::Metrics;
 
 /// A client gets this long to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::TargetStatus;
+use crate::kernel::target_status::TargetStatus;
 
 fn yes_no(b: bool) -> &'static str {
     if b {

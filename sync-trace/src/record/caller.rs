@@ -1,10 +1,25 @@
 //! Which kernel code path called a sync, from its stack: a short, bounded
 //! set of names, suitable as a metrics label.
 
-use serde::{Deserialize, Serialize};
+use strum::{EnumIter, EnumString, IntoStaticStr, VariantNames};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+use super::stack::{function_of, is_traced_function, is_tracing_frame};
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    IntoStaticStr,
+    EnumString,
+    VariantNames,
+    EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Caller {
     /// `pgd_populate_kernel()`/`p4d_populate_kernel()` (macros) inside the
     /// vmemmap, KASAN or percpu populate functions: `arch_sync_kernel_mappings(a, a)`.
@@ -18,28 +33,10 @@ pub enum Caller {
     Other,
 }
 
-impl Caller {
-    pub fn name(self) -> &'static str {
-        match self {
-            Caller::PopulateHelper => "populate_helper",
-            Caller::DirectMap => "direct_map",
-            Caller::Vmemmap => "vmemmap",
-            Caller::Vmalloc => "vmalloc",
-            Caller::Other => "other",
-        }
-    }
-}
-
-/// Functions that are themselves traced: skipped when looking for the caller.
-const TRACED: [&str; 4] = [
-    "arch_sync_kernel_mappings",
-    "sync_global_pgds",
-    "sync_global_pgds_l4",
-    "sync_global_pgds_l5",
-];
+named!(Caller);
 
 /// Populate functions that contain the `*_populate_kernel()` macros
-/// (kernel-notes §2).
+/// (docs/kernel.md).
 const HELPER_CALLERS: [&str; 5] = [
     "vmemmap_p4d_populate",
     "vmemmap_pgd_populate",
@@ -49,8 +46,12 @@ const HELPER_CALLERS: [&str; 5] = [
 ];
 
 fn class_of(frame: &str, helper_range: bool) -> Option<Caller> {
-    let name = frame.split(['+', '.', ' ']).next().unwrap_or(frame);
-    if TRACED.contains(&name) || name.starts_with("bpf_trampoline") {
+    if is_tracing_frame(frame) {
+        return None;
+    }
+    // Without a clone suffix (`.isra.0`, `.constprop.0`).
+    let name = function_of(frame).split('.').next().unwrap_or(frame);
+    if is_traced_function(name) {
         return None;
     }
     if helper_range && HELPER_CALLERS.contains(&name) {

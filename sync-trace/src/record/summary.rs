@@ -1,51 +1,12 @@
-//! The end-of-run summary: counts per target and caller, populations,
-//! pairings, log2 histograms of sync durations and latencies, and losses.
+//! The end-of-run summary, the last record: counts per target and caller,
+//! populations, pairings, log2 histograms of sync durations and latencies,
+//! and losses.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::LatencyKind;
-
-/// log2 buckets: bucket i holds durations in [2^(i-1), 2^i) ns; bucket 0 holds 0.
-const BUCKETS: usize = 65;
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Histogram {
-    #[serde(skip)]
-    counts: Vec<u64>,
-    /// Non-empty buckets: `le_ns` is the exclusive upper bound 2^i.
-    pub buckets: Vec<Bucket>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Bucket {
-    pub le_ns: u64,
-    pub count: u64,
-}
-
-impl Histogram {
-    pub fn record(&mut self, ns: u64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS];
-        }
-        let i = (u64::BITS - ns.leading_zeros()) as usize;
-        self.counts[i] += 1;
-    }
-
-    fn finish(&mut self) {
-        self.buckets = self
-            .counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(|(i, &c)| Bucket {
-                le_ns: 1u64.checked_shl(i as u32).unwrap_or(u64::MAX),
-                count: c,
-            })
-            .collect();
-    }
-}
+use super::{Histogram, LatencyKind};
 
 fn bump(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str) {
     *map.entry(a.to_string())
@@ -147,94 +108,5 @@ impl Summary {
     pub fn finish(&mut self) {
         self.sync_duration.values_mut().for_each(Histogram::finish);
         self.latency.values_mut().for_each(Histogram::finish);
-    }
-
-    pub fn text(&self) -> String {
-        let mut s = String::from("summary:\n");
-        if self.counts.is_empty() {
-            s.push_str("  no calls seen\n");
-        }
-        for (f, by_caller) in &self.counts {
-            for (c, n) in by_caller {
-                s.push_str(&format!("  {f:<28} {c:<16} {n}\n"));
-            }
-        }
-        for (f, h) in &self.sync_duration {
-            s.push_str(&format!("  {f} duration:\n"));
-            for b in &h.buckets {
-                s.push_str(&format!("    < {:>12} ns  {}\n", b.le_ns, b.count));
-            }
-        }
-        for (region, by_source) in &self.populations {
-            for (source, n) in by_source {
-                s.push_str(&format!("  populations {region:<14} {source:<8} {n}\n"));
-            }
-        }
-        s.push_str(&format!(
-            "  paired {} unsynced {} (unconfirmed {}) uncertain {} depopulations {} mismatches {} verifications {}\n",
-            self.paired,
-            self.unsynced,
-            self.unsynced_unconfirmed,
-            self.uncertain,
-            self.depopulations,
-            self.mismatches,
-            self.verifications
-        ));
-        for (k, h) in &self.latency {
-            s.push_str(&format!("  populate-to-sync latency ({k}):\n"));
-            for b in &h.buckets {
-                s.push_str(&format!("    < {:>12} ns  {}\n", b.le_ns, b.count));
-            }
-        }
-        let lost: Vec<String> = self.lost.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        s.push_str(&format!(
-            "  lost: {}",
-            if lost.is_empty() {
-                "0".into()
-            } else {
-                lost.join(" ")
-            }
-        ));
-        if self.undecodable > 0 {
-            s.push_str(&format!(" undecodable={}", self.undecodable));
-        }
-        for (what, n) in &self.dropped {
-            s.push_str(&format!(" dropped {what}={n}"));
-        }
-        s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log2_buckets() {
-        let mut h = Histogram::default();
-        for ns in [0, 1, 2, 3, 1000, 1023, 1024, u64::MAX] {
-            h.record(ns);
-        }
-        h.finish();
-        assert_eq!(
-            h.buckets,
-            vec![
-                Bucket { le_ns: 1, count: 1 },
-                Bucket { le_ns: 2, count: 1 },
-                Bucket { le_ns: 4, count: 2 },
-                Bucket {
-                    le_ns: 1024,
-                    count: 2
-                },
-                Bucket {
-                    le_ns: 2048,
-                    count: 1
-                },
-                Bucket {
-                    le_ns: u64::MAX,
-                    count: 1
-                },
-            ]
-        );
     }
 }

@@ -2,84 +2,31 @@
 //! updated from the same records `run` prints. Names and labels are a
 //! contract: docs/metrics.md.
 
+mod labels;
+mod prometheus_text;
+
 use prometheus_client::{
-    encoding::{text, EncodeLabelSet},
+    encoding::text,
     metrics::{
         counter::Counter,
         family::{Family, MetricConstructor},
         gauge::Gauge,
-        histogram::{exponential_buckets, Histogram},
+        histogram::Histogram,
     },
     registry::Registry,
 };
-use sync_trace_common::{Level, Region, Target};
+use strum::IntoEnumIterator;
+use sync_trace_common::{Paging, Region};
 
-use crate::{
-    caller::Caller,
-    probe::TargetStatus,
-    record::{Record, Source},
+use self::labels::{
+    pop_labels, BuildLabels, FunctionLabels, LatencyBuckets, PopLabels, ProbeLabels, RegionLabels,
+    SyncLabels, VerdictLabels, SYNC_FUNCTIONS, VERDICTS,
 };
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PopLabels {
-    level: &'static str,
-    region: &'static str,
-    source: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SyncLabels {
-    function: &'static str,
-    caller: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RegionLabels {
-    region: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VerdictLabels {
-    verdict: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FunctionLabels {
-    function: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProbeLabels {
-    target: &'static str,
-    method: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BuildLabels {
-    version: String,
-    kernel: String,
-    paging: String,
-}
-
-/// Populate-to-sync latency: 1 µs, 2 µs, … 2^23 µs (8.4 s): microseconds to seconds.
-#[derive(Clone)]
-struct LatencyBuckets;
-impl MetricConstructor<Histogram> for LatencyBuckets {
-    fn new_metric(&self) -> Histogram {
-        Histogram::new(exponential_buckets(1e-6, 2.0, 24))
-    }
-}
-
-const SYNC_FUNCTIONS: [Target; 2] = [Target::ArchSyncKernelMappings, Target::SyncGlobalPgds];
-const CALLERS: [Caller; 5] = [
-    Caller::PopulateHelper,
-    Caller::DirectMap,
-    Caller::Vmemmap,
-    Caller::Vmalloc,
-    Caller::Other,
-];
-/// Verdicts that can be `uncertain`.
-const VERDICTS: [&str; 2] = ["paired", "unsynced"];
+pub use self::prometheus_text::openmetrics_to_prometheus;
+use crate::{
+    kernel::target_status::TargetStatus,
+    record::{Caller, Record, Source},
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -102,7 +49,7 @@ pub struct Metrics {
 /// What the metrics describe: set once at start.
 pub struct Context<'a> {
     pub kernel: &'a str,
-    pub level: Level,
+    pub paging: Paging,
     pub probes: &'a [TargetStatus],
 }
 
@@ -127,10 +74,10 @@ impl Metrics {
         };
         // Every known label set exists from the first scrape, at 0.
         for region in Region::ALL {
-            for source in Source::ALL {
+            for source in Source::iter() {
                 drop(
                     m.populations
-                        .get_or_create(&pop_labels(ctx.level, region, source)),
+                        .get_or_create(&pop_labels(ctx.paging.level(), region, source)),
                 );
             }
             let r = RegionLabels {
@@ -144,7 +91,7 @@ impl Metrics {
             drop(m.uncertain.get_or_create(&VerdictLabels { verdict }));
         }
         for function in SYNC_FUNCTIONS {
-            for caller in CALLERS {
+            for caller in Caller::iter() {
                 drop(m.syncs.get_or_create(&SyncLabels {
                     function: function.symbol(),
                     caller: caller.name(),
@@ -167,10 +114,7 @@ impl Metrics {
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").into(),
                 kernel: ctx.kernel.into(),
-                paging: match ctx.level {
-                    Level::P4d => "4".into(),
-                    Level::Pgd => "5".into(),
-                },
+                paging: ctx.paging.levels().to_string(),
             })
             .set(1);
         m.register()
@@ -338,50 +282,17 @@ impl Metrics {
     }
 }
 
-fn pop_labels(level: Level, region: Region, source: Source) -> PopLabels {
-    PopLabels {
-        level: level.name(),
-        region: region.name(),
-        source: source.name(),
-    }
-}
-
-/// prometheus-client writes only OpenMetrics. The Prometheus text format
-/// differs in three ways that matter here: a counter's HELP/TYPE name carries
-/// the `_total` suffix of its samples, there are no UNIT lines, and there is
-/// no `# EOF`. Samples, labels and histograms are written the same way.
-pub fn openmetrics_to_prometheus(om: &str) -> String {
-    let counters: Vec<&str> = om
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(om.len());
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
-            let rest = line.strip_prefix(p)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(&name)
-                .then(|| format!("{p}{name}_total {tail}"))
-        });
-        out.push_str(renamed.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use sync_trace_common::Level;
+
     use super::*;
     use crate::record::{Hex, LostRecord, PopulateRecord, Population};
 
     fn metrics() -> Metrics {
         Metrics::new(&Context {
             kernel: "6.12.0-test",
-            level: Level::P4d,
+            paging: Paging::Four,
             probes: &[],
         })
     }

@@ -95,3 +95,127 @@ impl Record {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+    use sync_trace_common::{Level, Region};
+
+    use super::*;
+
+    /// Lines the daemon wrote in guests, and the kinds they lack as the
+    /// daemon writes them.
+    fn lines() -> Vec<String> {
+        let mut lines: Vec<String> = [
+            include_str!("../../tests/fixtures/6.1-hotadd-32T.ndjson"),
+            include_str!("../../tests/fixtures/6.12-module.ndjson"),
+            include_str!("../../tests/fixtures/newest-hotadd-32T.ndjson"),
+        ]
+        .iter()
+        .flat_map(|t| t.lines())
+        .map(str::to_string)
+        .collect();
+        let written = [
+            Record::Depopulate(DepopulateRecord {
+                ts_ns: 2_000,
+                present_ns: 1_000,
+                level: Level::P4d,
+                slot: 468,
+                addr: Hex(0xffffea0000000000),
+                region: Region::Vmemmap,
+            }),
+            Record::Mismatch(MismatchRecord {
+                ts_ns: 3_000,
+                level: Level::Pgd,
+                slot: 273,
+                addr: Hex(0xff11000000000000),
+                region: Region::DirectMap,
+                pgds: 1,
+                pgds_total: 10,
+            }),
+            Record::Lost(LostRecord {
+                what: "events".into(),
+                count: 2,
+                total: 5,
+                ts_ns: 4_000,
+                since_ns: 3_000,
+            }),
+        ];
+        lines.extend(written.iter().map(|r| serde_json::to_string(r).unwrap()));
+        lines
+    }
+
+    /// `small`'s fields, recursively, are in `big` with the same values
+    /// (`big` may add fields that older recordings lack).
+    fn within(small: &Value, big: &Value) -> bool {
+        match (small, big) {
+            (Value::Object(s), Value::Object(b)) => s
+                .iter()
+                .all(|(k, v)| b.get(k).is_some_and(|w| within(v, w))),
+            _ => small == big,
+        }
+    }
+
+    /// Every line parses into a `Record`; what it writes back keeps every
+    /// field of the line, and parses into a `Record` that writes exactly
+    /// the same JSON again; every kind of record is among them.
+    #[test]
+    fn every_kind_round_trips() {
+        let mut kinds = BTreeSet::new();
+        for line in lines() {
+            let orig: Value = serde_json::from_str(&line).unwrap();
+            let rec: Record = serde_json::from_str(&line).expect(&line);
+            let written = serde_json::to_string(&rec).unwrap();
+            let back: Value = serde_json::from_str(&written).unwrap();
+            assert!(within(&orig, &back), "{line}\n{written}");
+            let again: Record = serde_json::from_str(&written).expect(&written);
+            assert_eq!(serde_json::to_string(&again).unwrap(), written);
+            kinds.insert(orig["event"].as_str().unwrap().to_string());
+        }
+        let all = [
+            "layout",
+            "sync",
+            "call",
+            "populate",
+            "depopulate",
+            "paired",
+            "unsynced",
+            "verify",
+            "mismatch",
+            "lost",
+            "summary",
+        ];
+        assert_eq!(kinds, all.iter().map(|k| k.to_string()).collect());
+    }
+
+    /// The names JSON, text and metric labels share.
+    #[test]
+    fn enum_names_are_the_json_values() {
+        use strum::IntoEnumIterator;
+        fn check<
+            T: IntoEnumIterator
+                + serde::Serialize
+                + serde::de::DeserializeOwned
+                + PartialEq
+                + std::fmt::Debug
+                + Copy,
+        >(
+            name: fn(T) -> &'static str,
+        ) {
+            for v in T::iter() {
+                assert_eq!(serde_json::to_value(v).unwrap(), Value::from(name(v)));
+                let back: T = serde_json::from_value(Value::from(name(v))).unwrap();
+                assert_eq!(back, v);
+            }
+        }
+        check(Caller::name);
+        check(Source::name);
+        check(LatencyKind::name);
+        check(Trigger::name);
+        assert_eq!(LatencyKind::UpperBound.name(), "upper_bound");
+        assert_eq!(Caller::PopulateHelper.name(), "populate_helper");
+        assert!(serde_json::from_value::<Trigger>(Value::from("Sweep")).is_err());
+    }
+}

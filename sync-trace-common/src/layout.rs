@@ -1,5 +1,5 @@
 //! The x86_64 kernel virtual layout as the running kernel has it: paging
-//! mode, top-level slot arithmetic and regions (kernel-notes §5).
+//! mode, top-level slot arithmetic and regions (docs/kernel.md).
 
 use serde::{Deserialize, Serialize};
 

@@ -12,7 +12,7 @@ use aya_log::EbpfLogger;
 use sync_trace_common::{raw, Kind, Layout, RawEvent};
 use tokio::{
     io::unix::AsyncFd,
-    time::{interval, sleep, Interval, MissedTickBehavior},
+    time::{interval, sleep, sleep_until, Instant, Interval, MissedTickBehavior},
 };
 
 use super::StopSignals;
@@ -194,13 +194,6 @@ struct Rings {
     logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
 }
 
-/// The periodic wake-ups of the loop.
-struct Timers {
-    lost: Interval,
-    sweep: Interval,
-    walk: Interval,
-}
-
 /// Opens the session and takes the baseline scan before any probe attaches.
 fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> {
     let opts = Options {
@@ -293,13 +286,33 @@ fn open_rings(ebpf: &mut Ebpf, since_ns: u64) -> anyhow::Result<(Rings, LostCoun
 }
 
 async fn timers(args: &RunArgs) -> Timers {
+    // Without --duration: a century, which no run reaches.
+    let forever = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    let end = now
+        .checked_add(args.duration.unwrap_or(forever))
+        .unwrap_or(now + forever);
     let lost = interval(LOST_POLL);
     let mut sweep = interval(args.sweep);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut walk = interval(args.walk_every);
     walk.set_missed_tick_behavior(MissedTickBehavior::Delay);
     walk.tick().await; // the first tick is now: the baseline walk
-    Timers { lost, sweep, walk }
+    Timers {
+        lost,
+        sweep,
+        walk,
+        end,
+    }
+}
+
+/// The periodic wake-ups of the loop, and its end.
+struct Timers {
+    lost: Interval,
+    sweep: Interval,
+    walk: Interval,
+    /// Where `--duration` ends the run.
+    end: Instant,
 }
 
 /// Runs until a signal, `--duration`, or (with `--fail-on-unsynced`) a
@@ -308,11 +321,11 @@ async fn event_loop(
     engine: &mut Engine<'_>,
     rings: &mut Rings,
     timers: &mut Timers,
+    signals: &mut StopSignals,
     sink: &mut Sink,
-    args: &RunArgs,
+    fail_on_unsynced: bool,
 ) -> anyhow::Result<i32> {
-    let mut signals = StopSignals::install()?;
-    let deadline = sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    let deadline = sleep_until(timers.end);
     tokio::pin!(deadline);
     loop {
         let grace_wait = engine.grace_wait();
@@ -337,7 +350,7 @@ async fn event_loop(
             _ = signals.recv() => return Ok(0),
             _ = &mut deadline => return Ok(0),
         }
-        if engine.flush(sink)? && args.fail_on_unsynced {
+        if engine.flush(sink)? && fail_on_unsynced {
             return Ok(EXIT_UNSYNCED);
         }
     }
@@ -362,6 +375,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         walk_failed: false,
     };
     let mut timers = timers(&args).await;
+    let mut signals = StopSignals::install()?;
 
     sink.emit(&layout_rec)?;
     // What happened since the baseline, and problems present at start, are
@@ -370,7 +384,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     engine.flush(&mut sink)?;
     eprintln!("ready");
 
-    let exit = event_loop(&mut engine, &mut rings, &mut timers, &mut sink, &args).await?;
+    let exit = event_loop(
+        &mut engine,
+        &mut rings,
+        &mut timers,
+        &mut signals,
+        &mut sink,
+        args.fail_on_unsynced,
+    )
+    .await?;
 
     engine.drain(rings.events.get_mut())?;
     rings.logs.get_mut().flush();

@@ -217,5 +217,22 @@ mod tests {
         assert_eq!(LatencyKind::UpperBound.name(), "upper_bound");
         assert_eq!(Caller::PopulateHelper.name(), "populate_helper");
         assert!(serde_json::from_value::<Trigger>(Value::from("Sweep")).is_err());
+        // The enums of sync-trace-common name themselves by hand: their
+        // names must stay their JSON values too (text and labels use them).
+        for r in Region::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), Value::from(r.name()));
+        }
+        for l in [Level::Pgd, Level::P4d] {
+            assert_eq!(serde_json::to_value(l).unwrap(), Value::from(l.name()));
+        }
+        for m in [
+            sync_trace_common::Method::Fentry,
+            sync_trace_common::Method::Kprobe,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), Value::from(m.name()));
+        }
+        for t in sync_trace_common::Target::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), Value::from(t.symbol()));
+        }
     }
 }

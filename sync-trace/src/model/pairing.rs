@@ -21,12 +21,15 @@ const MAX_SYNCS: usize = 4096;
 /// ended this long before the newest one cannot pair with a future one.
 const SYNC_HISTORY_NS: u64 = 10_000_000_000;
 /// Populations waiting for a sync, or reported unsynced and waiting for a late one.
-const MAX_PENDING: usize = 1024;
+const MAX_UNPAIRED: usize = 1024;
 /// Loss windows kept to qualify verdicts.
 const MAX_LOSSES: usize = 256;
 
+/// A population not yet paired with a sync: waiting for one, or reported
+/// `unsynced` and waiting for a late one. (Not the tracer's `InFlight`,
+/// a call whose exit is not read yet.)
 #[derive(Debug)]
-struct Pending {
+struct Unpaired {
     pop: PopulateRecord,
     /// Latency is measured from here.
     from_ns: u64,
@@ -36,7 +39,7 @@ struct Pending {
     reported: bool,
 }
 
-impl Pending {
+impl Unpaired {
     fn new(pop: &PopulateRecord, grace_ns: u64) -> Self {
         // Only a helper sync times a population exactly; otherwise the
         // latency runs from the earliest time it can have happened.
@@ -57,7 +60,7 @@ impl Pending {
 pub struct Pairing {
     grace_ns: u64,
     syncs: VecDeque<SyncRecord>,
-    pending: Vec<Pending>,
+    unpaired: Vec<Unpaired>,
     /// Loss windows `(since_ns, ts_ns]` of ring-buffer records.
     losses: VecDeque<(u64, u64)>,
 }
@@ -67,7 +70,7 @@ impl Pairing {
         Self {
             grace_ns,
             syncs: VecDeque::with_capacity(64),
-            pending: Vec::new(),
+            unpaired: Vec::new(),
             losses: VecDeque::new(),
         }
     }
@@ -83,7 +86,7 @@ impl Pairing {
             .any(|&(since, ts)| ts == 0 || (since < to_ns && ts > from_ns))
     }
 
-    fn paired(&self, p: &Pending, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
+    fn paired(&self, p: &Unpaired, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
         let latency_ns = s.end_ns.saturating_sub(p.from_ns);
         let uncertain = self.lost_within(p.pop.empty(), s.end_ns);
         summary.count_paired(p.kind, latency_ns, uncertain);
@@ -119,25 +122,25 @@ impl Pairing {
         summary: &mut Summary,
     ) {
         summary.count_population(pop.pop.region.name(), pop.pop.source.name());
-        let p = Pending::new(pop, self.grace_ns);
+        let p = Unpaired::new(pop, self.grace_ns);
         if let Some(s) = self.first_covering(pop.pop.slot, p.from_ns) {
             let s = s.clone();
             self.paired(&p, &s, out, summary);
             return;
         }
-        if self.pending.len() == MAX_PENDING {
-            self.pending.remove(0);
+        if self.unpaired.len() == MAX_UNPAIRED {
+            self.unpaired.remove(0);
             summary.count_dropped("pending_populations");
         }
-        self.pending.push(p);
+        self.unpaired.push(p);
     }
 
     pub fn on_sync(&mut self, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
         let mut i = 0;
-        while i < self.pending.len() {
-            let p = &self.pending[i];
+        while i < self.unpaired.len() {
+            let p = &self.unpaired[i];
             if s.covers(p.pop.pop.slot) && s.end_ns >= p.from_ns {
-                let p = self.pending.remove(i);
+                let p = self.unpaired.remove(i);
                 self.paired(&p, s, out, summary);
             } else {
                 i += 1;
@@ -176,7 +179,7 @@ impl Pairing {
 
     /// Slots of the populations whose window closed by `now_ns`, unjudged.
     pub fn due_slots(&self, now_ns: u64) -> impl Iterator<Item = usize> + '_ {
-        self.pending
+        self.unpaired
             .iter()
             .filter(move |p| !p.reported && p.deadline_ns <= now_ns)
             .map(|p| p.pop.pop.slot)
@@ -184,7 +187,7 @@ impl Pairing {
 
     /// The earliest grace deadline still to judge, if any.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.pending
+        self.unpaired
             .iter()
             .filter(|p| !p.reported)
             .map(|p| p.deadline_ns)
@@ -202,7 +205,7 @@ impl Pairing {
         let start = v.started_ns();
         let mut judged = Vec::new();
         for p in self
-            .pending
+            .unpaired
             .iter_mut()
             .filter(|p| !p.reported && p.deadline_ns <= start && v.compared(p.pop.pop.slot))
         {

@@ -1,5 +1,5 @@
 //! The x86_64 kernel virtual layout as the running kernel has it: paging
-//! mode, top-level slot arithmetic and regions (kernel-notes §5).
+//! mode, top-level slot arithmetic and regions (docs/kernel.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,24 @@ pub enum Paging {
     Four,
     #[serde(rename = "5")]
     Five,
+}
+
+impl Paging {
+    /// The top level, as Linux names it in this mode.
+    pub fn level(self) -> Level {
+        match self {
+            Paging::Four => Level::P4d,
+            Paging::Five => Level::Pgd,
+        }
+    }
+
+    /// The number of levels: 4 or 5.
+    pub fn levels(self) -> u8 {
+        match self {
+            Paging::Four => 4,
+            Paging::Five => 5,
+        }
+    }
 }
 
 /// Which page-table level a top-level slot is, in Linux's words: under
@@ -128,10 +146,7 @@ impl Layout {
 
     /// The top level, as Linux names it in this mode.
     pub fn level(&self) -> Level {
-        match self.paging {
-            Paging::Four => Level::P4d,
-            Paging::Five => Level::Pgd,
-        }
+        self.paging.level()
     }
 
     /// Top-level slot of a virtual address.

@@ -50,7 +50,7 @@ pub enum Command {
         grace: Duration,
         /// Serve the recording's metrics at http://ADDR/metrics until Ctrl-C
         /// or SIGTERM (a bare port means 127.0.0.1).
-        #[arg(long, value_parser = crate::exporter::parse_addr)]
+        #[arg(long, value_parser = crate::output::exporter::parse_addr)]
         metrics_addr: Option<SocketAddr>,
     },
 }
@@ -67,7 +67,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Serve Prometheus metrics at http://ADDR/metrics (a bare port means 127.0.0.1).
-    #[arg(long, value_parser = crate::exporter::parse_addr)]
+    #[arg(long, value_parser = crate::output::exporter::parse_addr)]
     pub metrics_addr: Option<SocketAddr>,
     /// A population with no covering sync within this window is `unsynced`.
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]

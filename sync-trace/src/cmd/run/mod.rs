@@ -1,0 +1,260 @@
+//! `sync-trace run`: the event loop. Kernel programs → ring buffer →
+//! decode (sync-trace-common) → tracer and scanner → model → sink.
+
+mod engine;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{anyhow, Context as _};
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    Ebpf,
+};
+use aya_log::EbpfLogger;
+use sync_trace_common::{raw, Layout};
+use tokio::{
+    io::unix::AsyncFd,
+    time::{interval, sleep, sleep_until, Instant, Interval, MissedTickBehavior},
+};
+
+use self::engine::{Engine, Walk};
+use super::StopSignals;
+use crate::{
+    cli::RunArgs,
+    kernel::{
+        kallsyms::Kallsyms,
+        lost::LostCounters,
+        scan::Scanner,
+        session::{kernel_release, Options, Session},
+        snapshot::Snapshot,
+        target_status::{any_sync_attached, TargetStatus},
+        trace::Tracer,
+    },
+    model::Model,
+    output::{
+        exporter,
+        metrics::{Context as MetricsContext, Metrics},
+        sink::Sink,
+    },
+    record::{Hex, LayoutRecord, Record, Trigger},
+};
+
+/// How often the kernel's loss counters are read.
+const LOST_POLL: Duration = Duration::from_secs(1);
+
+/// Exit status of `run --fail-on-unsynced` after an unsynced population.
+pub const EXIT_UNSYNCED: i32 = 3;
+
+/// The kernel's ring buffers, registered with the runtime.
+struct Rings {
+    events: AsyncFd<RingBuf<MapData>>,
+    logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
+}
+
+/// Opens the session and takes the baseline scan before any probe attaches.
+fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> {
+    let opts = Options {
+        capture_stack: !args.no_stacks,
+        force_log: args.test_kernel_log,
+        ring_bytes: args.test_ring_size,
+    };
+    let (session, (scanner, before)) = Session::open_with(&opts, |facts| {
+        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
+        let before = scanner.table()?;
+        Ok((scanner, before))
+    })?;
+    if !any_sync_attached(&session.statuses) {
+        return Err(anyhow!(
+            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
+        ));
+    }
+    log_attach(&session.statuses);
+    Ok((session, scanner, before))
+}
+
+fn log_attach(statuses: &[TargetStatus]) {
+    for s in statuses {
+        match (s.attached, &s.reason) {
+            (true, _) => log::info!(
+                "attached {} via {}",
+                s.symbol,
+                s.method.map_or("?", |m| m.name())
+            ),
+            (false, Some(r)) => log::info!("not attached {}: {r}", s.symbol),
+            (false, None) => {}
+        }
+    }
+}
+
+/// Takes the scan made before the probes attached as the model's baseline
+/// (so populations between attach and the first walk are reported, not
+/// swallowed); returns the layout and its `layout` record.
+fn baseline(model: &mut Model, snap: &Snapshot, kasan: bool) -> (Layout, Record) {
+    let layout = model.baseline(snap, kasan);
+    let rec = Record::Layout(LayoutRecord {
+        ts_ns: snap.ts_ns(),
+        kernel: kernel_release(),
+        paging: layout.paging,
+        page_offset_base: Hex(layout.page_offset_base),
+        vmalloc_base: Hex(layout.vmalloc_base),
+        vmemmap_base: Hex(layout.vmemmap_base),
+        kernel_boundary: layout.kernel_boundary(),
+        present: snap.present_kernel_slots().collect(),
+    });
+    (layout, rec)
+}
+
+/// The metrics and their endpoint, when `--metrics-addr` asks for them.
+async fn start_metrics(
+    args: &RunArgs,
+    layout: &Layout,
+    probes: &[TargetStatus],
+) -> anyhow::Result<Option<Arc<Metrics>>> {
+    let Some(addr) = args.metrics_addr else {
+        return Ok(None);
+    };
+    let m = Arc::new(Metrics::new(&MetricsContext {
+        kernel: &kernel_release(),
+        paging: layout.paging,
+        probes,
+    }));
+    exporter::start(addr, m.clone()).await?;
+    Ok(Some(m))
+}
+
+/// Takes the ring buffers and the loss counters out of the loaded object.
+fn open_rings(ebpf: &mut Ebpf, since_ns: u64) -> anyhow::Result<(Rings, LostCounters)> {
+    let ring = RingBuf::try_from(
+        ebpf.take_map(raw::MAP_EVENTS)
+            .context("EVENTS map missing")?,
+    )?;
+    // SAFETY (both registrations): the ring buffers own their map fds, which
+    // stay open and unchanged until the AsyncFd and its contents are dropped.
+    let events = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| anyhow!("cannot poll the EVENTS ring buffer: {e}"))?;
+    let logger = EbpfLogger::init(ebpf).context("cannot read kernel-side logs (AYA_LOGS)")?;
+    let logs = unsafe { AsyncFd::register(logger) }
+        .map_err(|e| anyhow!("cannot poll the AYA_LOGS ring buffer: {e}"))?;
+    let lost = LostCounters::new(
+        PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
+        since_ns,
+    );
+    Ok((Rings { events, logs }, lost))
+}
+
+async fn timers(args: &RunArgs) -> Timers {
+    // Without --duration: a century, which no run reaches.
+    let forever = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    let end = now
+        .checked_add(args.duration.unwrap_or(forever))
+        .unwrap_or(now + forever);
+    let lost = interval(LOST_POLL);
+    let mut sweep = interval(args.sweep);
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut walk = interval(args.walk_every);
+    walk.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    walk.tick().await; // the first tick is now: the baseline walk
+    Timers {
+        lost,
+        sweep,
+        walk,
+        end,
+    }
+}
+
+/// The periodic wake-ups of the loop, and its end.
+struct Timers {
+    lost: Interval,
+    sweep: Interval,
+    walk: Interval,
+    /// Where `--duration` ends the run.
+    end: Instant,
+}
+
+/// Runs until a signal, `--duration`, or (with `--fail-on-unsynced`) a
+/// confirmed unsynced population; returns the exit status.
+async fn event_loop(
+    engine: &mut Engine<'_>,
+    rings: &mut Rings,
+    timers: &mut Timers,
+    signals: &mut StopSignals,
+    sink: &mut Sink,
+    fail_on_unsynced: bool,
+) -> anyhow::Result<i32> {
+    let deadline = sleep_until(timers.end);
+    tokio::pin!(deadline);
+    loop {
+        let grace_wait = engine.grace_wait();
+        tokio::select! {
+            guard = rings.events.readable_mut() => {
+                let mut guard = guard?;
+                let synced = engine.drain(guard.get_inner_mut())?;
+                if !synced.is_empty() {
+                    engine.scan(guard.get_inner_mut(), Trigger::Sync, Walk::Synced(synced))?;
+                }
+                guard.clear_ready();
+            }
+            guard = rings.logs.readable_mut() => {
+                let mut guard = guard?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+            _ = timers.sweep.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::None)?,
+            _ = timers.walk.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::All)?,
+            _ = sleep(grace_wait) => engine.scan(rings.events.get_mut(), Trigger::Deadline, Walk::None)?,
+            _ = timers.lost.tick() => engine.poll_lost()?,
+            _ = signals.recv() => return Ok(0),
+            _ = &mut deadline => return Ok(0),
+        }
+        if engine.flush(sink)? && fail_on_unsynced {
+            return Ok(EXIT_UNSYNCED);
+        }
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let (mut session, scanner, before) = open_session(&args)?;
+    let syms: &Kallsyms = &session.facts.kallsyms;
+    let mut model = Model::new(args.grace.as_nanos() as u64);
+    let (layout, layout_rec) = baseline(&mut model, &before, syms.has_kasan());
+    let metrics = start_metrics(&args, &layout, &session.statuses).await?;
+    let mut sink = Sink::stdout(args.json).with_metrics(metrics);
+    let (mut rings, lost) = open_rings(&mut session.ebpf, before.ts_ns())?;
+    let mut engine = Engine {
+        syms,
+        tracer: Tracer::new(layout),
+        scanner,
+        model,
+        lost,
+        out: Vec::with_capacity(16),
+        quiet_walks: Vec::new(),
+        walk_failed: false,
+    };
+    let mut timers = timers(&args).await;
+    let mut signals = StopSignals::install()?;
+
+    sink.emit(&layout_rec)?;
+    // What happened since the baseline, and problems present at start, are
+    // reported before `ready`.
+    engine.scan(rings.events.get_mut(), Trigger::Baseline, Walk::All)?;
+    engine.flush(&mut sink)?;
+    eprintln!("ready");
+
+    let exit = event_loop(
+        &mut engine,
+        &mut rings,
+        &mut timers,
+        &mut signals,
+        &mut sink,
+        args.fail_on_unsynced,
+    )
+    .await?;
+
+    engine.drain(rings.events.get_mut())?;
+    rings.logs.get_mut().flush();
+    log::info!("scans: {}", engine.scanner.stats());
+    engine.model.finish(&mut engine.out);
+    engine.flush(&mut sink)?;
+    Ok(exit)
+}

@@ -1,0 +1,152 @@
+//! Loading and attaching the programs of each target, with fallback from
+//! fentry/fexit to kprobe/kretprobe: fentry/fexit when the kernel has BTF
+//! for the function and accepts the trampoline, kprobe/kretprobe otherwise.
+
+use aya::{
+    programs::{FEntry, FExit, KProbe, ProgramError},
+    Btf, Ebpf,
+};
+use sync_trace_common::{Method, Target};
+
+use super::{facts::KernelFacts, privilege, target_status::TargetStatus};
+
+/// Attaches every target that this kernel allows. Never fails as a whole:
+/// each target's outcome is in its status. The links live inside the
+/// `Ebpf`: dropping it detaches everything.
+pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts) -> Vec<TargetStatus> {
+    Target::ALL
+        .iter()
+        .map(|&t| attach_target(ebpf, facts, t))
+        .collect()
+}
+
+fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, target: Target) -> TargetStatus {
+    let mut st = TargetStatus::new(target, facts);
+    let sym = target.symbol();
+    if !st.kallsyms {
+        st.reason = Some(format!(
+            "absent: no function `{sym}` in /proc/kallsyms (a macro or inlined in this kernel)"
+        ));
+        return st;
+    }
+    let mut why = Vec::new();
+    if let Some(btf) = facts.btf.as_ref().filter(|_| st.btf) {
+        match attach_fentry(ebpf, btf, sym) {
+            Ok(()) => {
+                st.method = Some(Method::Fentry);
+                st.attached = true;
+                return st;
+            }
+            Err(e) => why.push(format!("fentry: {e}")),
+        }
+    } else if let Some(e) = &facts.btf_error {
+        why.push(e.clone());
+    } else {
+        why.push("fentry: no BTF FUNC record".into());
+    }
+    match attach_kprobe(ebpf, sym) {
+        Ok(()) => {
+            st.method = Some(Method::Kprobe);
+            st.attached = true;
+            st.reason = Some(format!("kprobe fallback ({})", why.join("; ")));
+        }
+        Err(e) => {
+            why.push(format!("kprobe: {e}"));
+            let prefix = if st.traceable == Some(false) {
+                "refused: notrace (no ftrace site in this kernel); "
+            } else {
+                "refused: "
+            };
+            st.reason = Some(format!("{prefix}{}", why.join("; ")));
+        }
+    }
+    st
+}
+
+/// The kprobe PMU that perf_event_open-based kprobes use.
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+
+fn program_err(e: ProgramError) -> String {
+    let mut text = match &e {
+        ProgramError::LoadError { io_error, .. } => format!("load failed: {io_error}"),
+        other => other.to_string(),
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(err) = source {
+        let s = err.to_string();
+        if !text.contains(&s) {
+            text = format!("{text}: {s}");
+        }
+        source = err.source();
+    }
+    if text.contains("Operation not permitted") || text.contains("Permission denied") {
+        format!("{text} ({})", privilege::explain_denied())
+    } else if text.contains(KPROBE_PMU) && !std::path::Path::new(KPROBE_PMU).exists() {
+        format!(
+            "{text} (this kernel has no kprobe PMU: it lacks CONFIG_KPROBES/CONFIG_KPROBE_EVENTS)"
+        )
+    } else {
+        text
+    }
+}
+
+fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, sym: &str) -> Result<(), String> {
+    let entry = format!("fentry_{sym}");
+    let exit = format!("fexit_{sym}");
+    {
+        let p: &mut FEntry = ebpf
+            .program_mut(&entry)
+            .ok_or_else(|| format!("program {entry} missing from the object"))?
+            .try_into()
+            .map_err(program_err)?;
+        p.load(sym, btf).map_err(program_err)?;
+        if let Err(e) = p.attach() {
+            let _ = p.unload();
+            return Err(program_err(e));
+        }
+    }
+    let p: &mut FExit = ebpf
+        .program_mut(&exit)
+        .ok_or_else(|| format!("program {exit} missing from the object"))?
+        .try_into()
+        .map_err(program_err)?;
+    let res = p.load(sym, btf).and_then(|()| p.attach().map(drop));
+    if let Err(e) = res {
+        let _ = p.unload();
+        unload(ebpf, &entry);
+        return Err(program_err(e));
+    }
+    Ok(())
+}
+
+fn attach_kprobe(ebpf: &mut Ebpf, sym: &str) -> Result<(), String> {
+    let entry = format!("kprobe_{sym}");
+    let exit = format!("kretprobe_{sym}");
+    for (i, name) in [&entry, &exit].into_iter().enumerate() {
+        let p: &mut KProbe = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("program {name} missing from the object"))?
+            .try_into()
+            .map_err(program_err)?;
+        let res = p.load().and_then(|()| p.attach(sym, 0).map(drop));
+        if let Err(e) = res {
+            let _ = p.unload();
+            if i == 1 {
+                unload(ebpf, &entry);
+            }
+            return Err(program_err(e));
+        }
+    }
+    Ok(())
+}
+
+/// Detaches and unloads a program that was attached as half of a pair.
+fn unload(ebpf: &mut Ebpf, name: &str) {
+    if let Some(p) = ebpf.program_mut(name) {
+        let _ = match p {
+            aya::programs::Program::FEntry(p) => p.unload(),
+            aya::programs::Program::KProbe(p) => p.unload(),
+            _ => Ok(()),
+        };
+    }
+}

@@ -1,0 +1,23 @@
+//! Everything that talks to the running kernel: what this process may do
+//! (`privilege`), its symbols (`kallsyms`) and facts (`facts`), loading and
+//! attaching the BPF programs (`session`, `attach`, `target_status`), the
+//! on-demand page-table scan (`scan`, its `snapshot`s, the `slot_set`s it
+//! compares, `verified_walk`, `core_facts`, `scan_stats`), and turning
+//! ring-buffer records into completed calls (`trace`) and the loss
+//! counters into `lost` records (`lost`).
+
+pub mod attach;
+pub mod clock;
+pub mod core_facts;
+pub mod facts;
+pub mod kallsyms;
+pub mod lost;
+pub mod privilege;
+pub mod scan;
+pub mod scan_stats;
+pub mod session;
+pub mod slot_set;
+pub mod snapshot;
+pub mod target_status;
+pub mod trace;
+pub mod verified_walk;

@@ -1,0 +1,252 @@
+//! Runs the page-table scan program on demand (BPF_PROG_TEST_RUN of a raw
+//! tracepoint program: nothing is attached) and reads its result.
+//!
+//! Two kinds of scan, with different costs:
+//! - [`Scanner::table`]: init_mm's top-level table only. Its cost does not
+//!   depend on the number of processes: the periodic sweep.
+//! - [`Scanner::walk`]: pgd_list, comparing only the slots asked for, in
+//!   chunks (each test run stops after [`RUN_BUDGET_NS`] with a cursor the
+//!   next run goes on from), so that no run holds a CPU with preemption off
+//!   for long, whatever the length of the list.
+//!   [`Scanner::verified_walk_of`] confirms a disagreement with a second
+//!   complete walk.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context as _};
+use aya::{
+    maps::{Array, MapData},
+    programs::{RawTracePoint, RawTracePointRunOptions, TestRun},
+    Ebpf, EbpfLoader, Pod,
+};
+use sync_trace_common::raw::{self, RawScan};
+
+use super::{
+    core_facts::{implausible_layout, missing_core},
+    kallsyms::Kallsyms,
+    scan_stats::ScanStats,
+    slot_set::SlotSet,
+    snapshot::Snapshot,
+    verified_walk::verify_walks,
+};
+
+/// `RawScan` as a map value.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct ScanValue(RawScan);
+// SAFETY: RawScan is repr(C) plain data; every bit pattern is valid.
+unsafe impl Pod for ScanValue {}
+
+/// Time budget of one test run of a walk: the program ends its chunk once
+/// it has run this long (checked every few nodes), so a run lasts about this
+/// plus a few nodes.
+pub const RUN_BUDGET_NS: u64 = 500_000;
+/// The kernel's own BTF, which CO-RE relocates the walk against.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Restarts from the head the program makes after an invalid node.
+const MAX_RESTARTS: u32 = 3;
+/// Nodes a run visits at least before it looks at the clock (ST_CLOCK_EVERY).
+const NODES_PER_CLOCK: u64 = 4;
+
+pub struct Scanner {
+    ebpf: Ebpf,
+    result: Array<MapData, ScanValue>,
+    max_pgds: u32,
+    /// Why walks are impossible here (table scans still work).
+    no_walk: Option<String>,
+    stats: ScanStats,
+}
+
+/// Kernel symbols the scan reads: (global knob, symbol, required).
+const SYMBOLS: [(&str, &str, bool); 7] = [
+    (raw::GLOBAL_INIT_TOP_PGT, "init_top_pgt", true),
+    (raw::GLOBAL_PGD_LIST, "pgd_list", true),
+    (raw::GLOBAL_PAGE_OFFSET_BASE, "page_offset_base", true),
+    (raw::GLOBAL_VMALLOC_BASE, "vmalloc_base", true),
+    (raw::GLOBAL_VMEMMAP_BASE, "vmemmap_base", true),
+    (raw::GLOBAL_PGDIR_SHIFT, "pgdir_shift", false),
+    (raw::GLOBAL_SME_ME_MASK, "sme_me_mask", false),
+];
+
+impl Scanner {
+    pub fn open(syms: &Kallsyms, max_pgds: u32) -> anyhow::Result<Self> {
+        let mut addrs = Vec::with_capacity(SYMBOLS.len());
+        for (_, sym, required) in SYMBOLS {
+            let a = syms.address_of(sym).unwrap_or(0);
+            if required && a == 0 {
+                return Err(anyhow!(
+                    "kernel symbol `{sym}` is not in /proc/kallsyms: the page-table scan needs an x86_64 kernel with CONFIG_KALLSYMS_ALL and CONFIG_DYNAMIC_MEMORY_LAYOUT"
+                ));
+            }
+            addrs.push(a);
+        }
+        // Without the kernel's BTF, aya applies no CO-RE relocation and the
+        // program would see the local (wrong) struct layouts: walks refuse.
+        // (The loader reads it itself; a BTF it cannot parse is caught by
+        // the layout check after the first walk's set-up.)
+        let no_walk = (!Path::new(VMLINUX_BTF).exists()).then(|| {
+            "walking pgd_list needs the kernel's BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF) for the layout of struct page and mm_struct; it is missing".to_string()
+        });
+        let mut loader = EbpfLoader::new();
+        for ((knob, _, _), a) in SYMBOLS.iter().zip(&addrs) {
+            loader.override_global(knob, a, true);
+        }
+        loader.override_global(raw::GLOBAL_MAX_PGDS, &max_pgds, true);
+        loader.override_global(raw::GLOBAL_RUN_BUDGET_NS, &RUN_BUDGET_NS, true);
+        loader.override_global(raw::GLOBAL_MAX_RESTARTS, &MAX_RESTARTS, true);
+        let mut ebpf = loader
+            .load(sync_trace_ebpf::PGTABLE_SCAN_BPF)
+            .context("cannot load the page-table scan BPF object")?;
+        let result: Array<MapData, ScanValue> = Array::try_from(
+            ebpf.take_map(raw::MAP_SCAN)
+                .context("SCAN map missing from the scan object")?,
+        )?;
+        let mut scanner = Self {
+            ebpf,
+            result,
+            max_pgds,
+            no_walk,
+            stats: ScanStats::default(),
+        };
+        scanner
+            .prog()?
+            .load()
+            .map_err(|e| anyhow!("cannot load the page-table scan program: {e}"))?;
+        log::debug!("page-table scan program loaded");
+        Ok(scanner)
+    }
+
+    fn prog(&mut self) -> anyhow::Result<&mut RawTracePoint> {
+        self.ebpf
+            .program_mut(raw::PROG_SCAN)
+            .context("scan program missing from the object")?
+            .try_into()
+            .context("scan program is not a raw tracepoint program")
+    }
+
+    fn run(&mut self, args: &[u64]) -> anyhow::Result<RawScan> {
+        let mut opts = RawTracePointRunOptions::new();
+        opts.args[..args.len()].copy_from_slice(args);
+        self.prog()?
+            .test_run(opts)
+            .map_err(|e| anyhow!("running the page-table scan failed: {e}: BPF_PROG_TEST_RUN of raw tracepoint programs needs Linux 5.10 or later"))?;
+        let key = if args[0] == raw::SCAN_TABLE {
+            raw::SCAN_KEY_TABLE
+        } else {
+            raw::SCAN_KEY_WALK
+        };
+        Ok(self
+            .result
+            .get(&key, 0)
+            .context("cannot read the scan result")?
+            .0)
+    }
+
+    /// What the scans cost so far.
+    pub fn stats(&self) -> &ScanStats {
+        &self.stats
+    }
+
+    /// init_mm's top-level table and the layout variables; no walk. The
+    /// snapshot has neither `walked()` nor `incomplete()`.
+    pub fn table(&mut self) -> anyhow::Result<Snapshot> {
+        let r = self.run(&[raw::SCAN_TABLE])?;
+        self.stats.table(&r);
+        if r.status & raw::SCAN_DONE == 0 {
+            return Err(anyhow!("the page-table scan program did not finish"));
+        }
+        if r.status & raw::SCAN_NO_LAYOUT != 0 {
+            return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
+        }
+        Ok(Snapshot { raw: r })
+    }
+
+    /// One walk of pgd_list comparing `slots` (those init_mm has when it
+    /// starts), in as many test runs as it takes. The snapshot's table is
+    /// init_mm's at the start of the walk. A walk that ended early
+    /// (invalid node after every restart, fault, `--max-pgds`) comes back
+    /// `incomplete()` and without counts; a kernel that lacks what the walk
+    /// needs is an error naming it.
+    pub fn walk(&mut self, slots: &SlotSet) -> anyhow::Result<Snapshot> {
+        if let Some(why) = &self.no_walk {
+            return Err(anyhow!("{why}"));
+        }
+        let mut args = [0u64; 1 + raw::SLOT_WORDS];
+        args[0] = raw::SCAN_WALK_BEGIN;
+        args[1..].copy_from_slice(&slots.words());
+        let mut r = self.run(&args)?;
+        // `busy_ns` accumulates over the walk's runs.
+        let mut busy = 0;
+        let mut per_run = |r: &RawScan, stats: &mut ScanStats| {
+            stats.walk_run(r.busy_ns - busy);
+            busy = r.busy_ns;
+        };
+        per_run(&r, &mut self.stats);
+        // The set-up run: refuse before any node is read when the layout
+        // variables, a CO-RE fact or a plausible struct layout is missing.
+        if r.status & raw::SCAN_NO_LAYOUT != 0 {
+            return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
+        }
+        if r.status & raw::SCAN_NO_CORE != 0 {
+            let why = format!(
+                "walking pgd_list needs {} from the kernel's BTF, which lacks it: refusing to walk from guessed offsets",
+                missing_core(r.core).join(", ")
+            );
+            self.no_walk = Some(why.clone());
+            return Err(anyhow!("{why}"));
+        }
+        if let Some(why) = implausible_layout(&r) {
+            self.no_walk = Some(why.clone());
+            return Err(anyhow!("{why}"));
+        }
+        // Each run but the first (set-up) and the last visits at least
+        // NODES_PER_CLOCK nodes, and a walk visits at most
+        // (restarts + 1) * max_pgds nodes.
+        let max_runs =
+            u64::from(MAX_RESTARTS + 1) * u64::from(self.max_pgds) / NODES_PER_CLOCK + 16;
+        while r.status & raw::SCAN_MORE != 0 {
+            if u64::from(r.runs) > max_runs {
+                return Err(anyhow!(
+                    "the pgd_list walk made no progress after {} test runs",
+                    r.runs
+                ));
+            }
+            r = self.run(&[raw::SCAN_WALK_NEXT])?;
+            per_run(&r, &mut self.stats);
+        }
+        log::debug!(
+            "walk of {} slots: status {:#x}, {} PGDs, {} compared, {} runs, {} restarts, longest run {} ns, core {:#x}",
+            slots.len(),
+            r.status,
+            r.pgds,
+            r.nslots,
+            r.runs,
+            r.restarts,
+            r.max_run_ns,
+            r.core
+        );
+        self.stats.walk(&r);
+        if r.status & raw::SCAN_NOT_BEGUN != 0 || r.status & raw::SCAN_DONE == 0 {
+            return Err(anyhow!(
+                "the page-table scan program did not finish the walk"
+            ));
+        }
+        let mut snap = Snapshot { raw: r };
+        if !snap.complete() {
+            snap.clear_counts();
+        }
+        Ok(snap)
+    }
+
+    /// Walks comparing `slots`, verified by [`verify_walks`]: a disagreement
+    /// is reported only when two complete walks see it (per-slot minimum);
+    /// a walk that ended early never contributes counts.
+    pub fn verified_walk_of(&mut self, slots: &SlotSet) -> anyhow::Result<Snapshot> {
+        verify_walks(|| self.walk(slots))
+    }
+
+    /// [`Scanner::verified_walk_of`] every kernel slot init_mm has.
+    pub fn verified_walk(&mut self) -> anyhow::Result<Snapshot> {
+        self.verified_walk_of(&SlotSet::all())
+    }
+}

@@ -1,0 +1,230 @@
+//! Turns raw entry/exit records into completed-call records, with the
+//! entry stack. No kernel needed: fed by the ring-buffer reader, or by tests.
+
+use std::collections::HashMap;
+
+use sync_trace_common::{raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawEvent, Target};
+
+use super::kallsyms::Kallsyms;
+use crate::record::{
+    caller::classify, stack::is_tracing_frame, CallRecord, Hex, Record, SyncRecord, Task,
+};
+
+/// A call whose entry was read and whose exit was not yet. Fixed-size: no
+/// allocation per event.
+#[derive(Clone, Copy)]
+struct InFlight {
+    cpu: u32,
+    stack: [u64; MAX_STACK],
+    frames: usize,
+}
+
+/// Calls of one thread in flight at once, across targets; more means a
+/// runaway and entries are dropped (their exits then show `entry_seen: false`).
+const MAX_IN_FLIGHT: usize = 4096;
+
+pub struct Tracer {
+    in_flight: HashMap<(u32, Target), InFlight>,
+    layout: Layout,
+}
+
+impl Tracer {
+    pub fn new(layout: Layout) -> Self {
+        Self {
+            in_flight: HashMap::with_capacity(256),
+            layout,
+        }
+    }
+
+    /// Feeds one record; returns the completed call, if this was an exit.
+    pub fn on_event(&mut self, ev: &RawEvent, syms: &Kallsyms) -> Option<Record> {
+        let key = (ev.tid, ev.target);
+        match ev.kind {
+            Kind::Entry => {
+                if self.in_flight.len() < MAX_IN_FLIGHT || self.in_flight.contains_key(&key) {
+                    let frames = ev.frames().len();
+                    self.in_flight.insert(
+                        key,
+                        InFlight {
+                            cpu: ev.cpu,
+                            stack: ev.stack,
+                            frames,
+                        },
+                    );
+                }
+                None
+            }
+            Kind::Exit => {
+                let entry = self.in_flight.remove(&key);
+                Some(self.complete(ev, entry, syms))
+            }
+        }
+    }
+
+    fn complete(&mut self, ev: &RawEvent, entry: Option<InFlight>, syms: &Kallsyms) -> Record {
+        let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
+        let stack: Vec<String> = entry
+            .map(|p| {
+                p.stack[..p.frames]
+                    .iter()
+                    .map(|&a| syms.format(a))
+                    .skip_while(|f| is_tracing_frame(f))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let task = Task {
+            cpu: entry.map_or(ev.cpu, |p| p.cpu),
+            pid: ev.pid,
+            tid: ev.tid,
+            comm: ev.comm(),
+        };
+        let ts_ns = ev.ts_ns.saturating_sub(ev.duration_ns);
+        let (start, end) = ev.target.range(&ev.args);
+        let function = ev.target;
+        if ev.target.is_sync() {
+            let helper = start == end;
+            let caller = classify(&stack, helper);
+            // arch_sync_kernel_mappings takes an exclusive end (vmap paths),
+            // or end == start from the helpers; sync_global_pgds an inclusive one.
+            let last = if function == Target::ArchSyncKernelMappings && end > start {
+                end - 1
+            } else {
+                end
+            };
+            let (slot_first, slot_last) = self.layout.slots_of(start, last);
+            Record::Sync(SyncRecord {
+                ts_ns,
+                end_ns: ev.ts_ns,
+                duration_ns: ev.duration_ns,
+                task,
+                function,
+                start: Hex(start),
+                end: Hex(end),
+                slot_first,
+                slot_last,
+                helper,
+                caller,
+                method: ev.method,
+                entry_seen,
+                stack,
+            })
+        } else {
+            Record::Call(CallRecord {
+                ts_ns,
+                end_ns: ev.ts_ns,
+                duration_ns: ev.duration_ns,
+                task,
+                function,
+                addr: Hex(start),
+                end: (function == Target::InitMemoryMapping).then_some(Hex(end)),
+                method: ev.method,
+                entry_seen,
+                stack,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sync_trace_common::Method;
+
+    use super::*;
+
+    const SYMS: &str = "\
+ffffffff81077a10 t sync_global_pgds
+ffffffff81077c00 T arch_sync_kernel_mappings
+ffffffff81300000 T vmemmap_p4d_populate
+ffffffff81300400 T vmemmap_populate
+";
+
+    fn layout() -> Layout {
+        Layout::new(
+            39,
+            0xffff888000000000,
+            0xffffc90000000000,
+            0xffffea0000000000,
+        )
+    }
+
+    fn ev(kind: Kind, target: Target, ts: u64, dur: u64, start: u64, end: u64) -> RawEvent {
+        let mut stack = [0; MAX_STACK];
+        stack[0] = 0xffffffffc0001234; // the BPF program: not in kallsyms
+        stack[1] = 0xffffffff81077c04;
+        stack[2] = 0xffffffff81300050;
+        stack[3] = 0xffffffff81300420;
+        RawEvent {
+            ts_ns: ts,
+            args: [start, end, 0],
+            ret: 0,
+            duration_ns: dur,
+            pid: 50,
+            tid: 51,
+            cpu: 1,
+            flags: 0,
+            kind,
+            target,
+            method: Method::Fentry,
+            stack_bytes: if kind == Kind::Entry { 32 } else { 0 },
+            comm: *b"kworker/u4:1\0\0\0\0",
+            stack,
+        }
+    }
+
+    #[test]
+    fn pairs_entry_and_exit_into_a_helper_sync() {
+        let syms = Kallsyms::parse(SYMS);
+        let mut t = Tracer::new(layout());
+        let a = 0xffffea8000000000;
+        assert!(t
+            .on_event(
+                &ev(Kind::Entry, Target::ArchSyncKernelMappings, 1000, 0, a, a),
+                &syms
+            )
+            .is_none());
+        let Some(Record::Sync(s)) = t.on_event(
+            &ev(Kind::Exit, Target::ArchSyncKernelMappings, 4000, 3000, a, a),
+            &syms,
+        ) else {
+            panic!("no sync record");
+        };
+        assert_eq!((s.ts_ns, s.end_ns, s.duration_ns), (1000, 4000, 3000));
+        assert!(s.helper && s.entry_seen);
+        assert_eq!((s.slot_first, s.slot_last), (469, 469));
+        assert_eq!(s.caller, crate::record::Caller::PopulateHelper);
+        // The BPF program's own frame is dropped.
+        assert_eq!(s.stack[0], "arch_sync_kernel_mappings+0x4");
+        assert_eq!(s.stack[1], "vmemmap_p4d_populate+0x50");
+        let json = serde_json::to_value(Record::Sync(s)).unwrap();
+        assert_eq!(json["event"], "sync");
+        assert_eq!(json["start"], "0xffffea8000000000");
+        assert_eq!(json["caller"], "populate_helper");
+    }
+
+    #[test]
+    fn an_init_memory_mapping_call_keeps_its_physical_range() {
+        let syms = Kallsyms::parse(SYMS);
+        let mut t = Tracer::new(layout());
+        let (start, end) = (0x8000000000, 0x8008000000);
+        let entry = ev(Kind::Entry, Target::InitMemoryMapping, 100, 0, start, end);
+        assert!(t.on_event(&entry, &syms).is_none());
+        let exit = ev(Kind::Exit, Target::InitMemoryMapping, 900, 800, start, end);
+        let Some(Record::Call(c)) = t.on_event(&exit, &syms) else {
+            panic!()
+        };
+        assert_eq!((c.addr, c.end), (Hex(start), Some(Hex(end))));
+        assert_eq!((c.ts_ns, c.end_ns), (100, 900));
+    }
+
+    #[test]
+    fn exit_without_entry_is_reported_as_such() {
+        let syms = Kallsyms::parse(SYMS);
+        let mut t = Tracer::new(layout());
+        let mut e = ev(Kind::Exit, Target::SyncGlobalPgds, 10, 0, 1, 2);
+        e.flags = FLAG_NO_ENTRY;
+        let Some(Record::Sync(s)) = t.on_event(&e, &syms) else {
+            panic!()
+        };
+        assert!(!s.entry_seen && s.stack.is_empty() && !s.helper);
+    }
+}

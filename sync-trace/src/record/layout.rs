@@ -1,0 +1,20 @@
+//! The kernel layout a run observed: the `layout` record, written first.
+
+use serde::{Deserialize, Serialize};
+use sync_trace_common::Paging;
+
+use super::Hex;
+
+/// The kernel layout the run observed (first record).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayoutRecord {
+    pub ts_ns: u64,
+    pub kernel: String,
+    pub paging: Paging,
+    pub page_offset_base: Hex,
+    pub vmalloc_base: Hex,
+    pub vmemmap_base: Hex,
+    pub kernel_boundary: usize,
+    /// Present kernel top-level slots at start.
+    pub present: Vec<usize>,
+}

@@ -1,0 +1,112 @@
+//! The end-of-run summary, the last record: counts per target and caller,
+//! populations, pairings, log2 histograms of sync durations and latencies,
+//! and losses.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Histogram, LatencyKind};
+
+fn bump(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str) {
+    *map.entry(a.to_string())
+        .or_default()
+        .entry(b.to_string())
+        .or_default() += 1;
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// `function -> caller -> count` for syncs, `function -> "call" -> count` for populate functions.
+    pub counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Sync duration histogram per function.
+    pub sync_duration: BTreeMap<String, Histogram>,
+    /// `region -> source -> count` of top-level populations.
+    pub populations: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Populations paired with a covering sync, no records lost in their window.
+    pub paired: u64,
+    /// Populations with no covering sync whose walk found PGDs lacking the
+    /// entry: the real case.
+    pub unsynced: u64,
+    /// Populations with no covering sync traced, but every PGD walked carries
+    /// the entry (and no records were lost in their window).
+    #[serde(default)]
+    pub unsynced_unconfirmed: u64,
+    /// Verdicts (paired, or unsynced without PGDs lacking the entry) whose
+    /// window overlapped lost kernel records.
+    #[serde(default)]
+    pub uncertain: u64,
+    /// Kernel top-level entries that went from present to none.
+    #[serde(default)]
+    pub depopulations: u64,
+    pub mismatches: u64,
+    pub verifications: u64,
+    /// Populate-to-sync latency per latency kind (`exact`, `upper_bound`).
+    pub latency: BTreeMap<String, Histogram>,
+    /// Losses counted by the kernel programs: events, inflight, logs.
+    pub lost: BTreeMap<String, u64>,
+    /// Records the daemon could not decode.
+    pub undecodable: u64,
+    /// What a bounded buffer of the daemon had to drop, by buffer.
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    pub fn count_sync(&mut self, function: &str, caller: &str, duration_ns: Option<u64>) {
+        bump(&mut self.counts, function, caller);
+        if let Some(ns) = duration_ns {
+            self.sync_duration
+                .entry(function.to_string())
+                .or_default()
+                .record(ns);
+        }
+    }
+
+    pub fn count_call(&mut self, function: &str) {
+        bump(&mut self.counts, function, "call");
+    }
+
+    pub fn count_population(&mut self, region: &str, source: &str) {
+        bump(&mut self.populations, region, source);
+    }
+
+    pub fn count_paired(&mut self, kind: LatencyKind, latency_ns: u64, uncertain: bool) {
+        if uncertain {
+            self.uncertain += 1;
+        } else {
+            self.paired += 1;
+        }
+        self.latency
+            .entry(kind.name().to_string())
+            .or_default()
+            .record(latency_ns);
+    }
+
+    /// A confirmed unsynced population is counted as such even when records
+    /// were lost: PGDs lack the entry after the window, whatever was traced.
+    pub fn count_unsynced(&mut self, confirmed: bool, uncertain: bool) {
+        match (confirmed, uncertain) {
+            (true, _) => self.unsynced += 1,
+            (false, true) => self.uncertain += 1,
+            (false, false) => self.unsynced_unconfirmed += 1,
+        }
+    }
+
+    /// A bounded buffer dropped an entry: counted, and logged the first time.
+    pub fn count_dropped(&mut self, what: &str) {
+        let n = self.dropped.entry(what.to_string()).or_default();
+        if *n == 0 {
+            log::warn!(
+                "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"
+            );
+        }
+        *n += 1;
+    }
+
+    /// Freezes the histograms into their serialized buckets.
+    pub fn finish(&mut self) {
+        self.sync_duration.values_mut().for_each(Histogram::finish);
+        self.latency.values_mut().for_each(Histogram::finish);
+    }
+}

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use sync_trace_common::{raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawEvent, Target};
 
 use super::kallsyms::Kallsyms;
-use crate::record::{
-    caller::classify, stack::is_tracing_frame, CallRecord, Hex, Record, SyncRecord, Task,
-};
+use crate::record::{CompletedCall, Record, Task};
 
 /// A call whose entry was read and whose exit was not yet. Fixed-size: no
 /// allocation per event.
@@ -62,66 +60,27 @@ impl Tracer {
     }
 
     fn complete(&mut self, ev: &RawEvent, entry: Option<InFlight>, syms: &Kallsyms) -> Record {
-        let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
-        let stack: Vec<String> = entry
-            .map(|p| {
-                p.stack[..p.frames]
-                    .iter()
-                    .map(|&a| syms.format(a))
-                    .skip_while(|f| is_tracing_frame(f))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let task = Task {
-            cpu: entry.map_or(ev.cpu, |p| p.cpu),
-            pid: ev.pid,
-            tid: ev.tid,
-            comm: ev.comm(),
-        };
-        let ts_ns = ev.ts_ns.saturating_sub(ev.duration_ns);
         let (start, end) = ev.target.range(&ev.args);
-        let function = ev.target;
-        if ev.target.is_sync() {
-            let helper = start == end;
-            let caller = classify(&stack, helper);
-            // arch_sync_kernel_mappings takes an exclusive end (vmap paths),
-            // or end == start from the helpers; sync_global_pgds an inclusive one.
-            let last = if function == Target::ArchSyncKernelMappings && end > start {
-                end - 1
-            } else {
-                end
-            };
-            let (slot_first, slot_last) = self.layout.slots_of(start, last);
-            Record::Sync(SyncRecord {
-                ts_ns,
-                end_ns: ev.ts_ns,
-                duration_ns: ev.duration_ns,
-                task,
-                function,
-                start: Hex(start),
-                end: Hex(end),
-                slot_first,
-                slot_last,
-                helper,
-                caller,
-                method: ev.method,
-                entry_seen,
-                stack,
-            })
-        } else {
-            Record::Call(CallRecord {
-                ts_ns,
-                end_ns: ev.ts_ns,
-                duration_ns: ev.duration_ns,
-                task,
-                function,
-                addr: Hex(start),
-                end: (function == Target::InitMemoryMapping).then_some(Hex(end)),
-                method: ev.method,
-                entry_seen,
-                stack,
-            })
+        CompletedCall {
+            ts_ns: ev.ts_ns.saturating_sub(ev.duration_ns),
+            end_ns: ev.ts_ns,
+            duration_ns: ev.duration_ns,
+            task: Task {
+                cpu: entry.map_or(ev.cpu, |p| p.cpu),
+                pid: ev.pid,
+                tid: ev.tid,
+                comm: ev.comm(),
+            },
+            function: ev.target,
+            start,
+            end,
+            method: ev.method,
+            entry_seen: entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0,
+            frames: entry
+                .map(|p| p.stack[..p.frames].iter().map(|&a| syms.format(a)).collect())
+                .unwrap_or_default(),
         }
+        .into_record(&self.layout)
     }
 }
 

@@ -1,9 +1,94 @@
 //! Completed calls of traced kernel functions: `sync` and `call` records.
 
 use serde::{Deserialize, Serialize};
-use sync_trace_common::{Method, Target};
+use sync_trace_common::{Layout, Method, Target};
 
-use super::{caller::Caller, Hex};
+use super::{
+    caller::{classify, Caller},
+    stack::is_tracing_frame,
+    Hex, Record,
+};
+
+/// A traced call as the kernel reported it, before anything is derived from
+/// it. [`CompletedCall::into_record`] is the one place that derives the
+/// record's other fields (the helper form, caller, slots, the stack without
+/// the probe's own frames), so a recording can be checked against today's
+/// derivation (`tests/fixtures.rs`).
+#[derive(Clone, Debug)]
+pub struct CompletedCall {
+    pub ts_ns: u64,
+    pub end_ns: u64,
+    pub duration_ns: u64,
+    pub task: Task,
+    pub function: Target,
+    /// The call's range (`Target::range` of its arguments).
+    pub start: u64,
+    pub end: u64,
+    pub method: Method,
+    pub entry_seen: bool,
+    /// Symbolized entry stack, innermost first, probe frames included.
+    pub frames: Vec<String>,
+}
+
+impl CompletedCall {
+    pub fn into_record(self, layout: &Layout) -> Record {
+        let Self {
+            ts_ns,
+            end_ns,
+            duration_ns,
+            task,
+            function,
+            start,
+            end,
+            method,
+            entry_seen,
+            frames,
+        } = self;
+        let stack: Vec<String> = frames
+            .into_iter()
+            .skip_while(|f| is_tracing_frame(f))
+            .collect();
+        if !function.is_sync() {
+            return Record::Call(CallRecord {
+                ts_ns,
+                end_ns,
+                duration_ns,
+                task,
+                function,
+                addr: Hex(start),
+                end: (function == Target::InitMemoryMapping).then_some(Hex(end)),
+                method,
+                entry_seen,
+                stack,
+            });
+        }
+        let helper = start == end;
+        // arch_sync_kernel_mappings takes an exclusive end (vmap paths), or
+        // end == start from the helpers; sync_global_pgds an inclusive one.
+        let last = if function == Target::ArchSyncKernelMappings && end > start {
+            end - 1
+        } else {
+            end
+        };
+        let (slot_first, slot_last) = layout.slots_of(start, last);
+        Record::Sync(SyncRecord {
+            ts_ns,
+            end_ns,
+            duration_ns,
+            task,
+            function,
+            start: Hex(start),
+            end: Hex(end),
+            slot_first,
+            slot_last,
+            helper,
+            caller: classify(&stack, helper),
+            method,
+            entry_seen,
+            stack,
+        })
+    }
+}
 
 /// Task context of a record.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The kernel layout a run observed: the `layout` record, written first.
 
 use serde::{Deserialize, Serialize};
-use sync_trace_common::Paging;
+use sync_trace_common::{Layout, Paging};
 
 use super::Hex;
 
@@ -17,4 +17,18 @@ pub struct LayoutRecord {
     pub kernel_boundary: usize,
     /// Present kernel top-level slots at start.
     pub present: Vec<usize>,
+}
+
+impl LayoutRecord {
+    /// The layout this record describes (KASAN is not recorded: it changes
+    /// no slot arithmetic).
+    pub fn layout(&self) -> Layout {
+        Layout {
+            paging: self.paging,
+            page_offset_base: self.page_offset_base.0,
+            vmalloc_base: self.vmalloc_base.0,
+            vmemmap_base: self.vmemmap_base.0,
+            kasan: false,
+        }
+    }
 }

@@ -47,7 +47,7 @@ mod walk;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
-    call::{CallRecord, SyncRecord, Task},
+    call::{CallRecord, CompletedCall, SyncRecord, Task},
     caller::Caller,
     hex::Hex,
     histogram::{Bucket, Histogram},
@@ -59,7 +59,7 @@ pub use self::{
     walk::{MismatchRecord, SlotCount, Trigger, VerifyRecord},
 };
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Record {
     Layout(LayoutRecord),

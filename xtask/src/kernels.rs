@@ -192,18 +192,13 @@ fn depmod(root: &Path, version: &str) -> Result<()> {
     if !root.join("lib").exists() && root.join("usr/lib/modules").exists() {
         std::os::unix::fs::symlink("usr/lib", root.join("lib"))?;
     }
-    let out = std::process::Command::new("depmod")
-        .arg("-b")
-        .arg(root)
-        .arg(version)
-        .output()
-        .context("cannot run depmod: install kmod")?;
-    if !out.status.success() {
-        bail!(
-            "depmod for {version} failed: {}",
-            crate::apt::last_line(&out.stderr)
-        );
-    }
+    crate::cmd::output(
+        std::process::Command::new("depmod")
+            .arg("-b")
+            .arg(root)
+            .arg(version),
+    )
+    .with_context(|| format!("depmod for {version} failed (is kmod installed?)"))?;
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! Running QEMU: command line, memory layout for hot-add, live serial tails, hot-add on request.
 
 use crate::initramfs::{EXIT_MARKER, HOTADD_REQUEST};
+use crate::mem::{HotAdd, VirtioMem};
 use crate::qmp::Qmp;
-use crate::vm::{HotAdd, VirtioMem};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::Read;
@@ -295,7 +295,7 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
     let qemu_failed = |child: &mut KillOnDrop| -> anyhow::Error {
         let _ = child.0.wait();
         let err = std::fs::read(&qemu_err).unwrap_or_default();
-        anyhow::anyhow!("QEMU failed: {}", crate::apt::last_line(&err))
+        anyhow::anyhow!("QEMU failed: {}", crate::cmd::last_line(&err))
     };
     let mut qmp = if cfg.hotadds.is_empty() {
         None
@@ -384,7 +384,7 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
                 let err = std::fs::read(&qemu_err).unwrap_or_default();
                 bail!(
                     "the guest stopped without reporting the script's status (QEMU: {}); last console lines:\n{}",
-                    crate::apt::last_line(&err),
+                    crate::cmd::last_line(&err),
                     tail()
                 );
             };

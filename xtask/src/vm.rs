@@ -5,17 +5,20 @@ use crate::initramfs::{self, InitramfsSpec};
 use crate::kernels;
 use crate::modules;
 use crate::qemu::{self, QemuConfig};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use crate::kernels::KernelId;
+pub use crate::kernels::{KernelId, LocalKernel};
 pub use crate::mem::{parse_size, HotAdd, VirtioMem};
 
 #[derive(Debug, Clone)]
 pub struct VmSpec {
+    /// The Debian kernel; [`KernelId::Local`] with `local_kernel` set for the user's own.
     pub kernel: KernelId,
+    /// The user's bzImage (and headers) when `kernel` is [`KernelId::Local`].
+    pub local_kernel: Option<LocalKernel>,
     /// 4 or 5 (page-table levels).
     pub paging: u8,
     pub kaslr: bool,
@@ -52,6 +55,7 @@ impl VmSpec {
     pub fn new(kernel: KernelId, script: impl Into<String>) -> VmSpec {
         VmSpec {
             kernel,
+            local_kernel: None,
             paging: 4,
             kaslr: false,
             hotadds: Vec::new(),
@@ -87,6 +91,8 @@ pub struct VmOutcome {
     pub console_log: PathBuf,
     /// `uname -r` of the guest kernel.
     pub kernel_version: String,
+    /// The accelerator the guest ran under.
+    pub accel: qemu::Accel,
     /// The oops report, when the spec expected one and it came.
     pub oops: Option<String>,
 }
@@ -125,11 +131,17 @@ pub fn run_vm_with(
     mut on_line: impl FnMut(&str),
 ) -> Result<VmOutcome> {
     // Refuse impossible hot-adds before any download.
-    qemu::memory_layout(&spec.hotadds, &spec.other_ranges())?;
+    let layout = qemu::memory_layout(&spec.hotadds, &spec.other_ranges())?;
     deps::ensure_host_packages(deps::VM_PACKAGES)?;
     let t0 = Instant::now();
-    let kernel = kernels::fetch_kernel(spec.kernel)
-        .with_context(|| format!("cannot get the {} kernel", spec.kernel))?;
+    let kernel = match (&spec.local_kernel, spec.kernel) {
+        (Some(local), KernelId::Local) => kernels::local_kernel(local)?,
+        (None, KernelId::Local) => bail!("the local kernel needs its image: pass --kernel-image"),
+        (Some(_), k) => bail!("a kernel image and the {k} kernel at once: pick one"),
+        (None, k) => {
+            kernels::fetch_kernel(k).with_context(|| format!("cannot get the {k} kernel"))?
+        }
+    };
     let mut kos = Vec::new();
     for dir in &spec.module_dirs {
         kos.extend(modules::build_module(&kernel, dir)?);
@@ -161,8 +173,9 @@ pub fn run_vm_with(
         .unwrap_or_default()
         .as_millis();
     let console_log = runs.join(format!("{stamp}-{}.console.log", kernel.version));
+    let (accel, why) = qemu::choose_accel(spec.paging, layout.as_ref());
     eprintln!(
-        "xtask: booting {} (paging {}, kaslr {}), prepared in {:.1} s; console: {}",
+        "xtask: booting {} (paging {}, kaslr {}) under {accel} ({why}), prepared in {:.1} s; console: {}",
         kernel.version,
         spec.paging,
         if spec.kaslr { "on" } else { "off" },
@@ -171,6 +184,7 @@ pub fn run_vm_with(
     );
     let cfg = QemuConfig {
         vmlinuz: &kernel.vmlinuz,
+        accel,
         initrd: &initrd,
         paging: spec.paging,
         kaslr: spec.kaslr,
@@ -198,6 +212,7 @@ pub fn run_vm_with(
         exit_status: res.exit_status,
         console_log,
         kernel_version: kernel.version,
+        accel,
         oops: res.oops,
     })
 }

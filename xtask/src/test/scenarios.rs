@@ -95,6 +95,7 @@ pub fn name(kernel: KernelId) -> &'static str {
         KernelId::V6_12 => "6.12",
         KernelId::Newest => "newest",
         KernelId::V6_1Reverted => "6.1-reverted",
+        KernelId::Local => "local",
     }
 }
 

@@ -51,6 +51,12 @@ pub fn choose_accel(paging: u8, layout: Option<&MemLayout>) -> (Accel, String) {
         Ok("kvm") => return (Accel::Kvm, "SYNC_TRACE_ACCEL=kvm".into()),
         _ => {}
     }
+    if let Some(why) = KVM_BROKEN.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        return (
+            Accel::Tcg,
+            format!("KVM failed earlier in this process: {why}"),
+        );
+    }
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -94,6 +100,46 @@ fn kvm_fits(cpuinfo: &str, paging: u8, phys_bits: Option<u8>) -> (Accel, String)
         }
     }
     (Accel::Kvm, "/dev/kvm is usable".into())
+}
+
+/// Set when a guest failed under KVM (see [`KvmFailed`]): later guests of this process go
+/// straight to TCG.
+static KVM_BROKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// QEMU's words for a KVM that opened but cannot run the guest (e.g. a nested or emulated
+/// /dev/kvm): QEMU then stops the guest and idles.
+const KVM_FAILURE_MARKERS: &[&str] = &[
+    "KVM internal error",
+    "failed to initialize kvm",
+    "failed to initialize KVM",
+    "Could not access KVM kernel module",
+    "kvm run failed",
+    "failed to set MSR",
+];
+
+/// The guest could not run under KVM; the caller may run it again under TCG.
+#[derive(Debug)]
+pub struct KvmFailed(pub String);
+
+impl std::fmt::Display for KvmFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QEMU cannot run the guest under KVM: {}", self.0)
+    }
+}
+
+impl std::error::Error for KvmFailed {}
+
+/// Remembers for this process that KVM does not work.
+pub fn mark_kvm_broken(why: &str) {
+    *KVM_BROKEN.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
+}
+
+/// The first line of QEMU's stderr that says KVM failed.
+fn kvm_failure(qemu_err: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(qemu_err).unwrap_or_default();
+    text.lines()
+        .find(|l| KVM_FAILURE_MARKERS.iter().any(|m| l.contains(m)))
+        .map(|l| l.trim().to_string())
 }
 
 pub struct QemuConfig<'a> {
@@ -439,8 +485,12 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
         .context("cannot start qemu-system-x86_64: install qemu-system-x86")?;
     let mut child = KillOnDrop(child);
     let start = Instant::now();
+    let kvm = cfg.accel == Accel::Kvm;
     let qemu_failed = |child: &mut KillOnDrop| -> anyhow::Error {
         let _ = child.0.wait();
+        if let Some(why) = kvm.then(|| kvm_failure(&qemu_err)).flatten() {
+            return KvmFailed(why).into();
+        }
         let err = std::fs::read(&qemu_err).unwrap_or_default();
         anyhow::anyhow!("QEMU failed: {}", crate::cmd::last_line(&err))
     };
@@ -549,6 +599,15 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
                 exit_status,
                 oops: oops.map(|o| o.join("\n")),
             });
+        }
+        if kvm {
+            if let Some(why) = kvm_failure(&qemu_err) {
+                if lines.is_empty() {
+                    // Nothing of the script ran: the caller may start over under TCG.
+                    return Err(KvmFailed(why).into());
+                }
+                bail!("QEMU stopped the guest under KVM mid-script: {why} (SYNC_TRACE_ACCEL=tcg avoids KVM)");
+            }
         }
         if start.elapsed() > cfg.timeout {
             bail!(

@@ -173,35 +173,48 @@ pub fn run_vm_with(
         .unwrap_or_default()
         .as_millis();
     let console_log = runs.join(format!("{stamp}-{}.console.log", kernel.version));
-    let (accel, why) = qemu::choose_accel(spec.paging, layout.as_ref());
-    eprintln!(
-        "xtask: booting {} (paging {}, kaslr {}) under {accel} ({why}), prepared in {:.1} s; console: {}",
-        kernel.version,
-        spec.paging,
-        if spec.kaslr { "on" } else { "off" },
-        t0.elapsed().as_secs_f64(),
-        console_log.display()
-    );
-    let cfg = QemuConfig {
-        vmlinuz: &kernel.vmlinuz,
-        accel,
-        initrd: &initrd,
-        paging: spec.paging,
-        kaslr: spec.kaslr,
-        hotadds: &spec.hotadds,
-        other_ranges: &spec.other_ranges(),
-        virtio_mem: spec.virtio_mem,
-        forward: spec.forward,
-        timeout: spec.timeout,
-        extra_append: &spec.extra_append,
-        ram_mib: spec.ram_mib,
-        console_log: &console_log,
-        work_dir: &tmp.0,
-        expect_oops: spec.expect_oops,
-    };
+    let (mut accel, mut why) = qemu::choose_accel(spec.paging, layout.as_ref());
     let t1 = Instant::now();
-    let res = qemu::run_qemu(&cfg, &mut on_line)
-        .with_context(|| format!("guest run on {} failed", kernel.version))?;
+    let res = loop {
+        eprintln!(
+            "xtask: booting {} (paging {}, kaslr {}) under {accel} ({why}), prepared in {:.1} s; console: {}",
+            kernel.version,
+            spec.paging,
+            if spec.kaslr { "on" } else { "off" },
+            t0.elapsed().as_secs_f64(),
+            console_log.display()
+        );
+        let cfg = QemuConfig {
+            vmlinuz: &kernel.vmlinuz,
+            accel,
+            initrd: &initrd,
+            paging: spec.paging,
+            kaslr: spec.kaslr,
+            hotadds: &spec.hotadds,
+            other_ranges: &spec.other_ranges(),
+            virtio_mem: spec.virtio_mem,
+            forward: spec.forward,
+            timeout: spec.timeout,
+            extra_append: &spec.extra_append,
+            ram_mib: spec.ram_mib,
+            console_log: &console_log,
+            work_dir: &tmp.0,
+            expect_oops: spec.expect_oops,
+        };
+        match qemu::run_qemu(&cfg, &mut on_line) {
+            // /dev/kvm opened but KVM cannot run the guest, before the script printed
+            // anything: TCG from now on.
+            Err(e)
+                if accel == qemu::Accel::Kvm && e.downcast_ref::<qemu::KvmFailed>().is_some() =>
+            {
+                let msg = format!("{e:#}");
+                eprintln!("xtask: {msg}; running it under TCG instead");
+                qemu::mark_kvm_broken(&msg);
+                (accel, why) = (qemu::Accel::Tcg, "KVM failed".to_string());
+            }
+            r => break r.with_context(|| format!("guest run on {} failed", kernel.version))?,
+        }
+    };
     eprintln!("xtask: guest ran {:.1} s", t1.elapsed().as_secs_f64());
     let mut output = res.lines.join("\n");
     if !output.is_empty() {

@@ -75,7 +75,10 @@ stty -F {tty} -echo
 sh /script.sh >&3 2>&3 </dev/null
 status=$?
 echo "{marker} $status" >&3
-# Closing the last descriptor of the tty waits until its output is drained.
+# The host acknowledges the exit line once it has read it, and so everything before it: only
+# then power off (a background job of the script may still hold the tty, so closing it here
+# would not wait for the output to drain).
+read -r -t 60 ack <{tty}
 exec 3>&-
 poweroff -f
 "#,

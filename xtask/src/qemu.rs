@@ -523,6 +523,10 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
         for line in port.poll(exited) {
             if let Some(st) = line.strip_prefix(EXIT_MARKER) {
                 exit_status = st.trim().parse::<i32>().ok();
+                // /init powers off once it has this: all the output is here.
+                if !exited {
+                    let _ = port.ack("exit");
+                }
                 continue;
             }
             // At a checkpoint the guest waits: the caller acts in on_line, then it goes on.

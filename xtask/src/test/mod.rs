@@ -133,6 +133,13 @@ pub fn run(args: TestArgs) -> Result<i32> {
         println!("xtask test: RUN  {name}");
         tally.record(name, t, exporter::prometheus_scenario(&bin));
     }
+    let ran = tally.passed.len() + tally.failed.len();
+    if let Some(o) = args.only.as_deref().filter(|_| ran == 0) {
+        println!(
+            "xtask test: nothing matches --only {o} (names look like 6.12/4-level/nokaslr/module)"
+        );
+        return Ok(1);
+    }
     Ok(finish(&tally))
 }
 

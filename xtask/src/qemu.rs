@@ -117,6 +117,9 @@ const KVM_FAILURE_MARKERS: &[&str] = &[
     "failed to set MSR",
 ];
 
+/// Under KVM, the kernel prints `Linux version` within this or KVM is taken as not working.
+const KVM_BOOT_WITHIN: Duration = Duration::from_secs(30);
+
 /// The guest could not run under KVM; the caller may run it again under TCG.
 #[derive(Debug)]
 pub struct KvmFailed(pub String);
@@ -518,6 +521,9 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
     let mut next_hotadd = 0;
     let mut panic_seen: Option<Instant> = None;
     let mut oops: Option<Vec<String>> = None;
+    // Under KVM the kernel's first line comes within a second or two; a KVM that opens but
+    // cannot run the guest may also just spin without a word.
+    let mut kernel_started = false;
     loop {
         let exited = child.0.try_wait()?.is_some();
         for line in port.poll(exited) {
@@ -559,6 +565,7 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
             lines.push(line);
         }
         for line in con_tail.poll(exited) {
+            kernel_started |= line.contains("Linux version");
             let oops_line = OOPS_MARKERS.iter().any(|m| line.contains(m));
             if cfg.expect_oops && (oops_line || oops.is_some()) {
                 let o = oops.get_or_insert_with(Vec::new);
@@ -603,6 +610,13 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
                 exit_status,
                 oops: oops.map(|o| o.join("\n")),
             });
+        }
+        if kvm && !kernel_started && lines.is_empty() && start.elapsed() > KVM_BOOT_WITHIN {
+            return Err(KvmFailed(format!(
+                "no kernel output within {} s",
+                KVM_BOOT_WITHIN.as_secs()
+            ))
+            .into());
         }
         if kvm {
             if let Some(why) = kvm_failure(&qemu_err) {

@@ -4,7 +4,7 @@
 //! sources.list, lists, package cache and an empty dpkg status, passed with `-o` options. The
 //! host's apt sources and state are never touched.
 
-use crate::deps;
+use crate::{cmd, deps};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -123,18 +123,12 @@ impl Apt {
             return deps::apt_update_once();
         }
         eprintln!("xtask: apt-get update ({})", self.name);
-        let out = self
-            .cmd("apt-get")
-            .arg("update")
-            .output()
-            .context("cannot run apt-get")?;
-        if !out.status.success() {
-            bail!(
-                "apt-get update for {} failed: {}; check network access to {DEBIAN_MIRROR}",
-                self.name,
-                last_line(&out.stderr)
-            );
-        }
+        cmd::output(self.cmd("apt-get").arg("update")).with_context(|| {
+            format!(
+                "apt-get update for {} failed; check network access to {DEBIAN_MIRROR}",
+                self.name
+            )
+        })?;
         Ok(())
     }
 
@@ -150,11 +144,7 @@ impl Apt {
 
     /// The `Depends:` package names of `pkg` (candidate version; alternatives included).
     pub fn depends(&self, pkg: &str) -> Result<Vec<String>> {
-        let out = self
-            .cmd("apt-cache")
-            .args(["depends", pkg])
-            .output()
-            .context("cannot run apt-cache")?;
+        let out = cmd::output_any(self.cmd("apt-cache").args(["depends", pkg]), None)?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() || !text.contains("Depends:") {
             bail!(
@@ -176,20 +166,20 @@ impl Apt {
 
     /// Whether `pkg` has a candidate version.
     pub fn exists(&self, pkg: &str) -> bool {
-        self.cmd("apt-cache")
-            .args(["show", "--no-all-versions", pkg])
-            .output()
-            .map(|o| o.status.success() && !o.stdout.is_empty())
-            .unwrap_or(false)
+        cmd::output(
+            self.cmd("apt-cache")
+                .args(["show", "--no-all-versions", pkg]),
+        )
+        .is_ok_and(|o| !o.stdout.is_empty())
     }
 
     /// The candidate version of `pkg` (e.g. `6.1.192-3`), from the package lists only.
     pub fn candidate_version(&self, pkg: &str) -> Result<String> {
-        let out = self
-            .cmd("apt-cache")
-            .args(["show", "--no-all-versions", pkg])
-            .output()
-            .context("cannot run apt-cache")?;
+        let out = cmd::output_any(
+            self.cmd("apt-cache")
+                .args(["show", "--no-all-versions", pkg]),
+            None,
+        )?;
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .find_map(|l| l.strip_prefix("Version: "))
@@ -201,20 +191,12 @@ impl Apt {
     pub fn download(&self, pkgs: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
         fs::create_dir_all(dest)?;
         eprintln!("xtask: downloading {}", pkgs.join(" "));
-        let out = self
-            .cmd("apt-get")
-            .arg("download")
-            .args(pkgs)
-            .current_dir(dest)
-            .output()
-            .context("cannot run apt-get")?;
-        if !out.status.success() {
-            bail!(
-                "apt-get download {} failed: {}",
-                pkgs.join(" "),
-                last_line(&out.stderr)
-            );
-        }
+        cmd::output(
+            self.cmd("apt-get")
+                .arg("download")
+                .args(pkgs)
+                .current_dir(dest),
+        )?;
         pkgs.iter()
             .map(|p| {
                 fs::read_dir(dest)?
@@ -240,27 +222,9 @@ impl Apt {
 /// `dpkg-deb -x deb dest`.
 pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<()> {
     fs::create_dir_all(dest)?;
-    let out = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(deb)
-        .arg(dest)
-        .output()
-        .context("cannot run dpkg-deb")?;
-    if !out.status.success() {
-        bail!(
-            "dpkg-deb -x {} failed: {}",
-            deb.display(),
-            last_line(&out.stderr)
-        );
-    }
+    cmd::output(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dest))?;
     Ok(())
 }
 
-pub fn last_line(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    s.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or("(no output)")
-        .trim()
-        .to_string()
-}
+/// Kept here for callers that predate [`crate::cmd`].
+pub use crate::cmd::last_line;

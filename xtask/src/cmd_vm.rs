@@ -1,7 +1,7 @@
 //! `cargo xtask vm`: run a script in a guest kernel.
 
 use crate::guest_binary::{build_guest_sync_trace, workspace_root};
-use crate::vm::{run_vm_with, HotAdd, KernelId, VirtioMem, VmSpec};
+use crate::vm::{run_vm_with, HotAdd, KernelId, LocalKernel, VirtioMem, VmSpec};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,8 +10,19 @@ use std::time::Duration;
 pub struct VmArgs {
     /// Guest kernel: 6.1, 6.12, newest (Debian unstable) or 6.1-reverted (6.1 built without
     /// the vmemmap sync fix).
-    #[arg(long)]
-    pub kernel: KernelId,
+    #[arg(
+        long,
+        required_unless_present = "kernel_image",
+        conflicts_with = "kernel_image"
+    )]
+    pub kernel: Option<KernelId>,
+    /// Boot this bzImage (your own build) instead of a Debian kernel.
+    #[arg(long, value_name = "PATH")]
+    pub kernel_image: Option<PathBuf>,
+    /// Build --module directories against this kernel build tree (or headers directory) of
+    /// the --kernel-image; without it, --module fails.
+    #[arg(long, value_name = "DIR", requires = "kernel_image")]
+    pub kernel_headers: Option<PathBuf>,
     /// Page-table levels in the guest.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=5))]
     pub paging: u8,
@@ -87,8 +98,13 @@ pub fn run(args: VmArgs) -> Result<i32> {
         Some(p) => p,
         None => build_guest_sync_trace(&workspace_root())?,
     };
+    let local_kernel = args.kernel_image.map(|image| LocalKernel {
+        image,
+        headers: args.kernel_headers,
+    });
     let spec = VmSpec {
-        kernel: args.kernel,
+        kernel: args.kernel.unwrap_or(KernelId::Local),
+        local_kernel,
         paging: args.paging,
         kaslr: args.kaslr,
         hotadds: args.hotadds,
@@ -108,6 +124,9 @@ pub fn run(args: VmArgs) -> Result<i32> {
     if let Some(oops) = &outcome.oops {
         println!("kernel oops (the run went on):\n{oops}");
     }
-    println!("exit status: {}", outcome.exit_status);
+    println!(
+        "exit status: {} ({} under {})",
+        outcome.exit_status, outcome.kernel_version, outcome.accel
+    );
     Ok(outcome.exit_status)
 }

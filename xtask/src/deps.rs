@@ -1,8 +1,9 @@
 //! Host tool prerequisites: Debian packages checked with `dpkg-query`, installed with apt.
 
-use anyhow::{bail, Context, Result};
+use crate::cmd;
+use anyhow::{Context, Result};
 use std::process::Command;
-use std::sync::Once;
+use std::sync::Mutex;
 
 /// Packages every VM run needs on the host.
 pub const VM_PACKAGES: &[&str] = &[
@@ -49,43 +50,41 @@ pub const KERNEL_BUILD_PACKAGES: &[&str] = &[
 /// Packages needed to make the Debian-unstable build root for `newest` modules.
 pub const SID_ROOT_PACKAGES: &[&str] = &["debootstrap"];
 
-static APT_UPDATE: Once = Once::new();
+/// Whether the host's `apt-get update` has succeeded in this process.
+static APT_UPDATED: Mutex<bool> = Mutex::new(false);
 
 /// True if `pkg` is installed (dpkg status `install ok installed`).
 pub fn is_installed(pkg: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", pkg])
-        .output()
-        .map(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout).contains("install ok installed")
-        })
-        .unwrap_or(false)
+    cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
-/// Runs the host's `apt-get update` at most once per process.
+/// Runs the host's `apt-get update` until it succeeds once per process: a failed update is
+/// not remembered, so the next caller tries again.
 pub fn apt_update_once() -> Result<()> {
-    let mut result = Ok(());
-    APT_UPDATE.call_once(|| {
+    until_success(&APT_UPDATED, || {
         eprintln!("xtask: apt-get update");
-        result = run_apt(&["update"]);
-    });
-    result
+        run_apt(&["update"])
+    })
+}
+
+/// Runs `f` unless an earlier call under `done` succeeded; only a success is remembered.
+fn until_success(done: &Mutex<bool>, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+    if !*done {
+        f()?;
+        *done = true;
+    }
+    Ok(())
 }
 
 fn run_apt(args: &[&str]) -> Result<()> {
-    let status = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("cannot run apt-get: is this a Debian host?")?;
-    if !status.success() {
-        bail!(
-            "`apt-get {}` failed ({status}): run it by hand to see why",
-            args.join(" ")
-        );
-    }
-    Ok(())
+    cmd::status(
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .context("apt-get failed (is this a Debian host? run it by hand to see why)")
 }
 
 /// Installs the missing ones of `pkgs` with `apt-get install -y` (after one `apt-get update`).
@@ -106,4 +105,31 @@ pub fn ensure_host_packages(pkgs: &[&str]) -> Result<()> {
             missing.join(" ")
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_update_is_tried_again() {
+        let done = Mutex::new(false);
+        let mut calls = 0;
+        assert!(until_success(&done, || {
+            calls += 1;
+            anyhow::bail!("network down")
+        })
+        .is_err());
+        until_success(&done, || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        until_success(&done, || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(calls, 2);
+    }
 }

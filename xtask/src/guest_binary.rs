@@ -1,5 +1,6 @@
 //! The sync-trace binary that runs inside the guest.
 
+use crate::cmd;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,35 +11,23 @@ pub const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Builds `sync-trace` statically (release) and returns the binary's path.
 pub fn build_guest_sync_trace(workspace_root: &Path) -> Result<PathBuf> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "sync-trace",
-            "--target",
-            GUEST_TARGET,
-        ])
-        // An explicit --target keeps these RUSTFLAGS away from build scripts and proc macros
-        // (which cannot be linked statically).
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("building the guest sync-trace failed ({status}): fix the build or pass --guest-bin");
-    }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|d| {
-            if d.is_absolute() {
-                d
-            } else {
-                workspace_root.join(d)
-            }
-        })
-        .unwrap_or_else(|| workspace_root.join("target"));
-    let bin = target_dir
+    cmd::status(
+        cargo()
+            .current_dir(workspace_root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "sync-trace",
+                "--target",
+                GUEST_TARGET,
+            ])
+            // An explicit --target keeps these RUSTFLAGS away from build scripts and proc
+            // macros (which cannot be linked statically).
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )
+    .context("building the guest sync-trace failed: fix the build or pass --guest-bin")?;
+    let bin = target_dir(workspace_root)?
         .join(GUEST_TARGET)
         .join("release")
         .join("sync-trace");
@@ -48,10 +37,47 @@ pub fn build_guest_sync_trace(workspace_root: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The workspace's target directory as cargo sees it (`CARGO_TARGET_DIR`, `build.target-dir`
+/// in a config file, or `target/`), from `cargo metadata`.
+pub fn target_dir(workspace_root: &Path) -> Result<PathBuf> {
+    let out = cmd::output(cargo().current_dir(workspace_root).args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ]))?;
+    target_dir_of(&out.stdout)
+}
+
+fn target_dir_of(metadata: &[u8]) -> Result<PathBuf> {
+    let v: serde_json::Value =
+        serde_json::from_slice(metadata).context("cargo metadata printed no JSON")?;
+    v["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata names no target_directory")
+}
+
 /// The workspace root (parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_target_directory() {
+        let json = br#"{"packages":[],"target_directory":"/x/target","version":1}"#;
+        assert_eq!(target_dir_of(json).unwrap(), PathBuf::from("/x/target"));
+        assert!(target_dir_of(b"{}").is_err());
+    }
 }

@@ -16,6 +16,10 @@ pub const SCRIPT_TTY: &str = "/dev/ttyS1";
 pub const EXIT_MARKER: &str = "SYNC-TRACE-EXIT";
 /// What `hotadd` prints to ask the host for the next DIMM.
 pub const HOTADD_REQUEST: &str = "HOTADD";
+/// `checkpoint NAME` prints this and NAME, then waits for the host's [`ACK`] line.
+pub const CHECKPOINT: &str = "CHECKPOINT ";
+/// The host's answer to a checkpoint, `ACK NAME`, written to [`SCRIPT_TTY`].
+pub const ACK: &str = "ACK";
 
 pub struct InitramfsSpec<'a> {
     pub guest_bin: &'a Path,
@@ -66,10 +70,15 @@ ip route add default via 10.0.2.2
         r#"# The script's output goes to the second serial port only, so kernel messages (ttyS0)
 # never interleave with it.
 exec 3>{tty}
+# The host writes checkpoint acknowledgements to the same port: no echo into the output.
+stty -F {tty} -echo
 sh /script.sh >&3 2>&3 </dev/null
 status=$?
 echo "{marker} $status" >&3
-# Closing the last descriptor of the tty waits until its output is drained.
+# The host acknowledges the exit line once it has read it, and so everything before it: only
+# then power off (a background job of the script may still hold the tty, so closing it here
+# would not wait for the output to drain).
+read -r -t 60 ack <{tty}
 exec 3>&-
 poweroff -f
 "#,
@@ -77,6 +86,27 @@ poweroff -f
         marker = EXIT_MARKER
     );
     s
+}
+
+fn checkpoint_script() -> String {
+    format!(
+        r#"#!/bin/sh
+# checkpoint NAME: tells the host (xtask) the script reached NAME and waits until the host has
+# acted on it (e.g. queried the guest from outside) and acknowledged it. Exits 1 without an
+# acknowledgement within ${{CHECKPOINT_TIMEOUT:-600}} s.
+name="$*"
+[ -n "$name" ] || {{ echo "usage: checkpoint NAME" >&2; exit 2; }}
+echo "{cp}$name" >{tty}
+while read -r -t "${{CHECKPOINT_TIMEOUT:-600}}" word rest <{tty}; do
+    [ "$word" = {ack} ] && [ "$rest" = "$name" ] && exit 0
+done
+echo "checkpoint $name: no acknowledgement from the host" >&2
+exit 1
+"#,
+        cp = CHECKPOINT,
+        ack = ACK,
+        tty = SCRIPT_TTY
+    )
 }
 
 fn hotadd_script() -> String {
@@ -168,6 +198,7 @@ pub fn write_initramfs(path: &Path, spec: &InitramfsSpec) -> Result<()> {
     w.file("bin/busybox", 0o755, &read(Path::new(HOST_BUSYBOX))?)?;
     w.file("init", 0o755, init_script(spec).as_bytes())?;
     w.file("bin/hotadd", 0o755, hotadd_script().as_bytes())?;
+    w.file("bin/checkpoint", 0o755, checkpoint_script().as_bytes())?;
     w.file("bin/sync-trace", 0o755, &read(spec.guest_bin)?)?;
     w.file("script.sh", 0o755, spec.script.as_bytes())?;
     for (name, data) in spec.boot_modules {

@@ -26,6 +26,8 @@ pub enum KernelId {
     Newest,
     /// Debian's 6.1 source without the vmemmap sync fix, built here (reverted_kernel.rs).
     V6_1Reverted,
+    /// The user's own bzImage (`cargo xtask vm --kernel-image`): see [`LocalKernel`].
+    Local,
 }
 
 impl FromStr for KernelId {
@@ -48,6 +50,7 @@ impl std::fmt::Display for KernelId {
             KernelId::V6_12 => "6.12",
             KernelId::Newest => "newest",
             KernelId::V6_1Reverted => "6.1-reverted",
+            KernelId::Local => "local",
         })
     }
 }
@@ -87,13 +90,16 @@ pub fn apt_for(id: KernelId) -> Result<Apt> {
     match id {
         KernelId::V6_1 | KernelId::V6_12 | KernelId::V6_1Reverted => Ok(Apt::host()),
         KernelId::Newest => Apt::private(&cache_dir().join("apt-sid"), "sid"),
+        KernelId::Local => bail!("a local kernel has no packages"),
     }
 }
 
 /// The metapackage whose `linux-image-<abi>-cloud-amd64` dependency names the current ABI.
 fn metapackage(id: KernelId) -> &'static str {
     match id {
-        KernelId::V6_1 | KernelId::Newest | KernelId::V6_1Reverted => "linux-image-cloud-amd64",
+        KernelId::V6_1 | KernelId::Newest | KernelId::V6_1Reverted | KernelId::Local => {
+            "linux-image-cloud-amd64"
+        }
         KernelId::V6_12 => "linux-image-6.12-cloud-amd64",
     }
 }
@@ -126,8 +132,10 @@ fn kernel_root(version: &str) -> PathBuf {
 /// Downloads (once) and unpacks the kernel image and modules of `id` (builds it, for
 /// `6.1-reverted`). A second call costs only the apt-cache lookup: no network, no unpacking.
 pub fn fetch_kernel(id: KernelId) -> Result<Kernel> {
-    if id == KernelId::V6_1Reverted {
-        return crate::reverted_kernel::fetch_reverted_kernel();
+    match id {
+        KernelId::V6_1Reverted => return crate::reverted_kernel::fetch_reverted_kernel(),
+        KernelId::Local => bail!("the local kernel is not fetched: pass --kernel-image PATH"),
+        _ => {}
     }
     let apt = apt_for(id)?;
     let abi = resolve_abi(id, &apt)?;
@@ -186,24 +194,101 @@ pub fn fetch_kernel(id: KernelId) -> Result<Kernel> {
     })
 }
 
+/// A kernel the user built: a bzImage and, optionally, its build tree (or any kbuild headers
+/// directory) to build test modules against.
+#[derive(Debug, Clone)]
+pub struct LocalKernel {
+    pub image: PathBuf,
+    /// `make -C` target for `--module` builds; `None`: module builds fail, saying to pass
+    /// `--kernel-headers`.
+    pub headers: Option<PathBuf>,
+}
+
+/// The [`Kernel`] of a local bzImage. Its release comes from the bzImage header (else from
+/// the headers' `include/config/kernel.release`); modules of the image (`--image-module`,
+/// the NIC of `--forward`) are looked up in the headers directory when it has a
+/// `modules.dep` (a tree after `modules_install INSTALL_MOD_PATH=…` does not: then they must
+/// be built in).
+pub fn local_kernel(local: &LocalKernel) -> Result<Kernel> {
+    let image = fs::canonicalize(&local.image)
+        .with_context(|| format!("no kernel image {}", local.image.display()))?;
+    let bytes = fs::read(&image).with_context(|| format!("cannot read {}", image.display()))?;
+    let headers = match &local.headers {
+        Some(h) => {
+            let h = fs::canonicalize(h)
+                .with_context(|| format!("no kernel headers directory {}", h.display()))?;
+            if !h.join("Makefile").is_file() {
+                bail!(
+                    "{} has no Makefile: pass the kernel's build tree (or its headers) to --kernel-headers",
+                    h.display()
+                );
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    let tree_release = headers.as_ref().and_then(|h| {
+        fs::read_to_string(h.join("include/config/kernel.release"))
+            .ok()
+            .map(|s| s.trim().to_string())
+    });
+    let version = bzimage_release(&bytes)
+        .or_else(|| tree_release.clone())
+        .with_context(|| {
+            format!(
+                "{} is not a bzImage (no kernel version in its setup header)",
+                image.display()
+            )
+        })?;
+    if let Some(t) = tree_release.filter(|t| *t != version) {
+        eprintln!(
+            "xtask: warning: the image is {version} but the headers are {t}: modules built against them will not load"
+        );
+    }
+    let root = headers.clone().unwrap_or_else(|| {
+        image
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"))
+    });
+    Ok(Kernel {
+        id: KernelId::Local,
+        abi: version.clone(),
+        modules_dir: root.clone(),
+        version,
+        root,
+        vmlinuz: image,
+        kbuild: headers,
+    })
+}
+
+/// The release (`uname -r`) in a bzImage's setup header: `HdrS` at 0x202, and at 0x20e the
+/// offset (from 0x200) of the NUL-terminated version string, e.g.
+/// `6.12.117+deb12-cloud-amd64 (debian-kernel@…) #1 SMP …`.
+pub fn bzimage_release(image: &[u8]) -> Option<String> {
+    if image.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let off = u16::from_le_bytes([*image.get(0x20e)?, *image.get(0x20f)?]) as usize + 0x200;
+    let rest = image.get(off..)?;
+    let end = rest.iter().take(256).position(|&b| b == 0)?;
+    let text = std::str::from_utf8(&rest[..end]).ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
 /// Debian ships no `modules.dep` (depmod runs at install time): make it with the host's
 /// depmod, which wants `<root>/lib/modules/<version>`.
 fn depmod(root: &Path, version: &str) -> Result<()> {
     if !root.join("lib").exists() && root.join("usr/lib/modules").exists() {
         std::os::unix::fs::symlink("usr/lib", root.join("lib"))?;
     }
-    let out = std::process::Command::new("depmod")
-        .arg("-b")
-        .arg(root)
-        .arg(version)
-        .output()
-        .context("cannot run depmod: install kmod")?;
-    if !out.status.success() {
-        bail!(
-            "depmod for {version} failed: {}",
-            crate::apt::last_line(&out.stderr)
-        );
-    }
+    crate::cmd::output(
+        std::process::Command::new("depmod")
+            .arg("-b")
+            .arg(root)
+            .arg(version),
+    )
+    .with_context(|| format!("depmod for {version} failed (is kmod installed?)"))?;
     Ok(())
 }
 
@@ -269,4 +354,22 @@ fn relocate_headers(root: &Path, build: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_release_of_a_bzimage() {
+        let mut img = vec![0u8; 0x400];
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        let v = b"6.13.0-rc1-dirty (me@box) #3 SMP\0";
+        img[0x300..0x300 + v.len()].copy_from_slice(v);
+        assert_eq!(bzimage_release(&img).as_deref(), Some("6.13.0-rc1-dirty"));
+        img[0x202] = b'X';
+        assert_eq!(bzimage_release(&img), None);
+        assert_eq!(bzimage_release(b"short"), None);
+    }
 }

@@ -1,13 +1,16 @@
 //! xtask: developer tasks for sync-trace, above all running it inside guest kernels.
 
 pub mod apt;
+pub mod cmd;
 pub mod cmd_demo;
 pub mod cmd_vm;
 pub mod deps;
 pub mod guest_binary;
 pub mod image;
 pub mod initramfs;
+pub mod kbuild;
 pub mod kernels;
+pub mod mem;
 pub mod modules;
 pub mod qemu;
 pub mod qmp;

@@ -1,7 +1,8 @@
 //! Kernel modules: test modules built from source, and the NIC modules from the image.
 
-use crate::apt::last_line;
+use crate::cmd;
 use crate::deps;
+use crate::kbuild::{check_build, copy_dir, find_kos, scratch_name};
 use crate::kernels::{cache_dir, fetch_headers, Kernel, KernelId};
 use crate::sid_root;
 use anyhow::{bail, Context, Result};
@@ -26,107 +27,36 @@ pub fn build_module(kernel: &Kernel, dir: &Path) -> Result<Vec<PathBuf>> {
         // a Debian-unstable root instead of on the host.
         return sid_root::build_module(kernel, dir, &name);
     }
-    deps::ensure_host_packages(deps::MODULE_BUILD_PACKAGES)?;
     let headers = match &kernel.kbuild {
         Some(tree) => tree.clone(),
+        None if kernel.id == KernelId::Local => bail!(
+            "building {name} needs the headers of the local kernel {}: pass --kernel-headers DIR (its build tree)",
+            kernel.version
+        ),
         None => fetch_headers(kernel)?,
     };
+    deps::ensure_host_packages(deps::MODULE_BUILD_PACKAGES)?;
     let scratch = cache_dir()
         .join("builds")
         .join(&kernel.version)
         .join(scratch_name(dir, &name)?);
     copy_dir(dir, &scratch)?;
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(&headers)
-        .arg(format!("M={}", scratch.display()))
-        .arg(format!(
-            "-j{}",
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        ))
-        .arg("modules")
-        .output()
-        .context("cannot run make")?;
+    let out = cmd::output_any(
+        Command::new("make")
+            .arg("-C")
+            .arg(&headers)
+            .arg(format!("M={}", scratch.display()))
+            .arg(format!(
+                "-j{}",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            ))
+            .arg("modules"),
+        None,
+    )?;
     check_build(&out, dir, kernel)?;
     find_kos(&scratch)
-}
-
-pub fn check_build(out: &std::process::Output, dir: &Path, kernel: &Kernel) -> Result<()> {
-    if !out.status.success() {
-        let log = String::from_utf8_lossy(&out.stderr);
-        let errors: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("error"))
-            .take(5)
-            .collect();
-        bail!(
-            "module build of {} for {} failed: {}",
-            dir.display(),
-            kernel.version,
-            if errors.is_empty() {
-                last_line(&out.stderr)
-            } else {
-                errors.join(" | ")
-            }
-        );
-    }
-    Ok(())
-}
-
-/// The build folder of a module source: its name and a hash of its files,
-/// so that runs building different versions of it at once (two work trees,
-/// two test runs) never build in, or load from, each other's folder.
-pub fn scratch_name(dir: &Path, name: &str) -> Result<String> {
-    use std::hash::{Hash, Hasher};
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in &files {
-        f.file_name().hash(&mut h);
-        fs::read(f)
-            .with_context(|| format!("cannot read {}", f.display()))?
-            .hash(&mut h);
-    }
-    Ok(format!("{name}-{:016x}", h.finish()))
-}
-
-/// Replaces `to` with a copy of `from`.
-pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    if to.exists() {
-        fs::remove_dir_all(to)?;
-    }
-    fs::create_dir_all(to)?;
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(from.join("."))
-        .arg(to)
-        .status()?;
-    if !st.success() {
-        bail!("cannot copy {} to {}", from.display(), to.display());
-    }
-    Ok(())
-}
-
-pub fn find_kos(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut kos: Vec<PathBuf> = fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ko"))
-        .collect();
-    kos.sort();
-    if kos.is_empty() {
-        bail!(
-            "the build in {} produced no .ko: check its Kbuild obj-m line",
-            dir.display()
-        );
-    }
-    Ok(kos)
 }
 
 /// `modules.dep`: module name → (path relative to the modules dir, dependency names).
@@ -170,21 +100,7 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
     };
     match tool {
         None => fs::read(path).with_context(|| format!("cannot read {}", path.display())),
-        Some(t) => {
-            let out = Command::new(t)
-                .arg("-dc")
-                .arg(path)
-                .output()
-                .with_context(|| format!("cannot run {t}"))?;
-            if !out.status.success() {
-                bail!(
-                    "{t} -dc {} failed: {}",
-                    path.display(),
-                    last_line(&out.stderr)
-                );
-            }
-            Ok(out.stdout)
-        }
+        Some(t) => Ok(cmd::output(Command::new(t).arg("-dc").arg(path))?.stdout),
     }
 }
 
@@ -201,6 +117,14 @@ pub fn nic_modules(kernel: &Kernel) -> Result<Vec<(String, Vec<u8>)>> {
 /// Built-in ones (in `modules.builtin`) are left out; a name that is neither is an error.
 pub fn in_load_order(kernel: &Kernel, names: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
     if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    if kernel.id == KernelId::Local && !kernel.modules_dir.join("modules.dep").is_file() {
+        eprintln!(
+            "xtask: {} has no modules.dep: assuming {} built in",
+            kernel.modules_dir.display(),
+            names.join(", ")
+        );
         return Ok(Vec::new());
     }
     let dep = parse_modules_dep(&kernel.modules_dir)?;

@@ -1,11 +1,12 @@
 //! Running QEMU: command line, memory layout for hot-add, live serial tails, hot-add on request.
 
-use crate::initramfs::{EXIT_MARKER, HOTADD_REQUEST};
+use crate::initramfs::{ACK, CHECKPOINT, EXIT_MARKER, HOTADD_REQUEST};
+use crate::mem::{HotAdd, VirtioMem};
 use crate::qmp::Qmp;
-use crate::vm::{HotAdd, VirtioMem};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,8 +26,128 @@ const PANIC_MARKERS: &[&str] = &["Kernel panic", "BUG:", "Oops"];
 /// tolerated when the run expects one.
 const OOPS_MARKERS: &[&str] = &["BUG:", "Oops"];
 
+/// How QEMU runs the guest's CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
+/// KVM when `/dev/kvm` opens read-write and the host CPU can give the guest what it needs
+/// (LA57 for 5-level paging, enough physical address bits for the hot-add window); TCG
+/// otherwise. `SYNC_TRACE_ACCEL=tcg` (or `kvm`) decides instead. Returns the choice and why.
+pub fn choose_accel(paging: u8, layout: Option<&MemLayout>) -> (Accel, String) {
+    match std::env::var("SYNC_TRACE_ACCEL").as_deref() {
+        Ok("tcg") => return (Accel::Tcg, "SYNC_TRACE_ACCEL=tcg".into()),
+        Ok("kvm") => return (Accel::Kvm, "SYNC_TRACE_ACCEL=kvm".into()),
+        _ => {}
+    }
+    if let Some(why) = KVM_BROKEN.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        return (
+            Accel::Tcg,
+            format!("KVM failed earlier in this process: {why}"),
+        );
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        return (Accel::Tcg, format!("/dev/kvm is not usable: {e}"));
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    kvm_fits(&cpuinfo, paging, layout.and_then(|l| l.phys_bits))
+}
+
+/// Whether a KVM guest on a host with this `/proc/cpuinfo` can have `paging` levels and
+/// `phys_bits` physical address bits.
+fn kvm_fits(cpuinfo: &str, paging: u8, phys_bits: Option<u8>) -> (Accel, String) {
+    let flags = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("flags")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']))
+        })
+        .unwrap_or("");
+    if paging == 5 && !flags.split_whitespace().any(|f| f == "la57") {
+        return (
+            Accel::Tcg,
+            "5-level paging needs LA57, which the host CPU lacks".into(),
+        );
+    }
+    let host_bits: Option<u8> = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("address sizes"))
+        .and_then(|r| r.trim_start_matches([' ', '\t', ':']).split(' ').next())
+        .and_then(|b| b.parse().ok());
+    if let (Some(want), Some(have)) = (phys_bits, host_bits) {
+        if want > have {
+            return (
+                Accel::Tcg,
+                format!(
+                    "the hot-add window needs {want} physical address bits, the host has {have}"
+                ),
+            );
+        }
+    }
+    (Accel::Kvm, "/dev/kvm is usable".into())
+}
+
+/// Set when a guest failed under KVM (see [`KvmFailed`]): later guests of this process go
+/// straight to TCG.
+static KVM_BROKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// QEMU's words for a KVM that opened but cannot run the guest (e.g. a nested or emulated
+/// /dev/kvm): QEMU then stops the guest and idles.
+const KVM_FAILURE_MARKERS: &[&str] = &[
+    "KVM internal error",
+    "failed to initialize kvm",
+    "failed to initialize KVM",
+    "Could not access KVM kernel module",
+    "kvm run failed",
+    "failed to set MSR",
+];
+
+/// Under KVM, the kernel prints `Linux version` within this or KVM is taken as not working.
+const KVM_BOOT_WITHIN: Duration = Duration::from_secs(30);
+
+/// The guest could not run under KVM; the caller may run it again under TCG.
+#[derive(Debug)]
+pub struct KvmFailed(pub String);
+
+impl std::fmt::Display for KvmFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QEMU cannot run the guest under KVM: {}", self.0)
+    }
+}
+
+impl std::error::Error for KvmFailed {}
+
+/// Remembers for this process that KVM does not work.
+pub fn mark_kvm_broken(why: &str) {
+    *KVM_BROKEN.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
+}
+
+/// The first line of QEMU's stderr that says KVM failed.
+fn kvm_failure(qemu_err: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(qemu_err).unwrap_or_default();
+    text.lines()
+        .find(|l| KVM_FAILURE_MARKERS.iter().any(|m| l.contains(m)))
+        .map(|l| l.trim().to_string())
+}
+
 pub struct QemuConfig<'a> {
     pub vmlinuz: &'a Path,
+    pub accel: Accel,
     pub initrd: &'a Path,
     pub paging: u8,
     pub kaslr: bool,
@@ -58,7 +179,7 @@ pub struct QemuResult {
 
 /// `maxmem` and CPU `phys-bits` that make QEMU accept every DIMM of `hotadds` and let the
 /// guest address every range of `others` (ranges no DIMM fills, virtio-mem's memory).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemLayout {
     pub maxmem: u64,
     /// `None`: qemu64's default of 40 bits (1 TiB) is enough.
@@ -142,9 +263,10 @@ pub fn kernel_append(cfg: &QemuConfig) -> String {
 }
 
 /// The full QEMU argument list.
-pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result<Vec<String>> {
+pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_sock: &Path) -> Result<Vec<String>> {
     let layout = memory_layout(cfg.hotadds, cfg.other_ranges)?;
-    let mut cpu = "qemu64".to_string(); // a fixed, TCG-friendly model (an AMD one: see memory_layout)
+    // A fixed model, the same under TCG and KVM (an AMD one: see memory_layout).
+    let mut cpu = "qemu64".to_string();
     match cfg.paging {
         // qemu64 has no LA57, so the kernel stays with 4-level paging.
         4 => {}
@@ -168,7 +290,7 @@ pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result
     let p = |x: &Path| x.display().to_string();
     let mut args: Vec<String> = [
         "-accel",
-        "tcg", // no KVM on this host
+        &cfg.accel.to_string(), // see choose_accel
         "-smp",
         "2", // two vCPUs: page-table syncs matter only with more than one CPU
         "-m",
@@ -189,9 +311,16 @@ pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result
     .iter()
     .map(|s| s.to_string())
     .collect();
-    // ttyS0: kernel console → log file. ttyS1: script output → file tailed live by the host.
+    // ttyS0: kernel console → log file. ttyS1: the script's port, a socket xtask connects to
+    // (QEMU waits for it before starting the guest): the script's output comes in, the
+    // acknowledgements of its checkpoints go out.
     args.extend(["-serial".into(), format!("file:{}", p(cfg.console_log))]);
-    args.extend(["-serial".into(), format!("file:{}", p(script_out))]);
+    args.extend([
+        "-chardev".into(),
+        format!("socket,id=script,path={},server=on,wait=on", p(script_sock)),
+        "-serial".into(),
+        "chardev:script".into(),
+    ]);
     // QMP for hot-add; wait=off lets the guest start before xtask connects.
     args.extend([
         "-qmp".into(),
@@ -225,29 +354,15 @@ pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_out: &Path) -> Result
     Ok(args)
 }
 
-/// Reads lines appended to a file since the last call.
-struct Tail {
-    path: PathBuf,
-    file: Option<File>,
+/// Bytes to lines (without `\n` and `\r`).
+#[derive(Default)]
+struct Lines {
     partial: Vec<u8>,
 }
 
-impl Tail {
-    fn new(path: &Path) -> Tail {
-        Tail {
-            path: path.to_path_buf(),
-            file: None,
-            partial: Vec::new(),
-        }
-    }
-
-    fn poll(&mut self, final_read: bool) -> Vec<String> {
-        if self.file.is_none() {
-            self.file = File::open(&self.path).ok();
-        }
-        if let Some(f) = &mut self.file {
-            let _ = f.read_to_end(&mut self.partial);
-        }
+impl Lines {
+    /// The complete lines so far; with `final_read`, the unterminated rest too.
+    fn take(&mut self, final_read: bool) -> Vec<String> {
         let mut lines = Vec::new();
         while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=i).collect();
@@ -268,6 +383,87 @@ impl Tail {
     }
 }
 
+/// Reads lines appended to a file since the last call.
+struct Tail {
+    path: PathBuf,
+    file: Option<File>,
+    lines: Lines,
+}
+
+impl Tail {
+    fn new(path: &Path) -> Tail {
+        Tail {
+            path: path.to_path_buf(),
+            file: None,
+            lines: Lines::default(),
+        }
+    }
+
+    fn poll(&mut self, final_read: bool) -> Vec<String> {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        if let Some(f) = &mut self.file {
+            let _ = f.read_to_end(&mut self.lines.partial);
+        }
+        self.lines.take(final_read)
+    }
+}
+
+/// The script's serial port (ttyS1) as QEMU's socket chardev: its output is read without
+/// blocking; checkpoint acknowledgements are written to it.
+struct ScriptPort {
+    sock: UnixStream,
+    lines: Lines,
+}
+
+impl ScriptPort {
+    /// Connects to QEMU's listening socket (QEMU waits for this before it starts the guest).
+    fn connect(path: &Path, child: &mut KillOnDrop, within: Duration) -> Result<Option<Self>> {
+        let t = Instant::now();
+        loop {
+            match UnixStream::connect(path) {
+                Ok(sock) => {
+                    sock.set_nonblocking(true)?;
+                    return Ok(Some(ScriptPort {
+                        sock,
+                        lines: Lines::default(),
+                    }));
+                }
+                Err(_) if child.0.try_wait()?.is_some() => return Ok(None),
+                Err(e) if t.elapsed() > within => {
+                    return Err(e).with_context(|| {
+                        format!("QEMU's script port {} did not open", path.display())
+                    })
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// The complete lines that arrived; `final_read`: QEMU has exited, read to the end.
+    fn poll(&mut self, final_read: bool) -> Vec<String> {
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.lines.partial.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break, // WouldBlock: nothing more for now
+            }
+        }
+        self.lines.take(final_read)
+    }
+
+    /// Tells the guest's `checkpoint NAME` to go on.
+    fn ack(&mut self, name: &str) -> Result<()> {
+        self.sock.set_nonblocking(false)?;
+        let r = self.sock.write_all(format!("{ACK} {name}\n").as_bytes());
+        self.sock.set_nonblocking(true)?;
+        r.context("cannot acknowledge a checkpoint")
+    }
+}
+
 struct KillOnDrop(Child);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -279,9 +475,9 @@ impl Drop for KillOnDrop {
 /// Runs the guest until it powers off; `on_line` sees each ttyS1 line as it arrives.
 pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuResult> {
     let qmp_sock = cfg.work_dir.join("qmp.sock");
-    let script_out = cfg.work_dir.join("ttyS1.out");
+    let script_sock = cfg.work_dir.join("ttyS1.sock");
     let qemu_err = cfg.work_dir.join("qemu.stderr");
-    let args = qemu_args(cfg, &qmp_sock, &script_out)?;
+    let args = qemu_args(cfg, &qmp_sock, &script_sock)?;
     let errf = File::create(&qemu_err)?;
     let child = Command::new("qemu-system-x86_64")
         .args(&args)
@@ -292,10 +488,18 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
         .context("cannot start qemu-system-x86_64: install qemu-system-x86")?;
     let mut child = KillOnDrop(child);
     let start = Instant::now();
+    let kvm = cfg.accel == Accel::Kvm;
     let qemu_failed = |child: &mut KillOnDrop| -> anyhow::Error {
         let _ = child.0.wait();
+        if let Some(why) = kvm.then(|| kvm_failure(&qemu_err)).flatten() {
+            return KvmFailed(why).into();
+        }
         let err = std::fs::read(&qemu_err).unwrap_or_default();
-        anyhow::anyhow!("QEMU failed: {}", crate::apt::last_line(&err))
+        anyhow::anyhow!("QEMU failed: {}", crate::cmd::last_line(&err))
+    };
+    let Some(mut port) = ScriptPort::connect(&script_sock, &mut child, Duration::from_secs(30))?
+    else {
+        return Err(qemu_failed(&mut child));
     };
     let mut qmp = if cfg.hotadds.is_empty() {
         None
@@ -310,7 +514,6 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
             }
         }
     };
-    let mut out_tail = Tail::new(&script_out);
     let mut con_tail = Tail::new(cfg.console_log);
     let mut console: Vec<String> = Vec::new();
     let mut lines = Vec::new();
@@ -318,14 +521,27 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
     let mut next_hotadd = 0;
     let mut panic_seen: Option<Instant> = None;
     let mut oops: Option<Vec<String>> = None;
+    // Under KVM the kernel's first line comes within a second or two; a KVM that opens but
+    // cannot run the guest may also just spin without a word.
+    let mut kernel_started = false;
     loop {
         let exited = child.0.try_wait()?.is_some();
-        for line in out_tail.poll(exited) {
+        for line in port.poll(exited) {
             if let Some(st) = line.strip_prefix(EXIT_MARKER) {
                 exit_status = st.trim().parse::<i32>().ok();
+                // /init powers off once it has this: all the output is here.
+                if !exited {
+                    let _ = port.ack("exit");
+                }
                 continue;
             }
+            // At a checkpoint the guest waits: the caller acts in on_line, then it goes on.
             on_line(&line);
+            if let Some(name) = line.strip_prefix(CHECKPOINT) {
+                if !exited {
+                    port.ack(name.trim())?;
+                }
+            }
             if line.trim() == HOTADD_REQUEST {
                 match (cfg.hotadds.get(next_hotadd), qmp.as_mut()) {
                     (Some(h), Some(q)) => {
@@ -349,6 +565,7 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
             lines.push(line);
         }
         for line in con_tail.poll(exited) {
+            kernel_started |= line.contains("Linux version");
             let oops_line = OOPS_MARKERS.iter().any(|m| line.contains(m));
             if cfg.expect_oops && (oops_line || oops.is_some()) {
                 let o = oops.get_or_insert_with(Vec::new);
@@ -384,7 +601,7 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
                 let err = std::fs::read(&qemu_err).unwrap_or_default();
                 bail!(
                     "the guest stopped without reporting the script's status (QEMU: {}); last console lines:\n{}",
-                    crate::apt::last_line(&err),
+                    crate::cmd::last_line(&err),
                     tail()
                 );
             };
@@ -394,6 +611,22 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
                 oops: oops.map(|o| o.join("\n")),
             });
         }
+        if kvm && !kernel_started && lines.is_empty() && start.elapsed() > KVM_BOOT_WITHIN {
+            return Err(KvmFailed(format!(
+                "no kernel output within {} s",
+                KVM_BOOT_WITHIN.as_secs()
+            ))
+            .into());
+        }
+        if kvm {
+            if let Some(why) = kvm_failure(&qemu_err) {
+                if lines.is_empty() {
+                    // Nothing of the script ran: the caller may start over under TCG.
+                    return Err(KvmFailed(why).into());
+                }
+                bail!("QEMU stopped the guest under KVM mid-script: {why} (SYNC_TRACE_ACCEL=tcg avoids KVM)");
+            }
+        }
         if start.elapsed() > cfg.timeout {
             bail!(
                 "guest timed out after {} s (raise the timeout?); last console lines:\n{}",
@@ -402,5 +635,20 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
             );
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_only_where_the_host_cpu_fits() {
+        let amd = "flags\t\t: fpu vme svm\naddress sizes\t: 48 bits physical, 48 bits virtual\n";
+        assert_eq!(kvm_fits(amd, 4, Some(46)).0, Accel::Kvm);
+        assert_eq!(kvm_fits(amd, 5, None).0, Accel::Tcg);
+        assert_eq!(kvm_fits(amd, 4, Some(52)).0, Accel::Tcg);
+        let la57 = "flags\t\t: fpu la57\naddress sizes\t: 52 bits physical, 57 bits virtual\n";
+        assert_eq!(kvm_fits(la57, 5, Some(52)).0, Accel::Kvm);
     }
 }

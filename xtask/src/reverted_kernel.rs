@@ -14,12 +14,11 @@
 //! The tree is built where it stays (kbuild and objtool record absolute paths); a folder
 //! without `.build-done` is an interrupted build and is started over.
 
-use crate::apt::{last_line, unpack_deb, Apt};
-use crate::deps;
+use crate::apt::{unpack_deb, Apt};
 use crate::kernels::{cache_dir, Kernel, KernelId};
+use crate::{cmd, deps};
 use anyhow::{bail, Context, Result};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -70,21 +69,11 @@ pub fn fetch_reverted_kernel() -> Result<Kernel> {
 /// First 16 hex digits of the SHA-256 of everything that decides the build's result.
 fn cache_key(version: &str) -> Result<String> {
     let input = format!("{SOURCE_PACKAGE} {version}\n{RECIPE}\n{PATCH}\n{KCONFIG}");
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot run sha256sum")?;
-    child
-        .stdin
-        .take()
-        .context("sha256sum has no stdin")?
-        .write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
+    let out = cmd::output_with_input(&mut Command::new("sha256sum"), Some(input.as_bytes()))?;
     let hex = String::from_utf8_lossy(&out.stdout);
     match hex.get(..16) {
-        Some(k) if out.status.success() => Ok(k.to_string()),
-        _ => bail!("sha256sum failed: {}", last_line(&out.stderr)),
+        Some(k) => Ok(k.to_string()),
+        None => bail!("sha256sum printed no hash: {hex}"),
     }
 }
 
@@ -151,20 +140,13 @@ fn unpack_source(apt: &Apt, version: &str, work: &Path) -> Result<PathBuf> {
 
 /// Applies the patch exactly (no fuzz) and checks the fixed calls are gone.
 fn apply_patch(tree: &Path) -> Result<()> {
-    let mut child = Command::new("patch")
-        .args(["-p1", "--forward", "--batch", "--fuzz=0"])
-        .current_dir(tree)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run patch: install the patch package")?;
-    child
-        .stdin
-        .take()
-        .context("patch has no stdin")?
-        .write_all(PATCH.as_bytes())?;
-    let out = child.wait_with_output()?;
+    let out = cmd::output_any(
+        Command::new("patch")
+            .args(["-p1", "--forward", "--batch", "--fuzz=0"])
+            .current_dir(tree),
+        Some(PATCH.as_bytes()),
+    )
+    .context("install the patch package")?;
     if !out.status.success() {
         bail!(
             "xtask/patches/6.1-revert-populate-kernel-sync.patch does not apply to {SOURCE_PACKAGE}: {}; Debian's source changed, update the patch",
@@ -232,7 +214,7 @@ fn holds(setting: &str, config: &str) -> bool {
 /// `make -C tree ARGS` with its output appended to `log` (niced and parallel when `heavy`).
 fn make(tree: &Path, log: &Path, args: &[&str], heavy: bool) -> Result<()> {
     let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let mut cmd = if heavy {
+    let mut make = if heavy {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut c = Command::new("nice");
         c.args(["-n", "10", "make", &format!("-j{jobs}")]);
@@ -240,16 +222,15 @@ fn make(tree: &Path, log: &Path, args: &[&str], heavy: bool) -> Result<()> {
     } else {
         Command::new("make")
     };
-    let status = cmd
-        .arg("-C")
-        .arg(tree)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .status()
-        .context("cannot run make")?;
-    if !status.success() {
+    let status = cmd::status(
+        make.arg("-C")
+            .arg(tree)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out),
+    );
+    if status.is_err() {
         let text = fs::read_to_string(log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let errors: Vec<&str> = lines
@@ -274,24 +255,21 @@ fn make(tree: &Path, log: &Path, args: &[&str], heavy: bool) -> Result<()> {
 }
 
 fn kernel_release(tree: &Path) -> Result<String> {
-    let out = Command::new("make")
-        .args(["-s", "--no-print-directory", "-C"])
-        .arg(tree)
-        .arg("kernelrelease")
-        .output()
-        .context("cannot run make")?;
+    let out = cmd::output(
+        Command::new("make")
+            .args(["-s", "--no-print-directory", "-C"])
+            .arg(tree)
+            .arg("kernelrelease"),
+    )?;
     let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || release.is_empty() {
-        bail!("make kernelrelease failed: {}", last_line(&out.stderr));
+    if release.is_empty() {
+        bail!("make kernelrelease printed nothing");
     }
     Ok(release)
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("cannot {what}"))?;
-    if !out.status.success() {
-        bail!("cannot {what}: {}", last_line(&out.stderr));
-    }
+fn run(c: &mut Command, what: &str) -> Result<()> {
+    cmd::output(c).with_context(|| format!("cannot {what}"))?;
     Ok(())
 }
 

@@ -5,25 +5,22 @@
 //! The headers are installed there with apt (inside the root only, never on the host), so
 //! their absolute `/usr/src/...` include paths hold as they are.
 
-use crate::apt::{last_line, DEBIAN_KEYRING, DEBIAN_MIRROR};
-use crate::deps;
+use crate::apt::{DEBIAN_KEYRING, DEBIAN_MIRROR};
+use crate::kbuild::{check_build, copy_dir, find_kos, scratch_name};
 use crate::kernels::{cache_dir, Kernel};
-use crate::modules::{check_build, copy_dir, find_kos};
-use anyhow::{bail, Context, Result};
+use crate::{cmd, deps};
+use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn root_dir() -> PathBuf {
     cache_dir().join("sid-root")
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<Output> {
-    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
-    if !out.status.success() {
-        bail!("{what} failed: {}", last_line(&out.stderr));
-    }
-    Ok(out)
+fn run(c: &mut Command, what: &str) -> Result<()> {
+    cmd::output(c).with_context(|| format!("{what} failed"))?;
+    Ok(())
 }
 
 fn chroot(root: &Path, args: &[&str]) -> Command {
@@ -50,7 +47,7 @@ impl ProcMount {
 }
 impl Drop for ProcMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = cmd::output(Command::new("umount").arg(&self.0));
     }
 }
 
@@ -116,21 +113,18 @@ pub fn ensure_root(kernel: &Kernel) -> Result<PathBuf> {
 
 pub fn build_module(kernel: &Kernel, dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     let root = ensure_root(kernel)?;
-    let inside = format!(
-        "/build/{}/{}",
-        kernel.version,
-        crate::modules::scratch_name(dir, name)?
-    );
+    let inside = format!("/build/{}/{}", kernel.version, scratch_name(dir, name)?);
     let scratch = root.join(inside.trim_start_matches('/'));
     copy_dir(dir, &scratch)?;
     let _proc = ProcMount::new(&root)?;
     let kdir = format!("/usr/src/linux-headers-{}", kernel.version);
-    let out = chroot(
-        &root,
-        &["make", "-C", &kdir, &format!("M={inside}"), "modules"],
-    )
-    .output()
-    .context("cannot run chroot make")?;
+    let out = cmd::output_any(
+        &mut chroot(
+            &root,
+            &["make", "-C", &kdir, &format!("M={inside}"), "modules"],
+        ),
+        None,
+    )?;
     check_build(&out, dir, kernel)?;
     find_kos(&scratch)
 }

@@ -8,112 +8,17 @@ use crate::qemu::{self, QemuConfig};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use crate::kernels::KernelId;
-
-/// One DIMM to plug when the guest script runs `hotadd`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HotAdd {
-    /// Guest-physical address.
-    pub addr: u64,
-    pub size: u64,
-}
-
-impl HotAdd {
-    pub fn size_text(&self) -> String {
-        format!("{} MiB", self.size >> 20)
-    }
-}
-
-/// A size with an optional K/M/G/T suffix (powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, shift) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 30),
-        Some('T' | 't') => (&s[..s.len() - 1], 40),
-        _ => (s, 0),
-    };
-    let n = parse_u64(num).with_context(|| format!("bad size {s:?}: use e.g. 128M"))?;
-    n.checked_mul(1 << shift)
-        .with_context(|| format!("size {s:?} overflows"))
-}
-
-fn parse_u64(s: &str) -> Result<u64> {
-    Ok(
-        match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-            Some(hex) => u64::from_str_radix(hex, 16)?,
-            None => s.parse()?,
-        },
-    )
-}
-
-impl FromStr for HotAdd {
-    type Err = anyhow::Error;
-    /// `ADDR:SIZE`, e.g. `0x200000000000:128M`.
-    fn from_str(s: &str) -> Result<Self> {
-        let (a, sz) = s.split_once(':').with_context(|| {
-            format!("bad hot-add {s:?}: use ADDR:SIZE, e.g. 0x200000000000:128M")
-        })?;
-        let addr = parse_u64(a).with_context(|| format!("bad hot-add address {a:?}"))?;
-        let size = parse_size(sz)?;
-        // Memory hotplug works in 128 MiB sections on x86_64.
-        let section = 128 << 20;
-        if addr % section != 0 || size % section != 0 || size == 0 {
-            bail!("hot-add {s:?}: address and size must be multiples of 128 MiB (the x86_64 section size)");
-        }
-        Ok(HotAdd { addr, size })
-    }
-}
-
-/// A virtio-mem device: `size` bytes of device memory at guest-physical `addr`, of which the
-/// device asks the guest to plug `requested` as soon as its driver (the `virtio_mem` module)
-/// loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VirtioMem {
-    pub addr: u64,
-    pub size: u64,
-    pub requested: u64,
-}
-
-impl VirtioMem {
-    /// The device memory, as the hot-add layout sees it.
-    pub fn range(&self) -> HotAdd {
-        HotAdd {
-            addr: self.addr,
-            size: self.size,
-        }
-    }
-}
-
-impl FromStr for VirtioMem {
-    type Err = anyhow::Error;
-    /// `ADDR:SIZE:REQUESTED`, e.g. `0x8000000000:2G:1G`.
-    fn from_str(s: &str) -> Result<Self> {
-        let (range, req) = s.rsplit_once(':').with_context(|| {
-            format!("bad virtio-mem {s:?}: use ADDR:SIZE:REQUESTED, e.g. 0x8000000000:2G:1G")
-        })?;
-        let HotAdd { addr, size } = range.parse()?;
-        let requested = parse_size(req)?;
-        if requested > size || requested % (128 << 20) != 0 {
-            bail!(
-                "virtio-mem {s:?}: the requested size must be a multiple of 128 MiB, at most SIZE"
-            );
-        }
-        Ok(VirtioMem {
-            addr,
-            size,
-            requested,
-        })
-    }
-}
+pub use crate::kernels::{KernelId, LocalKernel};
+pub use crate::mem::{parse_size, HotAdd, VirtioMem};
 
 #[derive(Debug, Clone)]
 pub struct VmSpec {
+    /// The Debian kernel; [`KernelId::Local`] with `local_kernel` set for the user's own.
     pub kernel: KernelId,
+    /// The user's bzImage (and headers) when `kernel` is [`KernelId::Local`].
+    pub local_kernel: Option<LocalKernel>,
     /// 4 or 5 (page-table levels).
     pub paging: u8,
     pub kaslr: bool,
@@ -150,6 +55,7 @@ impl VmSpec {
     pub fn new(kernel: KernelId, script: impl Into<String>) -> VmSpec {
         VmSpec {
             kernel,
+            local_kernel: None,
             paging: 4,
             kaslr: false,
             hotadds: Vec::new(),
@@ -185,6 +91,8 @@ pub struct VmOutcome {
     pub console_log: PathBuf,
     /// `uname -r` of the guest kernel.
     pub kernel_version: String,
+    /// The accelerator the guest ran under.
+    pub accel: qemu::Accel,
     /// The oops report, when the spec expected one and it came.
     pub oops: Option<String>,
 }
@@ -223,11 +131,17 @@ pub fn run_vm_with(
     mut on_line: impl FnMut(&str),
 ) -> Result<VmOutcome> {
     // Refuse impossible hot-adds before any download.
-    qemu::memory_layout(&spec.hotadds, &spec.other_ranges())?;
+    let layout = qemu::memory_layout(&spec.hotadds, &spec.other_ranges())?;
     deps::ensure_host_packages(deps::VM_PACKAGES)?;
     let t0 = Instant::now();
-    let kernel = kernels::fetch_kernel(spec.kernel)
-        .with_context(|| format!("cannot get the {} kernel", spec.kernel))?;
+    let kernel = match (&spec.local_kernel, spec.kernel) {
+        (Some(local), KernelId::Local) => kernels::local_kernel(local)?,
+        (None, KernelId::Local) => bail!("the local kernel needs its image: pass --kernel-image"),
+        (Some(_), k) => bail!("a kernel image and the {k} kernel at once: pick one"),
+        (None, k) => {
+            kernels::fetch_kernel(k).with_context(|| format!("cannot get the {k} kernel"))?
+        }
+    };
     let mut kos = Vec::new();
     for dir in &spec.module_dirs {
         kos.extend(modules::build_module(&kernel, dir)?);
@@ -259,33 +173,48 @@ pub fn run_vm_with(
         .unwrap_or_default()
         .as_millis();
     let console_log = runs.join(format!("{stamp}-{}.console.log", kernel.version));
-    eprintln!(
-        "xtask: booting {} (paging {}, kaslr {}), prepared in {:.1} s; console: {}",
-        kernel.version,
-        spec.paging,
-        if spec.kaslr { "on" } else { "off" },
-        t0.elapsed().as_secs_f64(),
-        console_log.display()
-    );
-    let cfg = QemuConfig {
-        vmlinuz: &kernel.vmlinuz,
-        initrd: &initrd,
-        paging: spec.paging,
-        kaslr: spec.kaslr,
-        hotadds: &spec.hotadds,
-        other_ranges: &spec.other_ranges(),
-        virtio_mem: spec.virtio_mem,
-        forward: spec.forward,
-        timeout: spec.timeout,
-        extra_append: &spec.extra_append,
-        ram_mib: spec.ram_mib,
-        console_log: &console_log,
-        work_dir: &tmp.0,
-        expect_oops: spec.expect_oops,
-    };
+    let (mut accel, mut why) = qemu::choose_accel(spec.paging, layout.as_ref());
     let t1 = Instant::now();
-    let res = qemu::run_qemu(&cfg, &mut on_line)
-        .with_context(|| format!("guest run on {} failed", kernel.version))?;
+    let res = loop {
+        eprintln!(
+            "xtask: booting {} (paging {}, kaslr {}) under {accel} ({why}), prepared in {:.1} s; console: {}",
+            kernel.version,
+            spec.paging,
+            if spec.kaslr { "on" } else { "off" },
+            t0.elapsed().as_secs_f64(),
+            console_log.display()
+        );
+        let cfg = QemuConfig {
+            vmlinuz: &kernel.vmlinuz,
+            accel,
+            initrd: &initrd,
+            paging: spec.paging,
+            kaslr: spec.kaslr,
+            hotadds: &spec.hotadds,
+            other_ranges: &spec.other_ranges(),
+            virtio_mem: spec.virtio_mem,
+            forward: spec.forward,
+            timeout: spec.timeout,
+            extra_append: &spec.extra_append,
+            ram_mib: spec.ram_mib,
+            console_log: &console_log,
+            work_dir: &tmp.0,
+            expect_oops: spec.expect_oops,
+        };
+        match qemu::run_qemu(&cfg, &mut on_line) {
+            // /dev/kvm opened but KVM cannot run the guest, before the script printed
+            // anything: TCG from now on.
+            Err(e)
+                if accel == qemu::Accel::Kvm && e.downcast_ref::<qemu::KvmFailed>().is_some() =>
+            {
+                let msg = format!("{e:#}");
+                eprintln!("xtask: {msg}; running it under TCG instead");
+                qemu::mark_kvm_broken(&msg);
+                (accel, why) = (qemu::Accel::Tcg, "KVM failed".to_string());
+            }
+            r => break r.with_context(|| format!("guest run on {} failed", kernel.version))?,
+        }
+    };
     eprintln!("xtask: guest ran {:.1} s", t1.elapsed().as_secs_f64());
     let mut output = res.lines.join("\n");
     if !output.is_empty() {
@@ -296,6 +225,7 @@ pub fn run_vm_with(
         exit_status: res.exit_status,
         console_log,
         kernel_version: kernel.version,
+        accel,
         oops: res.oops,
     })
 }

@@ -72,8 +72,10 @@ struct Progress {
     seen: Vec<&'static str>,
 }
 
+/// The host's part of each `checkpoint` of scripts/prometheus.sh; the guest waits until it
+/// returns, so the waits are bounds on a slow guest, not sleeps.
 fn at_checkpoint(p: &Prometheus, prom_bin: &Path, base: &str, name: &str) -> Result<()> {
-    let long = Duration::from_secs(8);
+    let long = Duration::from_secs(30);
     match name {
         "baseline" => {
             check_endpoint(prom_bin, base)?;
@@ -127,7 +129,7 @@ pub fn prometheus_scenario(bin: &Path) -> Result<()> {
     spec.forward = Some((host_port, 9464));
     let progress = RefCell::new(Progress::default());
     let out = run_vm_with(&spec, bin, |line| {
-        let Some(name) = line.strip_prefix("CHECKPOINT ") else {
+        let Some(name) = line.strip_prefix(crate::initramfs::CHECKPOINT) else {
             return;
         };
         let name = name.trim();

@@ -2,21 +2,17 @@
 
 use std::process::Command;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 
-use crate::guest_binary::workspace_root;
+use crate::{cmd, guest_binary::workspace_root};
 
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(workspace_root())
-        .args(args)
-        .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
-    if !status.success() {
-        bail!("`cargo {}` failed ({status})", args.join(" "));
-    }
-    Ok(())
+    cmd::status(
+        Command::new(&cargo)
+            .current_dir(workspace_root())
+            .args(args),
+    )
 }
 
 /// (name, cargo arguments) of every host check.
@@ -43,17 +39,18 @@ pub fn run(args: &[&str]) -> Result<()> {
 /// Without privilege, `probe` exits 1 with one line naming what is missing.
 pub fn unprivileged(bin: &std::path::Path) -> Result<()> {
     // setpriv (util-linux) drops to nobody with no capabilities.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(bin)
-        .arg("probe")
-        .output()
-        .context("cannot run setpriv")?;
+    let out = cmd::output_any(
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(bin)
+            .arg("probe"),
+        None,
+    )?;
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(1) {
         bail!(
@@ -71,12 +68,5 @@ pub fn unprivileged(bin: &std::path::Path) -> Result<()> {
 /// deploy/test.sh: promtool rules tests, dashboard, systemd unit and
 /// Kubernetes manifest schema checks.
 pub fn deploy() -> Result<()> {
-    let status = Command::new("bash")
-        .arg(workspace_root().join("deploy/test.sh"))
-        .status()
-        .context("cannot run bash deploy/test.sh")?;
-    if !status.success() {
-        bail!("deploy/test.sh failed ({status})");
-    }
-    Ok(())
+    cmd::status(Command::new("bash").arg(workspace_root().join("deploy/test.sh")))
 }

@@ -142,20 +142,10 @@ impl Prometheus {
 
 /// `promtool check metrics` on a scrape.
 pub fn promtool_check(bin: &Path, scrape: &str) -> Result<()> {
-    use std::io::Write;
-    let mut child = Command::new(bin.join("promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run promtool")?;
-    child
-        .stdin
-        .take()
-        .context("promtool stdin")?
-        .write_all(scrape.as_bytes())?;
-    let out = child.wait_with_output()?;
+    let out = crate::cmd::output_any(
+        Command::new(bin.join("promtool")).args(["check", "metrics"]),
+        Some(scrape.as_bytes()),
+    )?;
     ensure!(
         out.status.success(),
         "promtool check metrics rejected the scrape: {}{}",

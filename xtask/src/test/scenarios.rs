@@ -29,7 +29,8 @@ const DEVMAP_BUG: &str = include_str!("scripts/devmap-bug.sh");
 const VIRTIO_MEM: &str = include_str!("scripts/virtio-mem.sh");
 const SCALE: &str = include_str!("scripts/scale.sh");
 
-/// Idle processes of the scale scenario (one PGD each): default run, `--full`.
+/// Idle processes of the scale scenario (one PGD each): default run, and the extra one of
+/// `--full`.
 const SCALE_PROCS: (u64, u64) = (2_000, 10_000);
 
 /// 128 MiB: one memory section (SECTION_SIZE_BITS 27), the smallest DIMM
@@ -95,6 +96,7 @@ pub fn name(kernel: KernelId) -> &'static str {
         KernelId::V6_12 => "6.12",
         KernelId::Newest => "newest",
         KernelId::V6_1Reverted => "6.1-reverted",
+        KernelId::Local => "local",
     }
 }
 
@@ -182,7 +184,19 @@ fn scale_scenario(kernel: KernelId, many: u64) -> Scenario {
     }
 }
 
+/// The guest scenarios of `cargo xtask test`: the CI set, and with `full` the extras of
+/// [`full_only`] after it (docs/testing.md lists both).
 pub fn all(full: bool) -> Vec<Scenario> {
+    let mut v = ci();
+    if full {
+        v.extend(full_only());
+    }
+    v
+}
+
+/// The default (CI) set: every kernel (6.1, 6.12, newest, 6.1-reverted) and both paging
+/// modes, within about 35 minutes on an idle 2-core machine.
+fn ci() -> Vec<Scenario> {
     let mut v = Vec::new();
 
     for k in KERNELS {
@@ -233,11 +247,62 @@ pub fn all(full: bool) -> Vec<Scenario> {
         ),
         check: Box::new(|o, _| hotadd::check_hotadd_5level(o)),
     });
-    v.extend(shapes(full));
+    v.extend(shapes(false));
     v.push(devmap_bug());
-    v.push(scale_scenario(
-        KernelId::V6_12,
-        if full { SCALE_PROCS.1 } else { SCALE_PROCS.0 },
-    ));
+    v.push(scale_scenario(KernelId::V6_12, SCALE_PROCS.0));
     v
+}
+
+/// What `--full` adds: the redundant hot-plug shapes on the other kernels, the 5-level
+/// hot-add on 6.1 and newest, and the scale scenario with 10,000 processes.
+fn full_only() -> Vec<Scenario> {
+    let ci: Vec<String> = shapes(false).into_iter().map(|s| s.name).collect();
+    let mut v: Vec<Scenario> = shapes(true)
+        .into_iter()
+        .filter(|s| !ci.contains(&s.name))
+        .collect();
+    for k in [KernelId::V6_1, KernelId::Newest] {
+        v.push(Scenario {
+            name: format!("{}/5-level/hotadd-512G", name(k)),
+            spec: spec(k, 5, false, &[AT_512G], script("IDLE=0", HOTADD)),
+            check: Box::new(|o, _| hotadd::check_hotadd_5level(o)),
+        });
+    }
+    v.push(scale_scenario(KernelId::V6_12, SCALE_PROCS.1));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: Vec<Scenario>) -> Vec<String> {
+        v.into_iter().map(|s| s.name).collect()
+    }
+
+    #[test]
+    fn full_runs_strictly_more() {
+        let ci = names(all(false));
+        let full = names(all(true));
+        assert!(
+            ci.iter().all(|n| full.contains(n)),
+            "--full drops one of {ci:?}"
+        );
+        assert!(full.len() > ci.len());
+        let mut unique = full.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), full.len(), "a scenario name twice: {full:?}");
+    }
+
+    #[test]
+    fn ci_touches_every_kernel_and_both_paging_modes() {
+        let ci = names(all(false));
+        for k in ["6.1/", "6.12/", "newest/", "6.1-reverted/"] {
+            assert!(ci.iter().any(|n| n.starts_with(k)), "no {k} scenario");
+        }
+        for p in ["/4-level/", "/5-level/"] {
+            assert!(ci.iter().any(|n| n.contains(p)), "no {p} scenario");
+        }
+    }
 }

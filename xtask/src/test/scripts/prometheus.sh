@@ -1,17 +1,15 @@
 # sync-trace exporting metrics to a real Prometheus on the host (through a
 # forwarded port) during a hot-add at 32 TiB, then a never-synced population.
-# CHECKPOINT lines make the host query Prometheus while this waits.
+# At each `checkpoint` the host queries Prometheus until what it expects is
+# there (or its patience runs out), then lets this script go on: no side
+# sleeps a fixed time for the other.
 load_st_populate
 step start
 start_run --metrics-addr 0.0.0.0:9464
-echo "CHECKPOINT baseline"
-sleep 4
+checkpoint baseline
 hotadd
-sleep 1
-echo "CHECKPOINT hotadd"
-sleep 9
+checkpoint hotadd
 echo never > /sys/kernel/debug/st_populate/trigger
-echo "CHECKPOINT never"
-sleep 12
+checkpoint never
 step run
 stop_run

@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod cmd_demo;
 pub mod cmd_vm;
 pub mod deps;
+pub mod fixtures;
 pub mod guest_binary;
 pub mod image;
 pub mod initramfs;

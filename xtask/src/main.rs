@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{cmd_demo, cmd_vm, image, test};
+use xtask::{cmd_demo, cmd_vm, fixtures, image, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -21,6 +21,8 @@ enum Cmd {
     Test(test::TestArgs),
     /// Build the container image as an OCI layout (no container daemon needed).
     Image(image::ImageArgs),
+    /// Record the replay fixtures (sync-trace/tests/fixtures) again from guest runs.
+    Fixtures(fixtures::FixturesArgs),
 }
 
 fn main() {
@@ -30,6 +32,7 @@ fn main() {
         Cmd::Vm(args) => cmd_vm::run(*args),
         Cmd::Test(args) => test::run(args),
         Cmd::Image(args) => image::run(args),
+        Cmd::Fixtures(args) => fixtures::run(args),
     };
     match result {
         Ok(status) => std::process::exit(status),

@@ -20,7 +20,7 @@
  * invalid node restarts the walk from the head, a bounded number of times;
  * then the walk ends with ST_SCAN_FAULT and userspace uses none of its
  * counts. Userspace also re-checks any disagreement with a second complete
- * walk before reporting it (kernel-notes §7.2).
+ * walk before reporting it (docs/design.md).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

@@ -25,7 +25,7 @@ const volatile __u32 st_cfg_force_log = 0;     /* 1: log every entry (tests of t
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024); /* ~700 entry records; resized by the daemon */
+	__uint(max_entries, 256 * 1024); /* ~700 entry records; only the hidden `run --test-ring-size` changes it */
 } EVENTS SEC(".maps");
 
 struct {

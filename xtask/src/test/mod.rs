@@ -6,7 +6,7 @@ mod exporter;
 mod host;
 mod hotadd;
 mod module;
-mod output;
+pub mod output;
 mod prometheus;
 mod scale;
 pub mod scenarios;
@@ -100,33 +100,7 @@ pub fn run(args: TestArgs) -> Result<i32> {
         }
         let t = Instant::now();
         println!("xtask test: RUN  {}", s.name);
-        // TCG occasionally trips over the kernel's own code patching while it
-        // boots (an int3 Oops before any script runs); one retry tells that
-        // apart from a crash the scenario causes, which repeats.
-        let run = || vm::run_vm(&s.spec, &bin);
-        let r = run()
-            .or_else(|e| {
-                println!("xtask test: retrying {} once: {e:#}", s.name);
-                run()
-            })
-            .and_then(|out| {
-                let mut o = Output::parse(&out.output);
-                o.oops = out.oops.clone();
-                (s.check)(&o, s.spec.kernel).map_err(|e| {
-                    // The script's whole output, next to the console log, for a failed check.
-                    let script_log = out.console_log.with_extension("script.log");
-                    let saved = std::fs::write(&script_log, &out.output).is_ok();
-                    e.context(format!(
-                        "console log: {}{}",
-                        out.console_log.display(),
-                        if saved {
-                            format!(", script output: {}", script_log.display())
-                        } else {
-                            String::new()
-                        }
-                    ))
-                })
-            });
+        let r = run_scenario(&s, &bin).map(drop);
         tally.record(&s.name, t, r);
     }
     let name = "6.12/4-level/prometheus";
@@ -143,6 +117,36 @@ pub fn run(args: TestArgs) -> Result<i32> {
         return Ok(1);
     }
     Ok(finish(&tally))
+}
+
+/// Boots a scenario's guest and checks its output; returns the output of a
+/// run that passed.
+pub fn run_scenario(s: &scenarios::Scenario, bin: &std::path::Path) -> Result<Output> {
+    // TCG occasionally trips over the kernel's own code patching while it
+    // boots (an int3 Oops before any script runs); one retry tells that
+    // apart from a crash the scenario causes, which repeats.
+    let run = || vm::run_vm(&s.spec, bin);
+    let out = run().or_else(|e| {
+        println!("xtask test: retrying {} once: {e:#}", s.name);
+        run()
+    })?;
+    let mut o = Output::parse(&out.output);
+    o.oops = out.oops.clone();
+    (s.check)(&o, s.spec.kernel).map_err(|e| {
+        // The script's whole output, next to the console log, for a failed check.
+        let script_log = out.console_log.with_extension("script.log");
+        let saved = std::fs::write(&script_log, &out.output).is_ok();
+        e.context(format!(
+            "console log: {}{}",
+            out.console_log.display(),
+            if saved {
+                format!(", script output: {}", script_log.display())
+            } else {
+                String::new()
+            }
+        ))
+    })?;
+    Ok(o)
 }
 
 fn finish(t: &Tally) -> i32 {

@@ -4,10 +4,12 @@
 //!
 //! Nothing here needs a kernel: the daemon, `replay` and the tests share it.
 
+pub mod diag;
 pub mod layout;
 pub mod raw;
 pub mod target;
 
+pub use diag::DiagCode;
 pub use layout::{Layout, Level, Paging, Region};
-pub use raw::{DecodeError, RawEvent};
+pub use raw::{DecodeError, RawDiag, RawEvent, RawRecord};
 pub use target::{Kind, Method, Target};

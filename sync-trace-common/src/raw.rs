@@ -8,6 +8,7 @@
 
 use std::mem::{offset_of, size_of};
 
+use crate::diag::DiagCode;
 use crate::target::{Kind, Method, Target};
 
 /// `ST_COMM_LEN`
@@ -24,7 +25,7 @@ pub const FLAG_ARGS_LOST: u32 = 1 << 1;
 pub const LOST_EVENTS: u32 = 0;
 /// An `INFLIGHT` update failed, so an exit will carry no duration.
 pub const LOST_INFLIGHT: u32 = 1;
-/// An aya-log record could not be written.
+/// A diagnostic (`struct st_diag`) could not be written to the ring.
 pub const LOST_LOGS: u32 = 2;
 /// `ST_LOST_MAX`
 pub const LOST_MAX: u32 = 3;
@@ -33,12 +34,10 @@ pub const LOST_MAX: u32 = 3;
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Per-CPU loss counters.
 pub const MAP_LOST: &str = "LOST";
-/// aya-log's ring buffer.
-pub const MAP_AYA_LOGS: &str = "AYA_LOGS";
 
 /// Load-time knobs (`const volatile` globals in the object).
 pub const GLOBAL_CAPTURE_STACK: &str = "st_cfg_capture_stack";
-/// Makes every entry write an aya-log record (tests of the log path).
+/// Makes every entry write a diagnostic (tests of the diagnostics path).
 pub const GLOBAL_FORCE_LOG: &str = "st_cfg_force_log";
 
 /// `ST_PTRS`: entries per page-table page.
@@ -209,13 +208,46 @@ const _: () = assert!(offset_of!(RawEventC, stack) == 88);
 /// Size in bytes of one `struct st_event` record.
 pub const EVENT_SIZE: usize = size_of::<RawEventC>();
 
+/// `ST_KIND_DIAG`: the kind of every `struct st_diag` record, and of no
+/// `struct st_event` (whose kinds are [`Kind`]).
+pub const KIND_DIAG: u8 = 3;
+
+/// `struct st_diag`, exactly as the kernel writes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawDiagC {
+    pub ts_ns: u64,
+    pub value: u64,
+    pub pid: u32,
+    pub cpu: u32,
+    pub kind: u8,
+    pub code: u8,
+    pub pad: [u8; 6],
+}
+
+// Mirrors of the _Static_asserts in events.h.
+const _: () = assert!(size_of::<RawDiagC>() == 32);
+const _: () = assert!(offset_of!(RawDiagC, kind) == 24);
+const _: () = assert!(size_of::<RawDiagC>() != EVENT_SIZE);
+
+/// Size in bytes of one `struct st_diag` record.
+pub const DIAG_SIZE: usize = size_of::<RawDiagC>();
+
 /// Why a ring-buffer record could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("event record of {got} bytes, expected {expected}: the daemon and its BPF object disagree on the layout (rebuild both)")]
     Length { got: usize, expected: usize },
+    #[error("diagnostic record of {got} bytes, expected {expected}: the daemon and its BPF object disagree on the layout (rebuild both)")]
+    DiagLength { got: usize, expected: usize },
+    #[error("ring record of {got} bytes: neither an event ({EVENT_SIZE}) nor a diagnostic ({DIAG_SIZE}); the daemon and its BPF object disagree on the layout (rebuild both)")]
+    RecordLength { got: usize },
     #[error("event record with unknown kind {0}")]
     Kind(u8),
+    #[error("diagnostic record with kind {0}, expected {KIND_DIAG}")]
+    DiagKind(u8),
+    #[error("diagnostic record with unknown code {0}")]
+    DiagCode(u8),
     #[error("event record with unknown target {0}")]
     Target(u8),
     #[error("event record with unknown attach method {0}")]
@@ -284,6 +316,73 @@ impl RawEvent {
     pub fn frames(&self) -> &[u64] {
         let n = usize::try_from(self.stack_bytes).unwrap_or(0) / 8;
         &self.stack[..n.min(MAX_STACK)]
+    }
+}
+
+/// A decoded, validated `st_diag`: a kernel-side diagnostic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawDiag {
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub cpu: u32,
+    pub code: DiagCode,
+    /// Meaning per code; a signed value as its two's complement.
+    pub value: u64,
+}
+
+impl RawDiag {
+    /// Decodes one ring-buffer record of [`DIAG_SIZE`] bytes (any other
+    /// length is an error, never a partial read).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() != DIAG_SIZE {
+            return Err(DecodeError::DiagLength {
+                got: bytes.len(),
+                expected: DIAG_SIZE,
+            });
+        }
+        // SAFETY: as in RawEvent::from_bytes: length checked, plain old data,
+        // unaligned read.
+        let c: RawDiagC = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        if c.kind != KIND_DIAG {
+            return Err(DecodeError::DiagKind(c.kind));
+        }
+        Ok(Self {
+            ts_ns: c.ts_ns,
+            pid: c.pid,
+            cpu: c.cpu,
+            code: DiagCode::from_raw(c.code).ok_or(DecodeError::DiagCode(c.code))?,
+            value: c.value,
+        })
+    }
+
+    /// The message the daemon logs (see [`DiagCode::message`]).
+    pub fn message(&self) -> String {
+        self.code.message(self.value)
+    }
+}
+
+/// One record of the EVENTS ring. Records have no header of their own: the
+/// ring gives each one's length, which tells the struct, and the struct's
+/// `kind` must then agree.
+// Decoded one at a time and consumed at once, never kept in bulk: boxing
+// the event would cost an allocation per record for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawRecord {
+    /// `struct st_event` (kind entry or exit).
+    Event(RawEvent),
+    /// `struct st_diag` (kind `ST_KIND_DIAG`).
+    Diag(RawDiag),
+}
+
+impl RawRecord {
+    /// Decodes one ring-buffer record by its length.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes.len() {
+            EVENT_SIZE => RawEvent::from_bytes(bytes).map(Self::Event),
+            DIAG_SIZE => RawDiag::from_bytes(bytes).map(Self::Diag),
+            got => Err(DecodeError::RecordLength { got }),
+        }
     }
 }
 
@@ -375,5 +474,93 @@ mod tests {
                 .len(),
             MAX_STACK
         );
+    }
+
+    /// A `struct st_diag` as the kernel lays it out, written byte by byte
+    /// at events.h's offsets (not through [`RawDiagC`]): ts_ns at 0, value
+    /// at 8, pid at 16, cpu at 20, kind at 24, code at 25, 6 bytes of
+    /// padding; little endian, as on x86_64.
+    fn c_diag(kind: u8, code: u8, value: u64) -> Vec<u8> {
+        let mut b = Vec::with_capacity(32);
+        b.extend_from_slice(&123_456_789u64.to_le_bytes());
+        b.extend_from_slice(&value.to_le_bytes());
+        b.extend_from_slice(&4242u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.push(kind);
+        b.push(code);
+        b.extend_from_slice(&[0; 6]);
+        b
+    }
+
+    #[test]
+    fn decodes_a_diagnostic_of_every_code_into_its_message() {
+        let cases = [
+            // ST_DIAG_INFLIGHT_FULL, target 3 (vmemmap_p4d_populate)
+            (1, 3, "INFLIGHT map full; exit of target 3"),
+            // ST_DIAG_STACK_FAILED, -EFAULT as the kernel's signed long
+            (2, (-14i64) as u64, "kernel stack capture failed, error -14"),
+            // ST_DIAG_FORCED, the start address in lower hex
+            (
+                3,
+                0xffff_ea80_0000_0000,
+                "forced kernel-side diagnostic at entry, start=0xffffea8000000000",
+            ),
+        ];
+        assert_eq!(cases.len(), DiagCode::ALL.len(), "a case per code");
+        for (code, value, message) in cases {
+            let bytes = c_diag(KIND_DIAG, code, value);
+            let Ok(RawRecord::Diag(d)) = RawRecord::from_bytes(&bytes) else {
+                panic!("code {code}: not decoded as a diagnostic");
+            };
+            assert_eq!(d.code as u8, code);
+            assert_eq!(
+                (d.ts_ns, d.pid, d.cpu, d.value),
+                (123_456_789, 4242, 1, value)
+            );
+            assert_eq!(d.message(), message);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_diagnostics() {
+        assert_eq!(
+            RawDiag::from_bytes(&c_diag(1, 1, 0)),
+            Err(DecodeError::DiagKind(1))
+        );
+        assert_eq!(
+            RawDiag::from_bytes(&c_diag(KIND_DIAG, 0, 0)),
+            Err(DecodeError::DiagCode(0))
+        );
+        assert_eq!(
+            RawDiag::from_bytes(&c_diag(KIND_DIAG, 4, 0)),
+            Err(DecodeError::DiagCode(4))
+        );
+        let d = c_diag(KIND_DIAG, 1, 0);
+        assert_eq!(
+            RawDiag::from_bytes(&d[..DIAG_SIZE - 1]),
+            Err(DecodeError::DiagLength {
+                got: DIAG_SIZE - 1,
+                expected: DIAG_SIZE
+            })
+        );
+    }
+
+    #[test]
+    fn ring_records_are_told_apart_by_length_then_kind() {
+        assert!(matches!(
+            RawRecord::from_bytes(&record(2, 1, 1, 0)),
+            Ok(RawRecord::Event(e)) if e.kind == Kind::Exit
+        ));
+        // An st_event never has the diagnostic kind.
+        assert_eq!(
+            RawRecord::from_bytes(&record(KIND_DIAG, 0, 1, 0)),
+            Err(DecodeError::Kind(KIND_DIAG))
+        );
+        for got in [0, DIAG_SIZE - 1, DIAG_SIZE + 1, EVENT_SIZE + 8] {
+            assert_eq!(
+                RawRecord::from_bytes(&vec![0; got]),
+                Err(DecodeError::RecordLength { got })
+            );
+        }
     }
 }

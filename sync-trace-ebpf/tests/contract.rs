@@ -20,8 +20,8 @@ use std::mem::{offset_of, size_of};
 
 use btf::{Btf, Shape};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
-use sync_trace_common::raw::{self, RawEventC, RawScan};
-use sync_trace_common::{Kind, Method, Target};
+use sync_trace_common::raw::{self, RawDiagC, RawEventC, RawScan};
+use sync_trace_common::{DiagCode, Kind, Method, Target};
 
 static CONTRACT_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/contract.bpf.o"));
 const EVENTS_H: &str = include_str!("../src/bpf/events.h");
@@ -100,6 +100,18 @@ fn structs() -> Vec<(&'static str, Option<RustStruct>)> {
             })),
         ),
         (
+            "st_diag",
+            Some(twin!(RawDiagC {
+                ts_ns,
+                value,
+                pid,
+                cpu,
+                kind,
+                code,
+                pad = "_pad",
+            })),
+        ),
+        (
             "st_scan",
             Some(twin!(RawScan {
                 ts_ns,
@@ -173,11 +185,19 @@ fn enums() -> Vec<(&'static str, Vec<(&'static str, i64)>)> {
     target.push(("ST_TARGET_COUNT", z(Target::ALL.len())));
     vec![
         ("st_target", target),
-        (
-            "st_kind",
-            [Kind::Entry, Kind::Exit]
+        ("st_kind", {
+            let mut kinds = [Kind::Entry, Kind::Exit]
                 .map(|k| (kind_c_name(k), raw_of(Kind::from_raw, k)))
-                .to_vec(),
+                .to_vec();
+            kinds.push(("ST_KIND_DIAG", i64::from(raw::KIND_DIAG)));
+            kinds
+        }),
+        (
+            "st_diag_code",
+            DiagCode::ALL
+                .iter()
+                .map(|&c| (c.c_name(), raw_of(DiagCode::from_raw, c)))
+                .collect(),
         ),
         (
             "st_method",
@@ -401,7 +421,7 @@ fn every_events_h_type_is_in_the_contract_btf() {
         }
     }
     assert!(
-        declared("struct").len() >= 4 && declared("enum").len() >= 11,
+        declared("struct").len() >= 5 && declared("enum").len() >= 12,
         "events.h declarations not found"
     );
     report(errors);
@@ -495,13 +515,7 @@ fn names_match_the_objects_symbols() {
     let program = |s: &str| !s.starts_with('.') || s.starts_with(".text");
     let st = ("sync_trace.bpf.o", sync_trace_ebpf::SYNC_TRACE_BPF);
     let scan = ("pgtable_scan.bpf.o", sync_trace_ebpf::PGTABLE_SCAN_BPF);
-    expect(
-        st.0,
-        st.1,
-        &[raw::MAP_EVENTS, raw::MAP_LOST, raw::MAP_AYA_LOGS],
-        maps,
-        "map",
-    );
+    expect(st.0, st.1, &[raw::MAP_EVENTS, raw::MAP_LOST], maps, "map");
     expect(
         st.0,
         st.1,

@@ -91,7 +91,7 @@ pub struct RunArgs {
     /// Do not capture kernel stacks (cheaper; callers become "other").
     #[arg(long)]
     pub no_stacks: bool,
-    /// Make every probe entry write a kernel-side aya-log message (a test of
+    /// Make every probe entry write a kernel-side diagnostic (a test of
     /// the diagnostics path; noisy).
     #[arg(long, hide = true)]
     pub test_kernel_log: bool,

@@ -17,11 +17,13 @@
  * pointer as a forward declaration, without its members. */
 struct st_contract {
 	struct st_event event;
+	struct st_diag diag;
 	struct st_inflight_key inflight_key;
 	struct st_inflight inflight;
 	struct st_scan scan;
 	enum st_target target;
 	enum st_kind kind;
+	enum st_diag_code diag_code;
 	enum st_method method;
 	enum st_flag flag;
 	enum st_lost lost;

@@ -20,10 +20,9 @@
 #include <linux/types.h>
 
 /* Map names, as userspace finds them in the object. */
-#define ST_MAP_EVENTS "EVENTS"     /* BPF_MAP_TYPE_RINGBUF of struct st_event */
+#define ST_MAP_EVENTS "EVENTS"     /* BPF_MAP_TYPE_RINGBUF of struct st_event and struct st_diag */
 #define ST_MAP_LOST "LOST"         /* PERCPU_ARRAY[ST_LOST_MAX] of __u64 */
 #define ST_MAP_INFLIGHT "INFLIGHT" /* HASH: (tid, target) -> struct st_inflight */
-#define ST_MAP_AYA_LOGS "AYA_LOGS" /* RINGBUF read by aya-log's EbpfLogger */
 
 /* What was traced. Stable numbers: they travel in st_event.target. */
 enum st_target {
@@ -37,10 +36,16 @@ enum st_target {
 	ST_TARGET_COUNT = 7,
 };
 
-/* Which side of the call a record describes. */
+/*
+ * What a record of the EVENTS ring is. Records carry no separate header: the
+ * ring gives each record's length, and the length tells the struct
+ * (struct st_event or struct st_diag, of different sizes); its `kind` field
+ * must then agree (ENTRY or EXIT in an st_event, DIAG in an st_diag).
+ */
 enum st_kind {
-	ST_KIND_ENTRY = 1,
-	ST_KIND_EXIT = 2,
+	ST_KIND_ENTRY = 1, /* struct st_event: a call's entry */
+	ST_KIND_EXIT = 2,  /* struct st_event: a call's exit */
+	ST_KIND_DIAG = 3,  /* struct st_diag: a kernel-side diagnostic */
 };
 
 /* How the program was attached (set by the program itself). */
@@ -59,7 +64,7 @@ enum st_flag {
 enum st_lost {
 	ST_LOST_EVENTS = 0,   /* a ring-buffer reservation for an st_event failed */
 	ST_LOST_INFLIGHT = 1, /* the INFLIGHT map was full: an exit will lack its duration */
-	ST_LOST_LOGS = 2,     /* an aya-log record could not be written */
+	ST_LOST_LOGS = 2,     /* a diagnostic (struct st_diag) could not be written */
 	ST_LOST_MAX = 3,
 };
 
@@ -93,6 +98,30 @@ _Static_assert(__builtin_offsetof(struct st_event, kind) == 64, "st_event.kind")
 _Static_assert(__builtin_offsetof(struct st_event, stack_bytes) == 68, "st_event.stack_bytes");
 _Static_assert(__builtin_offsetof(struct st_event, comm) == 72, "st_event.comm");
 _Static_assert(__builtin_offsetof(struct st_event, stack) == 88, "st_event.stack");
+
+/*
+ * Kernel-side diagnostics: one code per message the daemon logs (at warn
+ * level, target sync_trace_ebpf); st_diag.value is the message's one number.
+ */
+enum st_diag_code {
+	ST_DIAG_INFLIGHT_FULL = 1, /* "INFLIGHT map full; exit of target <value>" (enum st_target) */
+	ST_DIAG_STACK_FAILED = 2,  /* "kernel stack capture failed, error <value as __s64>" (-errno) */
+	ST_DIAG_FORCED = 3,        /* "forced kernel-side diagnostic at entry, start=0x<value, lower hex>" */
+};
+
+struct st_diag {
+	__u64 ts_ns;  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 value;  /* meaning per code (enum st_diag_code); a signed value as its two's complement */
+	__u32 pid;    /* thread-group id */
+	__u32 cpu;
+	__u8 kind;    /* ST_KIND_DIAG */
+	__u8 code;    /* enum st_diag_code */
+	__u8 _pad[6];
+};
+
+_Static_assert(sizeof(struct st_diag) == 32, "st_diag size");
+_Static_assert(__builtin_offsetof(struct st_diag, kind) == 24, "st_diag.kind");
+_Static_assert(sizeof(struct st_diag) != sizeof(struct st_event), "records are told apart by their length");
 
 struct st_inflight_key {
 	__u32 tid;

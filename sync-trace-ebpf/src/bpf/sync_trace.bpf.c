@@ -6,8 +6,9 @@
  * Every target has four programs (fentry, fexit, kprobe, kretprobe); the
  * daemon loads and attaches, per target, the best pair the running kernel
  * accepts (sync-trace/src/probe/plan.rs) and leaves the others unloaded.
- * Records go to one ring buffer (EVENTS); a failed reservation is counted in
- * LOST, never silently dropped.
+ * Records go to one ring buffer (EVENTS): calls (struct st_event) and
+ * diagnostics (struct st_diag); a failed reservation is counted in LOST,
+ * never silently dropped.
  */
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
@@ -15,13 +16,12 @@
 #include <bpf/bpf_tracing.h>
 
 #include "events.h"
-#include "aya_log.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Load-time knobs, set by the daemon with EbpfLoader::set_global. */
 const volatile __u32 st_cfg_capture_stack = 1; /* 0: no kernel stacks */
-const volatile __u32 st_cfg_force_log = 0;     /* 1: log every entry (tests of the aya-log path) */
+const volatile __u32 st_cfg_force_log = 0;     /* 1: a diagnostic at every entry (tests of that path) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -47,6 +47,26 @@ static __always_inline void st_count_lost(__u32 what)
 	__u64 *n = bpf_map_lookup_elem(&LOST, &what);
 	if (n)
 		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
+/*
+ * A diagnostic: a record of its own in EVENTS, which the daemon logs (the
+ * message per code is in events.h). One that does not fit is counted in
+ * LOST[ST_LOST_LOGS].
+ */
+static __always_inline void st_diag(__u8 code, __u64 value, __u64 now, __u64 id)
+{
+	struct st_diag d = {
+		.ts_ns = now,
+		.value = value,
+		.pid = id >> 32,
+		.cpu = bpf_get_smp_processor_id(),
+		.kind = ST_KIND_DIAG,
+		.code = code,
+	};
+
+	if (bpf_ringbuf_output(&EVENTS, &d, sizeof(d), 0))
+		st_count_lost(ST_LOST_LOGS);
 }
 
 static __always_inline void st_fill_common(struct st_event *e, __u8 kind, __u8 target, __u8 method,
@@ -77,9 +97,7 @@ static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u6
 
 	if (bpf_map_update_elem(&INFLIGHT, &key, &in, BPF_ANY)) {
 		st_count_lost(ST_LOST_INFLIGHT);
-		/* Diagnostics are aya_log.h macros, one per record kind. */
-		if (st_log_inflight_full(target))
-			st_count_lost(ST_LOST_LOGS);
+		st_diag(ST_DIAG_INFLIGHT_FULL, target, now, id);
 	}
 
 	struct st_event *e = bpf_ringbuf_reserve(&EVENTS, sizeof(*e), 0);
@@ -94,13 +112,11 @@ static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u6
 	if (st_cfg_capture_stack) {
 		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
 		e->stack_bytes = n;
-		if (n < 0 &&
-		    st_log_stack_failed(n))
-			st_count_lost(ST_LOST_LOGS);
+		if (n < 0)
+			st_diag(ST_DIAG_STACK_FAILED, n, now, id);
 	}
-	if (st_cfg_force_log &&
-	    st_log_forced(a0))
-		st_count_lost(ST_LOST_LOGS);
+	if (st_cfg_force_log)
+		st_diag(ST_DIAG_FORCED, a0, now, id);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -3,12 +3,14 @@
 //! attaching the BPF programs (`session`, `attach`, `target_status`), the
 //! on-demand page-table scan (`scan`, its `snapshot`s, the `slot_set`s it
 //! compares, `verified_walk`, `core_facts`, `scan_stats`), and turning
-//! ring-buffer records into completed calls (`trace`) and the loss
-//! counters into `lost` records (`lost`).
+//! ring-buffer records into completed calls (`trace`) or log lines
+//! (kernel-side diagnostics, `diag`) and the loss counters into `lost`
+//! records (`lost`).
 
 pub mod attach;
 pub mod clock;
 pub mod core_facts;
+pub mod diag;
 pub mod facts;
 pub mod kallsyms;
 pub mod lost;

@@ -77,7 +77,12 @@ impl Tracer {
             method: ev.method,
             entry_seen: entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0,
             frames: entry
-                .map(|p| p.stack[..p.frames].iter().map(|&a| syms.format(a)).collect())
+                .map(|p| {
+                    p.stack[..p.frames]
+                        .iter()
+                        .map(|&a| syms.format(a))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
         .into_record(&self.layout)
@@ -89,6 +94,7 @@ mod tests {
     use sync_trace_common::Method;
 
     use super::*;
+    use crate::record::Hex;
 
     const SYMS: &str = "\
 ffffffff81077a10 t sync_global_pgds

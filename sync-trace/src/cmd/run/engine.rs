@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
-use sync_trace_common::{Kind, RawEvent};
+use sync_trace_common::{Kind, RawRecord};
 
 use crate::{
     kernel::{
-        clock::monotonic_ns, kallsyms::Kallsyms, lost::LostCounters, scan::Scanner,
+        clock::monotonic_ns, diag, kallsyms::Kallsyms, lost::LostCounters, scan::Scanner,
         slot_set::SlotSet, trace::Tracer,
     },
     model::Model,
@@ -50,13 +50,18 @@ impl Engine<'_> {
     /// Reads the loss counters, then every pending ring-buffer record, and
     /// the counters again before each sync (the kernel keeps appending while
     /// the ring is read): losses are known before the records that follow
-    /// them are judged. Returns the kernel slots the completed syncs covered.
+    /// them are judged. Diagnostics are logged as they come. Returns the
+    /// kernel slots the completed syncs covered.
     pub(super) fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<SlotSet> {
         self.poll_lost()?;
         let mut synced = SlotSet::empty();
         while let Some(item) = ring.next() {
-            let ev = match RawEvent::from_bytes(&item) {
-                Ok(ev) => ev,
+            let ev = match RawRecord::from_bytes(&item) {
+                Ok(RawRecord::Event(ev)) => ev,
+                Ok(RawRecord::Diag(d)) => {
+                    diag::log(&d);
+                    continue;
+                }
                 Err(e) => {
                     self.model.count_undecodable();
                     log::error!("{e}");

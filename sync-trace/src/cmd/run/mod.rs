@@ -10,7 +10,6 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     Ebpf,
 };
-use aya_log::EbpfLogger;
 use sync_trace_common::{raw, Layout};
 use tokio::{
     io::unix::AsyncFd,
@@ -45,10 +44,10 @@ const LOST_POLL: Duration = Duration::from_secs(1);
 /// Exit status of `run --fail-on-unsynced` after an unsynced population.
 pub const EXIT_UNSYNCED: i32 = 3;
 
-/// The kernel's ring buffers, registered with the runtime.
+/// The kernel's ring buffer (calls and diagnostics), registered with the
+/// runtime.
 struct Rings {
     events: AsyncFd<RingBuf<MapData>>,
-    logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
 }
 
 /// Opens the session and takes the baseline scan before any probe attaches.
@@ -122,24 +121,21 @@ async fn start_metrics(
     Ok(Some(m))
 }
 
-/// Takes the ring buffers and the loss counters out of the loaded object.
+/// Takes the ring buffer and the loss counters out of the loaded object.
 fn open_rings(ebpf: &mut Ebpf, since_ns: u64) -> anyhow::Result<(Rings, LostCounters)> {
     let ring = RingBuf::try_from(
         ebpf.take_map(raw::MAP_EVENTS)
             .context("EVENTS map missing")?,
     )?;
-    // SAFETY (both registrations): the ring buffers own their map fds, which
-    // stay open and unchanged until the AsyncFd and its contents are dropped.
+    // SAFETY: the ring buffer owns its map fd, which stays open and
+    // unchanged until the AsyncFd and its contents are dropped.
     let events = unsafe { AsyncFd::register(ring) }
         .map_err(|e| anyhow!("cannot poll the EVENTS ring buffer: {e}"))?;
-    let logger = EbpfLogger::init(ebpf).context("cannot read kernel-side logs (AYA_LOGS)")?;
-    let logs = unsafe { AsyncFd::register(logger) }
-        .map_err(|e| anyhow!("cannot poll the AYA_LOGS ring buffer: {e}"))?;
     let lost = LostCounters::new(
         PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
         since_ns,
     );
-    Ok((Rings { events, logs }, lost))
+    Ok((Rings { events }, lost))
 }
 
 async fn timers(args: &RunArgs) -> Timers {
@@ -195,11 +191,6 @@ async fn event_loop(
                 }
                 guard.clear_ready();
             }
-            guard = rings.logs.readable_mut() => {
-                let mut guard = guard?;
-                guard.get_inner_mut().flush();
-                guard.clear_ready();
-            }
             _ = timers.sweep.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::None)?,
             _ = timers.walk.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::All)?,
             _ = sleep(grace_wait) => engine.scan(rings.events.get_mut(), Trigger::Deadline, Walk::None)?,
@@ -252,7 +243,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     .await?;
 
     engine.drain(rings.events.get_mut())?;
-    rings.logs.get_mut().flush();
     log::info!("scans: {}", engine.scanner.stats());
     engine.model.finish(&mut engine.out);
     engine.flush(&mut sink)?;

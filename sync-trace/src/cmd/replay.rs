@@ -195,6 +195,7 @@ mod tests {
             panic!("the fixture has no verify record");
         };
         later.ts_ns += 200 * MS;
+        later.start_ns += 200 * MS;
         recs.push(Record::Verify(later));
         let out = replay_records(&recs, 100 * MS);
         let (paired, unsynced) = derived(&out);
@@ -203,15 +204,20 @@ mod tests {
     }
 
     /// Recorded in a 6.12 guest with the st_populate module: a synced
-    /// population (507), a late one (506, synced after 300 ms) and a
-    /// never-synced one (505).
+    /// population (507), a late one (506, synced after 300 ms), a
+    /// never-synced one (505), one cleared and written back, synced both
+    /// times (504), and one synced then pointed elsewhere (503).
     #[test]
     fn recorded_module_run_flags_late_and_never() {
         let recs = parse(include_str!("../../tests/fixtures/6.12-module.ndjson"));
         let out = replay_records(&recs, 100 * MS);
         let (paired, unsynced) = derived(&out);
-        assert_eq!(paired, vec![507, 506]);
+        assert_eq!(paired, vec![507, 506, 504, 504, 503]);
         assert_eq!(unsynced, vec![506, 505]);
+        let Some(Record::Summary(s)) = out.last() else {
+            panic!("no summary")
+        };
+        assert_eq!((s.depopulations, s.mismatches), (1, 1), "{s:?}");
         let late = out.iter().find_map(|r| match r {
             Record::Paired(p) if p.pop.slot == 506 => Some(p),
             _ => None,
@@ -226,10 +232,16 @@ mod tests {
                 );
             }
         }
-        // With a 1 s window the late sync is in time, and the recording ends
-        // before the never-synced population's window closes.
-        let (paired, unsynced) = derived(&replay_records(&recs, 1000 * MS));
-        assert_eq!((paired, unsynced), (vec![507, 506], vec![]));
+        // With a 1 s window the late sync is in time; no recorded walk after
+        // the never-synced population's window compared its slot, so it is
+        // left undecided, and the summary says so.
+        let out = replay_records(&recs, 1000 * MS);
+        let (paired, unsynced) = derived(&out);
+        assert_eq!((paired, unsynced), (vec![507, 506, 504, 504, 503], vec![]));
+        let Some(Record::Summary(s)) = out.last() else {
+            panic!("no summary")
+        };
+        assert_eq!(s.pending, 1, "{s:?}");
     }
 
     #[test]

@@ -263,6 +263,7 @@ impl Model {
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.decide(out, None, true);
         let mut s = self.summary.clone();
+        s.pending = self.pairing.pending() as u64;
         s.finish();
         out.push(Record::Summary(s));
     }

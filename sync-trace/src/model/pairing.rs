@@ -135,6 +135,11 @@ impl Pairing {
         self.unpaired.push(p);
     }
 
+    /// Populations waiting for a covering sync or for a walk that judges them.
+    pub fn pending(&self) -> usize {
+        self.unpaired.len()
+    }
+
     pub fn on_sync(&mut self, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
         let mut i = 0;
         while i < self.unpaired.len() {

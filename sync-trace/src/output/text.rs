@@ -222,11 +222,12 @@ pub fn summary(sum: &Summary) -> String {
     }
     let _ = writeln!(
         s,
-        "  paired {} unsynced {} (unconfirmed {}) uncertain {} depopulations {} mismatches {} verifications {}",
+        "  paired {} unsynced {} (unconfirmed {}) uncertain {} pending {} depopulations {} mismatches {} verifications {}",
         sum.paired,
         sum.unsynced,
         sum.unsynced_unconfirmed,
         sum.uncertain,
+        sum.pending,
         sum.depopulations,
         sum.mismatches,
         sum.verifications

@@ -50,6 +50,10 @@ pub struct Summary {
     /// What a bounded buffer of the daemon had to drop, by buffer.
     #[serde(default)]
     pub dropped: BTreeMap<String, u64>,
+    /// Populations still undecided when the stream ended: no covering sync
+    /// yet, and no walk after their grace window compared their slot.
+    #[serde(default)]
+    pub pending: u64,
 }
 
 impl Summary {

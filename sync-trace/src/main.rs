@@ -21,6 +21,7 @@ mod scan;
 mod session;
 mod sink;
 mod snapshot;
+mod stress;
 mod summary;
 mod text;
 mod trace;
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
             ))
         }),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
+        Command::Stress(args) => runtime().and_then(|rt| rt.block_on(stress::stress(args))),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_ERROR)),

@@ -286,7 +286,7 @@ td.l,th.l{{text-align:left}} .verdict{{font-weight:bold;padding:.5em;border-radi
     s.push_str(&per_cycle(r));
     s.push_str("<h2>Sync duration over time</h2>");
     s.push_str(&sync_durations(r));
-    s.push_str("<h2>Cycles</h2><table><tr><th>cycle</th><th class=\"l\">offlined / removed</th><th class=\"l\">onlined / added</th><th>busy</th><th class=\"l\">populations</th><th>syncs</th><th>p50</th><th>p99</th><th>max</th><th>unsynced</th><th>mismatches</th><th>lost</th></tr>");
+    s.push_str("<h2>Cycles</h2><table><tr><th>cycle</th><th class=\"l\">offlined / removed</th><th class=\"l\">onlined / added</th><th class=\"l\">busy (EBUSY)</th><th class=\"l\">populations</th><th>syncs</th><th>p50</th><th>p99</th><th>max</th><th>unsynced</th><th>mismatches</th><th>lost</th></tr>");
     for c in std::iter::once(&r.before).chain(&r.cycles) {
         let blocks = |v: &[u64]| {
             v.iter()
@@ -296,13 +296,13 @@ td.l,th.l{{text-align:left}} .verdict{{font-weight:bold;padding:.5em;border-radi
         };
         let _ = write!(
             s,
-            "<tr><td>{}</td><td class=\"l\">{} {}</td><td class=\"l\">{} {}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"l\">{} {}</td><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if c.index == 0 { "start".into() } else { c.index.to_string() },
             esc(&c.offlined.join(" ")),
             esc(&blocks(&c.removed)),
             esc(&c.onlined.join(" ")),
             esc(&blocks(&c.added)),
-            c.busy.len(),
+            esc(&c.busy.join(" ")),
             esc(&c.populations.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")),
             c.syncs,
             fmt_ns(c.latency.p50_ns),

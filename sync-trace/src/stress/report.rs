@@ -541,6 +541,9 @@ impl Report {
                 c.lost,
                 regions(&c.populations)
             );
+            if !c.busy.is_empty() {
+                let _ = writeln!(s, "      busy (EBUSY, left as found): {}", c.busy.join(" "));
+            }
             for f in &c.failed {
                 let _ = writeln!(s, "      failed: {f}");
             }

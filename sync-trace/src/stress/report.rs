@@ -325,13 +325,11 @@ impl ReportBuilder {
                     );
                 }
                 Record::Lost(l) => c.lost += l.count,
-                Record::Verify(v) => {
-                    if v.complete {
-                        let slots_seen: Vec<usize> = slots.keys().copied().collect();
-                        for s in slots_seen.into_iter().filter(|&s| v.compared(s)) {
-                            let have = v.pgds_total.saturating_sub(v.missing_in(s));
-                            last_walk.insert(s, (v.ts_ns, have, v.pgds_total));
-                        }
+                Record::Verify(v) if v.complete => {
+                    let slots_seen: Vec<usize> = slots.keys().copied().collect();
+                    for s in slots_seen.into_iter().filter(|&s| v.compared(s)) {
+                        let have = v.pgds_total.saturating_sub(v.missing_in(s));
+                        last_walk.insert(s, (v.ts_ns, have, v.pgds_total));
                     }
                 }
                 _ => {}

@@ -69,7 +69,8 @@ impl Plan {
         if blocks.is_empty() && dax.is_empty() {
             let why = match spec {
                 BlockSpec::Movable => "no online block is in ZONE_MOVABLE and no device-dax device is bound; give --blocks (a list, or all-offlinable) or --dax",
-                _ => "no block or device qualifies (see the skipped list)",
+                BlockSpec::None => "--blocks none and no device-dax device is bound",
+                _ => "no block or device qualifies",
             };
             let list = skipped
                 .iter()

@@ -148,9 +148,10 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
 
     let error = match (&traced.run, &traced.cycled) {
         (Err(e), _) => Some(format!("tracing: {}", one_line(e))),
-        (Ok(_), None) if !traced.interrupted => {
-            Some("tracing ended before it was armed: nothing was cycled".into())
+        (Ok(_), None) if traced.interrupted => {
+            Some("interrupted before the first cycle: nothing was changed".into())
         }
+        (Ok(_), None) => Some("tracing ended before it was armed: nothing was cycled".into()),
         _ => None,
     };
     let report = builder.finish(&plan, traced.interrupted, error);

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::{fmt_ns, Report};
+use super::report::{fmt_lat, fmt_ns, Report};
 
 const W: f64 = 640.0;
 const H: f64 = 220.0;
@@ -277,9 +277,9 @@ td.l,th.l{{text-align:left}} .verdict{{font-weight:bold;padding:.5em;border-radi
         s,
         "<p>{} paired; p50 {}, p99 {}, max {}.</p>",
         r.latency.count,
-        fmt_ns(r.latency.p50_ns),
-        fmt_ns(r.latency.p99_ns),
-        fmt_ns(r.latency.max_ns)
+        fmt_lat(&r.latency)[0],
+        fmt_lat(&r.latency)[1],
+        fmt_lat(&r.latency)[2]
     );
     s.push_str(&latency_histogram(&r.latencies));
     s.push_str("<h2>Populations and syncs per cycle</h2>");
@@ -288,6 +288,7 @@ td.l,th.l{{text-align:left}} .verdict{{font-weight:bold;padding:.5em;border-radi
     s.push_str(&sync_durations(r));
     s.push_str("<h2>Cycles</h2><table><tr><th>cycle</th><th class=\"l\">offlined / removed</th><th class=\"l\">onlined / added</th><th class=\"l\">busy (EBUSY)</th><th class=\"l\">populations</th><th>syncs</th><th>p50</th><th>p99</th><th>max</th><th>unsynced</th><th>mismatches</th><th>lost</th></tr>");
     for c in std::iter::once(&r.before).chain(&r.cycles) {
+        let lat = fmt_lat(&c.latency);
         let blocks = |v: &[u64]| {
             v.iter()
                 .map(|b| format!("memory{b}"))
@@ -305,9 +306,9 @@ td.l,th.l{{text-align:left}} .verdict{{font-weight:bold;padding:.5em;border-radi
             esc(&c.busy.join(" ")),
             esc(&c.populations.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")),
             c.syncs,
-            fmt_ns(c.latency.p50_ns),
-            fmt_ns(c.latency.p99_ns),
-            fmt_ns(c.latency.max_ns),
+            lat[0],
+            lat[1],
+            lat[2],
             c.unsynced,
             c.mismatches,
             c.lost

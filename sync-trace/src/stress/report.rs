@@ -419,12 +419,14 @@ pub fn verdict_of(
             EXIT_FOUND,
         );
     }
+    let synced = if latency.count == 0 {
+        "none to pair".to_string()
+    } else {
+        format!("every population synced (p99 {})", fmt_ns(latency.p99_ns))
+    };
     let mut s = format!(
-        "clean: {} cycle(s), {} population(s), {} sync(s), every population synced (p99 {}), no mismatch",
-        t.cycles,
-        t.populations,
-        t.syncs,
-        fmt_ns(latency.p99_ns)
+        "clean: {} cycle(s), {} population(s), {} sync(s), {synced}, no mismatch",
+        t.cycles, t.populations, t.syncs,
     );
     if t.unsynced_unconfirmed > 0 {
         let _ = write!(
@@ -441,6 +443,15 @@ pub fn verdict_of(
         );
     }
     (s, 0)
+}
+
+/// p50, p99 and max, `-` when nothing was paired.
+pub fn fmt_lat(p: &Percentiles) -> [String; 3] {
+    if p.count == 0 {
+        ["-".into(), "-".into(), "-".into()]
+    } else {
+        [fmt_ns(p.p50_ns), fmt_ns(p.p99_ns), fmt_ns(p.max_ns)]
+    }
 }
 
 pub fn fmt_ns(ns: u64) -> String {
@@ -522,6 +533,7 @@ impl Report {
                     format!("+[{}]", list(&c.added))
                 }
             );
+            let lat = fmt_lat(&c.latency);
             let _ = writeln!(
                 s,
                 "{:>5} {:<24} {:<24} {:>4} {:>6} {:>6} {:>10} {:>10} {:>10} {:>4} {:>4} {:>4}  {}",
@@ -531,9 +543,9 @@ impl Report {
                 c.busy.len(),
                 c.syncs,
                 c.paired,
-                fmt_ns(c.latency.p50_ns),
-                fmt_ns(c.latency.p99_ns),
-                fmt_ns(c.latency.max_ns),
+                lat[0],
+                lat[1],
+                lat[2],
                 c.unsynced,
                 c.mismatches,
                 c.lost,

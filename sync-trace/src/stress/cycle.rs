@@ -150,6 +150,8 @@ pub enum Outcome {
     Ok,
     /// EBUSY: the kernel refused; a normal result (the block stays online).
     Busy,
+    /// EINTR: stopped by Ctrl-C or SIGTERM in the middle of the write.
+    Interrupted,
     Failed(String),
 }
 
@@ -192,6 +194,7 @@ fn outcome(r: &Result<(), WriteError>) -> Outcome {
     match r {
         Ok(()) => Outcome::Ok,
         Err(WriteError::Busy) => Outcome::Busy,
+        Err(WriteError::Interrupted) => Outcome::Interrupted,
         Err(WriteError::Failed(e)) => Outcome::Failed(e.clone()),
     }
 }
@@ -272,8 +275,9 @@ impl Cycler<'_> {
                     },
                     |b| b.clone(),
                 )?;
-                if o == Outcome::Busy {
-                    // Still in the mode the busy step started from.
+                if o != Outcome::Ok {
+                    // Busy: still in the mode the step started from.
+                    // Interrupted: stopping; the restore guard takes over.
                     break;
                 }
             }

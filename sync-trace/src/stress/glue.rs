@@ -25,7 +25,7 @@ use std::{
     io::{self, BufRead as _, BufReader, Write as _},
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::Duration,
@@ -97,6 +97,21 @@ fn read_records(pipe: File, tx: UnboundedSender<Record>) {
     }
 }
 
+/// Interrupts the cycler's sysfs write in progress, once: offlining a block
+/// retries page migration until a signal is pending on the writing thread
+/// (`offline_pages()`, mm/memory_hotplug.c), which a process-directed
+/// Ctrl-C may not be. SIGINT is handled (by tokio's handler) from the
+/// moment `traced` starts, so it only makes the write return EINTR.
+fn nudge(thread: &AtomicU64, nudged: &mut bool) {
+    let t = thread.load(Ordering::SeqCst);
+    if t != 0 && !*nudged {
+        *nudged = true;
+        // SAFETY: `t` is the live blocking-pool thread running the cycler
+        // (it clears the slot when done; pool threads outlive their tasks).
+        unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGINT) };
+    }
+}
+
 /// How the traced cycling ended.
 pub struct Traced {
     /// What `run()` returned.
@@ -135,6 +150,10 @@ where
 
     let drive = async move {
         let stop = Arc::new(AtomicBool::new(false));
+        // The cycler's thread while it runs (0: none), and whether it was
+        // sent its signal.
+        let thread = Arc::new(AtomicU64::new(0));
+        let mut nudged = false;
         let (ev_tx, mut ev_rx) = unbounded_channel::<CycleEvent>();
         let mut cycler = Some(cycler);
         let mut ev_tx = Some(ev_tx);
@@ -163,10 +182,14 @@ where
                                 if let (Some(f), Some(tx)) = (cycler.take(), ev_tx.take()) {
                                     events_open = true;
                                     let stop = stop.clone();
+                                    let thread = thread.clone();
                                     tokio::task::spawn_blocking(move || {
+                                        // SAFETY: no preconditions.
+                                        thread.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
                                         f(stop, &mut |ev| {
                                             let _ = tx.send(ev);
-                                        })
+                                        });
+                                        thread.store(0, Ordering::SeqCst);
                                     });
                                 }
                             }
@@ -200,14 +223,20 @@ where
                     unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
                 }
                 _ = sigint.recv() => {
+                    if !interrupted {
+                        progress.line("stress: interrupted: restoring");
+                    }
                     interrupted = true;
                     stop.store(true, Ordering::Relaxed);
-                    progress.line("stress: interrupted: restoring");
+                    nudge(&thread, &mut nudged);
                 }
                 _ = sigterm.recv(), if !killed => {
+                    if !interrupted {
+                        progress.line("stress: terminated: restoring");
+                    }
                     interrupted = true;
                     stop.store(true, Ordering::Relaxed);
-                    progress.line("stress: terminated: restoring");
+                    nudge(&thread, &mut nudged);
                 }
             }
         }

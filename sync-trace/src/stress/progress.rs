@@ -51,6 +51,7 @@ impl Progress {
                 let what = match &a.outcome {
                     Outcome::Ok => "ok".to_string(),
                     Outcome::Busy => "busy (EBUSY, left as it was)".to_string(),
+                    Outcome::Interrupted => "interrupted (stopping)".to_string(),
                     Outcome::Failed(e) => format!("FAILED: {e}"),
                 };
                 let s = format!("stress: {} {}: {what}", a.op.name(), a.target);

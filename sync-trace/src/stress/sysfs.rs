@@ -15,6 +15,9 @@ pub enum WriteError {
     /// EBUSY: the kernel refused for now (an offline that could not migrate
     /// every page). A normal outcome of a stress cycle, not an error.
     Busy,
+    /// EINTR: a signal reached the writing thread (an offline that was
+    /// still migrating pages when Ctrl-C came). Not retried.
+    Interrupted,
     /// Anything else, with the file and the errno text.
     Failed(String),
 }
@@ -23,6 +26,7 @@ impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WriteError::Busy => write!(f, "busy (EBUSY)"),
+            WriteError::Interrupted => write!(f, "interrupted (EINTR)"),
             WriteError::Failed(s) => write!(f, "{s}"),
         }
     }
@@ -150,10 +154,20 @@ impl SysfsRoot {
             .write(true)
             .truncate(true)
             .open(&p)
-            .and_then(|mut f| f.write_all(value.as_bytes()));
+            // One write(2), not write_all: that would retry after EINTR,
+            // and an offline interrupted by Ctrl-C must stop.
+            .and_then(|mut f| f.write(value.as_bytes()))
+            .and_then(|n| {
+                if n == value.len() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!("short write ({n} bytes)")))
+                }
+            });
         match res {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(WriteError::Busy),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(WriteError::Interrupted),
             Err(e) => Err(WriteError::Failed(format!(
                 "cannot write {value:?} to {}: {e}",
                 p.display()

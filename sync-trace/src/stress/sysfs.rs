@@ -39,13 +39,24 @@ pub struct Write {
     pub value: String,
 }
 
-/// A write that will fail: the `nth` write (0-based) to `path`, with
-/// EBUSY when `busy`, another error otherwise.
+/// A write that will fail: the `nth` write (0-based) to `path`.
+#[cfg_attr(not(test), allow(dead_code))] // injected by tests only
 #[derive(Clone, Debug)]
 pub struct Fault {
     pub path: String,
     pub nth: usize,
-    pub busy: bool,
+    pub kind: FaultKind,
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// EBUSY.
+    Busy,
+    /// EINTR.
+    Interrupted,
+    /// Any other error.
+    Failed,
 }
 
 #[derive(Default, Debug)]
@@ -143,10 +154,10 @@ impl SysfsRoot {
                 .map(|i| st.faults.remove(i))
         };
         if let Some(f) = fault {
-            return Err(if f.busy {
-                WriteError::Busy
-            } else {
-                WriteError::Failed(format!("{rel}: injected write failure"))
+            return Err(match f.kind {
+                FaultKind::Busy => WriteError::Busy,
+                FaultKind::Interrupted => WriteError::Interrupted,
+                FaultKind::Failed => WriteError::Failed(format!("{rel}: injected write failure")),
             });
         }
         let p = self.path(rel);

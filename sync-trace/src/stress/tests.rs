@@ -20,7 +20,7 @@ use super::{
     observer::StressObserver,
     report::{percentiles, ReportBuilder, EXIT_ERROR, EXIT_FOUND},
     restore::RestoreGuard,
-    sysfs::{Fault, SysfsRoot},
+    sysfs::{Fault, FaultKind, SysfsRoot},
 };
 use crate::record::Record;
 
@@ -260,7 +260,7 @@ fn busy_offline_is_an_outcome_not_an_error() {
     f.root.inject(Fault {
         path: state_rel(1),
         nth: 0,
-        busy: true,
+        kind: FaultKind::Busy,
     });
     let p = plan(&f, BlockSpec::Movable, 1);
     let (r, evs) = cycle(&f, &p);
@@ -287,7 +287,7 @@ fn an_error_mid_cycle_restores_what_was_offlined() {
     f.root.inject(Fault {
         path: state_rel(2),
         nth: 0,
-        busy: false,
+        kind: FaultKind::Failed,
     });
     let p = plan(&f, BlockSpec::Movable, 3);
     let (r, evs) = cycle(&f, &p);
@@ -321,7 +321,7 @@ fn a_failed_online_is_retried_by_the_restore() {
     f.root.inject(Fault {
         path: state_rel(1),
         nth: 1,
-        busy: false,
+        kind: FaultKind::Failed,
     });
     let p = plan(&f, BlockSpec::Movable, 2);
     let (r, evs) = cycle(&f, &p);
@@ -341,7 +341,7 @@ fn what_cannot_be_restored_is_named() {
         f.root.inject(Fault {
             path: state_rel(1),
             nth,
-            busy: true,
+            kind: FaultKind::Busy,
         });
     }
     let p = plan(&f, BlockSpec::Movable, 1);
@@ -353,6 +353,38 @@ fn what_cannot_be_restored_is_named() {
     );
     assert!(evs.iter().any(|e| matches!(e,
         CycleEvent::Restored { failures } if failures.len() == 1 && failures[0].starts_with("memory1"))));
+}
+
+#[test]
+fn an_interrupted_offline_stops_and_restores() {
+    let f = Fake::new();
+    f.block(1, "online", "Movable", None);
+    f.block(2, "online", "Movable", None);
+    f.root.inject(Fault {
+        path: state_rel(2),
+        nth: 0,
+        kind: FaultKind::Interrupted,
+    });
+    let p = plan(&f, BlockSpec::Movable, 5);
+    // Ctrl-C: the glue sets the stop flag and the write returns EINTR.
+    let stop = AtomicBool::new(false);
+    let mut evs = Vec::new();
+    run_cycles(&f.root, &p, &stop, &mut |e| {
+        if matches!(&e, CycleEvent::Action(a) if a.outcome == Outcome::Interrupted) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        evs.push(e);
+    })
+    .unwrap();
+    assert_eq!(
+        evs.iter()
+            .filter(|e| matches!(e, CycleEvent::Start { .. }))
+            .count(),
+        1
+    );
+    // memory1 (offlined before the interruption) is onlined again.
+    assert_eq!(f.state(1), "online_movable");
+    assert!(matches!(evs.last(), Some(CycleEvent::Done(Ok(())))));
 }
 
 #[test]
@@ -471,7 +503,7 @@ fn dax_busy_offline_never_unbinds_kmem() {
     f.root.inject(Fault {
         path: state_rel(33),
         nth: 0,
-        busy: true,
+        kind: FaultKind::Busy,
     });
     // Blocks of a system-ram device are cycled with it, never alone.
     let p = Plan::build(&f.root, &BlockSpec::AllOfflinable, None, Some(1), None).unwrap();

@@ -20,6 +20,9 @@ use crate::record::{Hex, Record};
 pub const EXIT_FOUND: i32 = 3;
 pub const EXIT_ERROR: i32 = 1;
 
+/// Up to this many cycles the text report has a row for each.
+const TEXT_ALL_CYCLES: usize = 50;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Percentiles {
     pub count: usize,
@@ -76,6 +79,14 @@ pub struct CycleReport {
 impl CycleReport {
     pub fn population_count(&self) -> u64 {
         self.populations.values().sum()
+    }
+
+    /// Anything traced or gone wrong in it.
+    pub fn eventful(&self) -> bool {
+        self.population_count() > 0
+            || self.syncs > 0
+            || self.unsynced + self.unsynced_unconfirmed + self.mismatches + self.lost > 0
+            || !self.failed.is_empty()
     }
 }
 
@@ -509,7 +520,14 @@ impl Report {
             "{:>5} {:<24} {:<24} {:>4} {:>6} {:>6} {:>10} {:>10} {:>10} {:>4} {:>4} {:>4}  populations",
             "cycle", "offlined/removed", "onlined/added", "busy", "syncs", "paired", "p50", "p99", "max", "uns", "mis", "lost"
         );
+        // Long runs: the eventful cycles only (JSON and HTML have all).
+        let n = self.cycles.len();
+        let mut omitted = 0;
         for c in std::iter::once(&self.before).chain(&self.cycles) {
+            if n > TEXT_ALL_CYCLES && c.index > 1 && c.index != n as u64 && !c.eventful() {
+                omitted += 1;
+                continue;
+            }
             let idx = if c.index == 0 {
                 "start".to_string()
             } else {
@@ -557,6 +575,12 @@ impl Report {
             for f in &c.failed {
                 let _ = writeln!(s, "      failed: {f}");
             }
+        }
+        if omitted > 0 {
+            let _ = writeln!(
+                s,
+                "      ({omitted} cycle(s) without populations, syncs, verdicts, losses or failures not shown; --json and --report list every cycle)"
+            );
         }
         if !self.slots.is_empty() {
             let _ = writeln!(

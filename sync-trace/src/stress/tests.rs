@@ -848,3 +848,40 @@ fn html_is_self_contained_with_every_plot() {
     assert_eq!(svgs(&page).len(), 3);
     assert_eq!(page.matches("recorded</text>").count(), 3);
 }
+
+#[test]
+fn long_text_reports_show_the_eventful_cycles() {
+    let mut b = ReportBuilder::default();
+    let s = 1_000_000_000u64;
+    for i in 1..=60u64 {
+        b.cycle_event(&CycleEvent::Start {
+            index: i,
+            of: None,
+            ts_ns: i * s,
+        });
+        b.cycle_event(&action(
+            i * s + 1,
+            "memory32",
+            Op::Offline,
+            Outcome::Ok,
+            vec![],
+        ));
+        if i == 30 {
+            b.record(&populate(i * s + 5, 274, "direct_map"));
+        }
+        b.cycle_event(&CycleEvent::End {
+            index: i,
+            ts_ns: i * s + 10,
+        });
+    }
+    let r = b.finish(&empty_plan(), false, None);
+    let text = r.text();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u64>().is_ok() || *w == "start")
+        .collect();
+    assert_eq!(rows, ["start", "1", "30", "60", "274"], "{text}");
+    assert!(text.contains("57 cycle(s) without"), "{text}");
+    assert_eq!(r.cycles.len(), 60);
+}

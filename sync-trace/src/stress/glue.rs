@@ -14,6 +14,16 @@
 //! in between, so once it has the `layout` record the tracing is armed:
 //! only then does cycling start.
 //!
+//! Re-wiring after the restructuring (main at e8c567d): the same argument
+//! holds for `crate::cmd::run::run` (its `StopSignals::install()` precedes
+//! `sink.emit(&layout_rec)`, and nothing is awaited from there to `ready`),
+//! so only the paths change: `crate::cmd::run::run`, `crate::kernel::clock`
+//! in cycle.rs, `pub mod stress;` in lib.rs and an arm in `cmd::dispatch`.
+//! The better hook, once `run` takes one: a `Sink` that also hands every
+//! emitted record to a callback (`Sink::emit` is the single place records
+//! leave), replacing the pipe and the reader thread with a direct
+//! `observer.record(r)`, and a stop handle instead of the self-SIGTERM.
+//!
 //! Ending: `run()` stops on SIGINT, SIGTERM or `--duration`. When the
 //! cycles are done (and the grace window has passed) this sends SIGTERM to
 //! its own process; `run()` then drains, judges what is pending and writes

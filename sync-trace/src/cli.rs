@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long, value_parser = crate::output::exporter::parse_addr)]
         metrics_addr: Option<SocketAddr>,
     },
+    /// Cycle memory blocks offline/online and device-dax devices between
+    /// devdax and system-ram while tracing; restore everything; report per
+    /// cycle. Exit 0 when clean, 3 when a population went unsynced or a PGD
+    /// mismatched, 1 on error (docs/stress.md).
+    Stress(crate::cmd::stress::StressArgs),
 }
 
 /// Bound of one pgd_list walk (one PGD per process, plus lazily held mms).

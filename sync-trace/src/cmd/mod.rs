@@ -5,6 +5,7 @@ pub mod audit;
 pub mod probe;
 pub mod replay;
 pub mod run;
+pub mod stress;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -27,6 +28,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
             metrics_addr,
         )),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
+        Command::Stress(args) => runtime()?.block_on(stress::stress(args)),
     }
 }
 

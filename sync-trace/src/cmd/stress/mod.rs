@@ -1,0 +1,183 @@
+//! `sync-trace stress`: cycles memory blocks offline/online and device-dax
+//! devices between devdax and system-ram while `run`'s tracing is active in
+//! the same process, restores everything as found, and reports per cycle.
+//! docs/stress.md.
+//!
+//! - `sysfs`: the injectable sysfs root (`SysfsRoot`).
+//! - `blocks`, `dax`: selection and the sysfs sequences.
+//! - `restore`: the guard that puts everything back on every exit path.
+//! - `cycle`: the plan and the cycler (a blocking thread).
+//! - `observer`: what the report consumes (records and cycle events).
+//! - `report`, `html`: the report as text, JSON and an HTML page.
+//! - `progress`: the progress bar or plain lines.
+//! - `glue`: the one place that knows how `run` is hooked.
+
+mod blocks;
+mod cycle;
+mod dax;
+mod glue;
+mod html;
+mod observer;
+mod progress;
+mod report;
+mod restore;
+mod sysfs;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    io::{self, Write as _},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context as _};
+
+use self::{
+    blocks::BlockSpec,
+    cycle::{run_cycles, Plan},
+    progress::Progress,
+    report::ReportBuilder,
+    sysfs::SysfsRoot,
+};
+use crate::cli::{RunArgs, DEFAULT_MAX_PGDS};
+
+/// Arguments of `sync-trace stress` (a user contract: docs/stress.md).
+#[derive(Debug, clap::Args)]
+pub struct StressArgs {
+    /// Number of cycles (default 5, or unlimited with --duration).
+    #[arg(long)]
+    pub cycles: Option<u64>,
+    /// Stop cycling after this long (e.g. 30s, 5m); with --cycles, whichever comes first.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Memory blocks to cycle: numbers and ranges (32,40-47), all-offlinable,
+    /// or none. Default: the online blocks in ZONE_MOVABLE.
+    #[arg(long, value_parser = blocks::parse_blocks)]
+    pub blocks: Option<BlockSpec>,
+    /// Device-dax devices to cycle between devdax and system-ram (dax0.0,dax1.0),
+    /// all, or none. Default: all that are present.
+    #[arg(long, value_parser = dax::parse_dax)]
+    pub dax: Option<dax::DaxSpec>,
+    /// The report as one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as one self-contained HTML page.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}: write a duration such as 30s, 500ms or 5m"))
+}
+
+/// Capability number of CAP_SYS_ADMIN (include/uapi/linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+
+fn has_cap_sys_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// The tracing `stress` runs: `run --json` with its defaults.
+fn run_args() -> RunArgs {
+    RunArgs {
+        json: true,
+        duration: None,
+        metrics_addr: None,
+        grace: Duration::from_millis(100),
+        sweep: Duration::from_millis(50),
+        walk_every: Duration::from_secs(10),
+        fail_on_unsynced: false,
+        max_pgds: DEFAULT_MAX_PGDS,
+        no_stacks: false,
+        test_kernel_log: false,
+        test_ring_size: None,
+    }
+}
+
+/// How long tracing continues after the last cycle: verdicts come a grace
+/// window (and a walk) after a population.
+const SETTLE: Duration = Duration::from_secs(1);
+
+pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
+    if !has_cap_sys_admin() {
+        return Err(anyhow!(
+            "missing privilege: onlining and offlining memory through sysfs needs root (CAP_SYS_ADMIN); run with sudo"
+        ));
+    }
+    let root = SysfsRoot::default();
+    let spec = args.blocks.clone().unwrap_or(BlockSpec::Movable);
+    let dax_wanted = match args.dax.clone() {
+        None | Some(dax::DaxSpec::All) => None,
+        Some(dax::DaxSpec::List(v)) => Some(v),
+    };
+    let plan = Plan::build(
+        &root,
+        &spec,
+        dax_wanted.as_deref(),
+        args.cycles,
+        args.duration,
+    )
+    .map_err(anyhow::Error::msg)?;
+    plan.check_writable(&root).map_err(anyhow::Error::msg)?;
+
+    let mut builder = ReportBuilder::default();
+    let mut progress = Progress::new(plan.cycles);
+    let cycler_plan = plan.clone();
+    let cycler_root = root.clone();
+    let traced = glue::traced(
+        run_args(),
+        move |stop, emit| {
+            let _ = run_cycles(&cycler_root, &cycler_plan, &stop, emit);
+        },
+        &mut builder,
+        &mut progress,
+        SETTLE,
+    )
+    .await?;
+    drop(progress);
+
+    let error = match (&traced.run, &traced.cycled) {
+        (Err(e), _) => Some(format!("tracing: {}", one_line(e))),
+        (Ok(_), None) if traced.interrupted => {
+            Some("interrupted before the first cycle: nothing was changed".into())
+        }
+        (Ok(_), None) => Some("tracing ended before it was armed: nothing was cycled".into()),
+        _ => None,
+    };
+    let report = builder.finish(&plan, traced.interrupted, error);
+    write_report(&report, &args)?;
+    Ok(report.exit_code)
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn write_report(report: &report::Report, args: &StressArgs) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, report)?;
+        out.write_all(b"\n")?;
+    } else {
+        out.write_all(report.text().as_bytes())?;
+    }
+    out.flush()?;
+    if let Some(path) = &args.report {
+        std::fs::write(path, html::page(report))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The sysfs tree `stress` reads and writes, rooted at an injectable path
+//! (`/sys` on a machine, a temporary directory in tests), with a log of
+//! every write and, in tests, injected write failures.
+
+use std::{
+    fs,
+    io::{self, Write as _},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+/// How a sysfs write failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// EBUSY: the kernel refused for now (an offline that could not migrate
+    /// every page). A normal outcome of a stress cycle, not an error.
+    Busy,
+    /// EINTR: a signal reached the writing thread (an offline that was
+    /// still migrating pages when Ctrl-C came). Not retried.
+    Interrupted,
+    /// Anything else, with the file and the errno text.
+    Failed(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Busy => write!(f, "busy (EBUSY)"),
+            WriteError::Interrupted => write!(f, "interrupted (EINTR)"),
+            WriteError::Failed(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// One write, as logged (relative to the root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub path: String,
+    pub value: String,
+}
+
+/// A write that will fail: the `nth` write (0-based) to `path`.
+#[cfg_attr(not(test), allow(dead_code))] // injected by tests only
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub path: String,
+    pub nth: usize,
+    pub kind: FaultKind,
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// EBUSY.
+    Busy,
+    /// EINTR.
+    Interrupted,
+    /// Any other error.
+    Failed,
+}
+
+#[derive(Default, Debug)]
+struct State {
+    log: Vec<Write>,
+    faults: Vec<Fault>,
+}
+
+/// The root of sysfs: `/sys` by default.
+#[derive(Clone, Debug)]
+pub struct SysfsRoot {
+    root: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for SysfsRoot {
+    fn default() -> Self {
+        Self::new("/sys")
+    }
+}
+
+impl SysfsRoot {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            state: Arc::default(),
+        }
+    }
+
+    /// The absolute path of `rel` (`devices/system/memory/memory32/state`).
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).exists()
+    }
+
+    /// The trimmed content of a file, `None` when it is absent or unreadable.
+    pub fn read(&self, rel: &str) -> Option<String> {
+        fs::read_to_string(self.path(rel))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// Names in a directory, sorted (absent directory: empty).
+    pub fn list(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.path(rel))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The last component of a symlink's target (`driver` → `kmem`).
+    pub fn link_name(&self, rel: &str) -> Option<String> {
+        fs::read_link(self.path(rel))
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+    }
+
+    /// Whether this process may write the file (effective ids, as the
+    /// kernel checks them; a read-only mount says EROFS).
+    pub fn writable(&self, rel: &str) -> Result<(), String> {
+        let p = self.path(rel);
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{}: bad path", p.display()))?;
+        // SAFETY: a valid NUL-terminated path; faccessat reads it only.
+        let rc =
+            unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", p.display(), io::Error::last_os_error()))
+        }
+    }
+
+    /// Writes `value` as one write(2), as sysfs wants. The write is logged
+    /// whatever its outcome.
+    pub fn write(&self, rel: &str, value: &str) -> Result<(), WriteError> {
+        let fault = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let nth = st.log.iter().filter(|w| w.path == rel).count();
+            st.log.push(Write {
+                path: rel.to_string(),
+                value: value.to_string(),
+            });
+            st.faults
+                .iter()
+                .position(|f| f.path == rel && f.nth == nth)
+                .map(|i| st.faults.remove(i))
+        };
+        if let Some(f) = fault {
+            return Err(match f.kind {
+                FaultKind::Busy => WriteError::Busy,
+                FaultKind::Interrupted => WriteError::Interrupted,
+                FaultKind::Failed => WriteError::Failed(format!("{rel}: injected write failure")),
+            });
+        }
+        let p = self.path(rel);
+        let res = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&p)
+            // One write(2), not write_all: that would retry after EINTR,
+            // and an offline interrupted by Ctrl-C must stop.
+            .and_then(|mut f| f.write(value.as_bytes()))
+            .and_then(|n| {
+                if n == value.len() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!("short write ({n} bytes)")))
+                }
+            });
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(WriteError::Busy),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(WriteError::Interrupted),
+            Err(e) => Err(WriteError::Failed(format!(
+                "cannot write {value:?} to {}: {e}",
+                p.display()
+            ))),
+        }
+    }
+
+    /// Every write so far, in order.
+    #[cfg(test)]
+    pub fn writes(&self) -> Vec<Write> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log
+            .clone()
+    }
+
+    /// Makes a later write fail (tests).
+    #[cfg(test)]
+    pub fn inject(&self, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .faults
+            .push(fault);
+    }
+}

@@ -37,7 +37,8 @@ pub fn build_guest_sync_trace(workspace_root: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn cargo() -> Command {
+/// `cargo`: the one running this (`$CARGO`), else the one on the PATH.
+pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 

@@ -77,7 +77,12 @@ impl Tracer {
             method: ev.method,
             entry_seen: entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0,
             frames: entry
-                .map(|p| p.stack[..p.frames].iter().map(|&a| syms.format(a)).collect())
+                .map(|p| {
+                    p.stack[..p.frames]
+                        .iter()
+                        .map(|&a| syms.format(a))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
         .into_record(&self.layout)

@@ -94,6 +94,7 @@ mod tests {
     use sync_trace_common::Method;
 
     use super::*;
+    use crate::record::Hex;
 
     const SYMS: &str = "\
 ffffffff81077a10 t sync_global_pgds

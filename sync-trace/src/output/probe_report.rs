@@ -2,11 +2,13 @@
 //! a [`ProbeReport`], written and read (by the guest checks) with its serde
 //! derives.
 
+#[cfg(feature = "daemon")]
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 use sync_trace_common::{Method, Target};
 
+#[cfg(feature = "daemon")]
 use crate::kernel::target_status::TargetStatus;
 
 /// What `probe --json` prints: one object.
@@ -35,6 +37,7 @@ pub struct TargetReport {
     pub reason: Option<String>,
 }
 
+#[cfg(feature = "daemon")]
 impl ProbeReport {
     pub fn new(kernel: &str, statuses: &[TargetStatus]) -> Self {
         Self {
@@ -54,13 +57,16 @@ impl ProbeReport {
                 .collect(),
         }
     }
+}
 
+impl ProbeReport {
     /// The target named `symbol`.
     pub fn target(&self, symbol: &str) -> Option<&TargetReport> {
         self.targets.iter().find(|t| t.symbol == symbol)
     }
 }
 
+#[cfg(feature = "daemon")]
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -69,6 +75,7 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+#[cfg(feature = "daemon")]
 pub fn print_text(
     out: &mut impl Write,
     kernel: &str,
@@ -100,6 +107,7 @@ pub fn print_text(
     Ok(())
 }
 
+#[cfg(feature = "daemon")]
 pub fn print_json(
     out: &mut impl Write,
     kernel: &str,
@@ -109,7 +117,7 @@ pub fn print_json(
     writeln!(out, "{v}")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "daemon"))]
 mod tests {
     use super::*;
 

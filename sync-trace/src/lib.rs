@@ -11,10 +11,18 @@
 //!   and scans alone (shared by `run` and `replay`).
 //! - [`output`]: where records go: text or NDJSON on stdout, Prometheus metrics.
 //! - [`cmd`]: the subcommands, which wire the stages together.
+//!
+//! Everything but [`record`] and [`output::probe_report`]'s types is the
+//! `daemon` feature (default): a reader of the daemon's output builds the
+//! library without it, and so without clang (xtask's checks do).
 
+#[cfg(feature = "daemon")]
 pub mod cli;
+#[cfg(feature = "daemon")]
 pub mod cmd;
+#[cfg(feature = "daemon")]
 pub mod kernel;
+#[cfg(feature = "daemon")]
 pub mod model;
 pub mod output;
 pub mod record;

@@ -4,11 +4,12 @@
 //! vmemmap slot 469 without a sync and the kernel oopses on it.
 
 use anyhow::{ensure, Context as _, Result};
+use sync_trace_common::Region;
 
 use super::output::Output;
 
 /// 4-level, no KASLR: the vmemmap slot of struct pages at 32 TiB.
-const SLOT_VMEMMAP_32T: u64 = 469;
+const SLOT_VMEMMAP_32T: usize = 469;
 
 pub fn check_devmap_bug(o: &Output) -> Result<()> {
     let oops = o
@@ -20,27 +21,21 @@ pub fn check_devmap_bug(o: &Output) -> Result<()> {
         "the oops is not the missing-sync fault (`PGD 0` on a vmemmap address):\n{oops}"
     );
     o.expect_exit("run", 0)?;
-    let unsynced = o.events("run", "unsynced")?;
+    let unsynced = o.unsynced("run")?;
     let u = unsynced
         .iter()
-        .find(|u| u["slot"] == SLOT_VMEMMAP_32T)
+        .find(|u| u.pop.slot == SLOT_VMEMMAP_32T)
         .with_context(|| format!("no unsynced record for vmemmap slot 469: {unsynced:?}"))?;
     ensure!(
-        u["region"] == "vmemmap"
-            && u["confirmed"] == true
-            && u["pgds_missing"].as_u64().unwrap_or(0) > 0
-            && u["walk_complete"] == true,
-        "unsynced of slot 469 without PGDs missing it: {u}"
+        u.pop.region == Region::Vmemmap && u.confirmed && u.pgds_missing > 0 && u.walk_complete,
+        "unsynced of slot 469 without PGDs missing it: {u:?}"
     );
-    let paired = o.events("run", "paired")?;
+    let paired = o.paired("run")?;
     ensure!(
-        !paired.iter().any(|p| p["slot"] == SLOT_VMEMMAP_32T),
+        !paired.iter().any(|p| p.pop.slot == SLOT_VMEMMAP_32T),
         "slot 469 paired on a kernel that never syncs it: {paired:?}"
     );
-    let helper = o
-        .events("run", "sync")?
-        .into_iter()
-        .find(|s| s["helper"] == true);
+    let helper = o.syncs("run")?.into_iter().find(|s| s.helper);
     ensure!(
         helper.is_none(),
         "a helper sync on a kernel without it: {helper:?}"

@@ -2,123 +2,129 @@
 //! through QMP on real Debian kernels).
 
 use anyhow::{bail, ensure, Context as _, Result};
-use serde_json::Value;
+use sync_trace::{
+    output::probe_report::{ProbeReport, TargetReport},
+    record::{Caller, LatencyKind, PairedRecord, Record, Source, SyncRecord},
+};
+use sync_trace_common::{Paging, Region, Target};
 
-use super::output::{addr, stack_has, Output};
+use super::output::{stack_has, Output};
 use crate::vm::KernelId;
 
 /// 4-level, no KASLR (kernel-notes §5.1): the vmemmap slot a DIMM at 32 TiB
 /// creates (469), the direct-map slot of a DIMM at 512 GiB (274) and of the
 /// one at 32 TiB (337).
 pub const VMEMMAP_32T: u64 = 0xffffea8000000000;
-pub const SLOT_VMEMMAP_32T: u64 = 469;
-pub const SLOT_DIRECT_32T: u64 = 337;
-pub const SLOT_DIRECT_512G: u64 = 274;
+pub const SLOT_VMEMMAP_32T: usize = 469;
+pub const SLOT_DIRECT_32T: usize = 337;
+pub const SLOT_DIRECT_512G: usize = 274;
 /// Physical addresses of the DIMMs.
 pub const AT_512G: u64 = 0x80_0000_0000;
 pub const AT_32T: u64 = 0x2000_0000_0000;
 /// 5-level, no KASLR: vmemmap_base.
 const VMEMMAP_5LEVEL: u64 = 0xffd4000000000000;
 
-fn target<'a>(probe: &'a Value, symbol: &str) -> Result<&'a Value> {
-    probe["targets"]
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["symbol"] == symbol))
-        .with_context(|| format!("probe lists no target {symbol}: {probe}"))
+fn target<'a>(probe: &'a ProbeReport, symbol: &str) -> Result<&'a TargetReport> {
+    probe
+        .target(symbol)
+        .with_context(|| format!("probe lists no target {symbol}: {probe:?}"))
 }
 
 pub fn check_probe(o: &Output, kernel: KernelId) -> Result<()> {
     o.expect_exit("probe", 0)?;
-    let p = o
-        .json("probe")?
-        .into_iter()
-        .next()
-        .context("probe printed no JSON")?;
+    let p = o.probe("probe")?;
     for sync in ["arch_sync_kernel_mappings", "sync_global_pgds"] {
         let t = target(&p, sync)?;
-        ensure!(t["attached"] == true, "{sync} not attached: {t}");
+        ensure!(t.attached, "{sync} not attached: {t:?}");
     }
     for caller in ["vmemmap_p4d_populate", "vmemmap_pgd_populate"] {
         let t = target(&p, caller)?;
         if kernel == KernelId::V6_1 {
             ensure!(
-                t["attached"] == false,
-                "{caller} attached on 6.1, where it is notrace: {t}"
+                !t.attached,
+                "{caller} attached on 6.1, where it is notrace: {t:?}"
             );
-            let reason = t["reason"].as_str().unwrap_or("");
+            let reason = t.reason.as_deref().unwrap_or("");
             ensure!(
                 reason.contains("notrace"),
-                "{caller} refused without naming notrace: {t}"
+                "{caller} refused without naming notrace: {t:?}"
             );
         } else {
-            ensure!(
-                t["attached"] == true,
-                "{caller} not attached on {kernel:?}: {t}"
-            );
+            ensure!(t.attached, "{caller} not attached on {kernel:?}: {t:?}");
         }
     }
     Ok(())
 }
 
-/// The events that page-table activity produces; none may appear at idle.
-const ACTIVITY: [&str; 4] = ["sync", "populate", "paired", "unsynced"];
+/// The events that page-table activity produces (`sync`, `populate`,
+/// `paired`, `unsynced`); none may appear at idle.
+fn is_activity(r: &Record) -> bool {
+    matches!(
+        r,
+        Record::Sync(_) | Record::Populate(_) | Record::Paired(_) | Record::Unsynced(_)
+    )
+}
 
 pub fn check_idle(o: &Output) -> Result<()> {
     o.expect_exit("idle", 0)?;
-    let recs = o.json("idle")?;
+    let recs = o.records("idle")?;
     ensure!(
-        recs.iter().any(|r| r["event"] == "summary"),
+        recs.iter().any(|r| matches!(r, Record::Summary(_))),
         "idle run printed no summary"
     );
-    if let Some(r) = recs
-        .iter()
-        .find(|r| ACTIVITY.iter().any(|a| r["event"] == *a))
-    {
-        bail!("activity in 10 s of idle: {r}");
+    if let Some(r) = recs.iter().find(|r| is_activity(r)) {
+        bail!("activity in 10 s of idle: {r:?}");
     }
     Ok(())
 }
 
 /// A `populate` of `slot` and its `paired`; returns the paired record.
-pub fn populated_and_paired(o: &Output, step: &str, slot: u64, region: &str) -> Result<Value> {
-    let pops = o.events(step, "populate")?;
+pub fn populated_and_paired(
+    o: &Output,
+    step: &str,
+    slot: usize,
+    region: Region,
+) -> Result<PairedRecord> {
+    let pops = o.populates(step)?;
     let p = pops
         .iter()
-        .find(|p| p["slot"] == slot)
+        .find(|p| p.pop.slot == slot)
         .with_context(|| format!("no populate of slot {slot}; populate events: {pops:?}"))?;
-    ensure!(p["region"] == region, "slot {slot} is not {region}: {p}");
-    let paired = o.events(step, "paired")?;
+    ensure!(
+        p.pop.region == region,
+        "slot {slot} is not {}: {p:?}",
+        region.name()
+    );
+    let paired = o.paired(step)?;
     paired
         .into_iter()
-        .find(|p| p["slot"] == slot)
+        .find(|p| p.pop.slot == slot)
         .with_context(|| format!("populate of slot {slot} never paired with a sync"))
 }
 
 /// The traced `init_memory_mapping()` of the DIMM at `phys` bounds when the
 /// direct-map entry of `slot` appeared (`not_before_ns`).
-pub fn bounded_by_mapping(o: &Output, step: &str, slot: u64, phys: u64) -> Result<()> {
-    let calls = o.events(step, "call")?;
+pub fn bounded_by_mapping(o: &Output, step: &str, slot: usize, phys: u64) -> Result<()> {
+    let calls = o.calls(step)?;
     let map = calls
         .iter()
-        .find(|c| {
-            c["function"] == "init_memory_mapping" && addr(c, "addr").is_ok_and(|a| a == phys)
-        })
+        .find(|c| c.function == Target::InitMemoryMapping && c.addr.0 == phys)
         .with_context(|| format!("no init_memory_mapping of {phys:#x} traced; calls: {calls:?}"))?;
-    let pops = o.events(step, "populate")?;
+    let pops = o.populates(step)?;
     let pop = pops
         .iter()
-        .find(|p| p["slot"] == slot)
+        .find(|p| p.pop.slot == slot)
         .with_context(|| format!("no populate of slot {slot}"))?;
     ensure!(
-        pop["not_before_ns"].as_u64() >= map["ts_ns"].as_u64(),
-        "population of slot {slot} not bounded by the init_memory_mapping entry: {pop} / {map}"
+        pop.not_before_ns >= map.ts_ns,
+        "population of slot {slot} not bounded by the init_memory_mapping entry: {pop:?} / {map:?}"
     );
     Ok(())
 }
 
 pub fn no_unsynced(o: &Output, step: &str) -> Result<()> {
-    if let Some(u) = o.events(step, "unsynced")?.first() {
-        bail!("unexpected unsynced: {u}");
+    if let Some(u) = o.unsynced(step)?.first() {
+        bail!("unexpected unsynced: {u:?}");
     }
     Ok(())
 }
@@ -142,19 +148,19 @@ fn check_kernel_log(o: &Output) -> Result<()> {
 
 /// The `arch_sync_kernel_mappings(a, a)` of `p4d_populate_kernel()` for the new vmemmap slot
 /// at 32 TiB, called from the vmemmap populate path.
-pub fn vmemmap_helper_sync(o: &Output, step: &str) -> Result<Value> {
-    let syncs = o.events(step, "sync")?;
+pub fn vmemmap_helper_sync(o: &Output, step: &str) -> Result<SyncRecord> {
+    let syncs = o.syncs(step)?;
     let helper = syncs
         .iter()
-        .find(|s| s["function"] == "arch_sync_kernel_mappings" && s["helper"] == true)
+        .find(|s| s.function == Target::ArchSyncKernelMappings && s.helper)
         .with_context(|| format!("no arch_sync_kernel_mappings(a, a) call; syncs: {syncs:?}"))?;
     ensure!(
-        addr(helper, "start")? == VMEMMAP_32T && addr(helper, "end")? == VMEMMAP_32T,
-        "helper sync not at the new vmemmap slot {VMEMMAP_32T:#x}: {helper}"
+        helper.start.0 == VMEMMAP_32T && helper.end.0 == VMEMMAP_32T,
+        "helper sync not at the new vmemmap slot {VMEMMAP_32T:#x}: {helper:?}"
     );
     ensure!(
-        stack_has(helper, "vmemmap_p4d_populate"),
-        "helper sync stack lacks the vmemmap populate path: {helper}"
+        stack_has(&helper.stack, "vmemmap_p4d_populate"),
+        "helper sync stack lacks the vmemmap populate path: {helper:?}"
     );
     Ok(helper.clone())
 }
@@ -163,12 +169,12 @@ pub fn check_hotadd_32t(o: &Output) -> Result<()> {
     o.expect_exit("hotadd", 0)?;
     check_kernel_log(o)?;
     vmemmap_helper_sync(o, "hotadd")?;
-    let vm = populated_and_paired(o, "hotadd", SLOT_VMEMMAP_32T, "vmemmap")?;
+    let vm = populated_and_paired(o, "hotadd", SLOT_VMEMMAP_32T, Region::Vmemmap)?;
     ensure!(
-        vm["source"] == "helper" && vm["latency_kind"] == "exact",
-        "vmemmap population not traced exactly: {vm}"
+        vm.pop.source == Source::Helper && vm.latency_kind == LatencyKind::Exact,
+        "vmemmap population not traced exactly: {vm:?}"
     );
-    populated_and_paired(o, "hotadd", SLOT_DIRECT_32T, "direct_map")?;
+    populated_and_paired(o, "hotadd", SLOT_DIRECT_32T, Region::DirectMap)?;
     bounded_by_mapping(o, "hotadd", SLOT_DIRECT_32T, AT_32T)?;
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)
@@ -177,25 +183,25 @@ pub fn check_hotadd_32t(o: &Output) -> Result<()> {
 pub fn check_hotadd_512g(o: &Output) -> Result<()> {
     o.expect_exit("hotadd", 0)?;
     let slot_start = 0xffff890000000000u64;
-    let syncs = o.events("hotadd", "sync")?;
+    let syncs = o.syncs("hotadd")?;
     let direct = syncs
         .iter()
         .find(|s| {
-            s["function"] == "sync_global_pgds"
-                && addr(s, "start").is_ok_and(|a| (slot_start..slot_start + (1 << 39)).contains(&a))
+            s.function == Target::SyncGlobalPgds
+                && (slot_start..slot_start + (1 << 39)).contains(&s.start.0)
         })
         .with_context(|| {
             format!("no sync_global_pgds over the new direct-map range; syncs: {syncs:?}")
         })?;
     ensure!(
-        direct["caller"] == "direct_map",
-        "direct-map sync not attributed to the direct map: {direct}"
+        direct.caller == Caller::DirectMap,
+        "direct-map sync not attributed to the direct map: {direct:?}"
     );
     ensure!(
-        stack_has(direct, "__kernel_physical_mapping_init"),
-        "direct-map sync stack lacks __kernel_physical_mapping_init: {direct}"
+        stack_has(&direct.stack, "__kernel_physical_mapping_init"),
+        "direct-map sync stack lacks __kernel_physical_mapping_init: {direct:?}"
     );
-    populated_and_paired(o, "hotadd", SLOT_DIRECT_512G, "direct_map")?;
+    populated_and_paired(o, "hotadd", SLOT_DIRECT_512G, Region::DirectMap)?;
     bounded_by_mapping(o, "hotadd", SLOT_DIRECT_512G, AT_512G)?;
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)
@@ -205,20 +211,19 @@ pub fn check_hotadd_512g(o: &Output) -> Result<()> {
 /// second-level (P4D) entries are new, which need no sync and are never flagged.
 pub fn check_hotadd_5level(o: &Output) -> Result<()> {
     o.expect_exit("hotadd", 0)?;
-    let layout = o.events("hotadd", "layout")?;
+    let layout = o.layouts("hotadd")?;
     ensure!(
-        layout.first().is_some_and(|l| l["paging"] == "5"),
+        layout.first().is_some_and(|l| l.paging == Paging::Five),
         "not 5-level: {layout:?}"
     );
-    let syncs = o.events("hotadd", "sync")?;
+    let syncs = o.syncs("hotadd")?;
     ensure!(
-        syncs.iter().any(|s| s["function"] == "sync_global_pgds"
-            && addr(s, "start")
-                .is_ok_and(|a| (VMEMMAP_5LEVEL..VMEMMAP_5LEVEL + (1 << 49)).contains(&a))),
+        syncs.iter().any(|s| s.function == Target::SyncGlobalPgds
+            && (VMEMMAP_5LEVEL..VMEMMAP_5LEVEL + (1 << 49)).contains(&s.start.0)),
         "no sync_global_pgds over the vmemmap range; syncs: {syncs:?}"
     );
-    if let Some(p) = o.events("hotadd", "populate")?.first() {
-        bail!("a top-level population under 5-level, where the DIMM needs none: {p}");
+    if let Some(p) = o.populates("hotadd")?.first() {
+        bail!("a top-level population under 5-level, where the DIMM needs none: {p:?}");
     }
     no_unsynced(o, "hotadd")?;
     o.expect_exit("audit", 0)

@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, ensure, Context as _, Result};
-use serde_json::Value;
+use sync_trace::record::{
+    DepopulateRecord, LostRecord, MismatchRecord, PairedRecord, PopulateRecord, Record, Summary,
+    UnsyncedRecord, VerifyRecord,
+};
 
-use super::output::Output;
+use super::output::{of_kind, Kind, Output};
 
 const MS: u64 = 1_000_000;
 /// The module's `late` delay (its `delay_ms` default).
@@ -70,10 +73,35 @@ fn action(o: &Output, step: &str) -> Result<Action> {
     })
 }
 
-fn for_slot(recs: &[Value], event: &str, slot: u64) -> Vec<Value> {
-    recs.iter()
-        .filter(|r| r["event"] == event && r["slot"] == slot)
-        .cloned()
+/// A kind of record about one top-level slot.
+trait Slot: Kind {
+    fn slot(&self) -> usize;
+}
+
+macro_rules! slot {
+    ($($t:ty: |$r:ident| $e:expr),* $(,)?) => {
+        $(impl Slot for $t {
+            fn slot(&self) -> usize {
+                let $r = self;
+                $e
+            }
+        })*
+    };
+}
+
+slot!(
+    PopulateRecord: |r| r.pop.slot,
+    DepopulateRecord: |r| r.slot,
+    PairedRecord: |r| r.pop.slot,
+    UnsyncedRecord: |r| r.pop.slot,
+    MismatchRecord: |r| r.slot,
+);
+
+/// The records of one kind about `slot`.
+fn for_slot<T: Slot>(recs: &[Record], slot: u64) -> Vec<T> {
+    of_kind::<T>(recs)
+        .into_iter()
+        .filter(|r| r.slot() as u64 == slot)
         .collect()
 }
 
@@ -81,65 +109,62 @@ fn for_slot(recs: &[Value], event: &str, slot: u64) -> Vec<Value> {
 /// grace window (`seen_ns + grace_ns`): a bound taken from the run's own
 /// records, not from an idle machine's timing. The delay from the module's
 /// write is printed against the 200 ms target.
-pub fn judged_by_first_walk_after_window(recs: &[Value], u: &Value, written_ns: u64) -> Result<()> {
-    let slot = u["slot"].as_u64().unwrap_or(0);
-    let pop = for_slot(recs, "populate", slot);
+pub fn judged_by_first_walk_after_window(
+    recs: &[Record],
+    u: &UnsyncedRecord,
+    written_ns: u64,
+) -> Result<()> {
+    let slot = u.pop.slot as u64;
+    let pop = for_slot::<PopulateRecord>(recs, slot);
     let pop = pop
         .first()
         .with_context(|| format!("unsynced slot {slot} has no populate"))?;
-    let num = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
-    let window_end = num(pop, "seen_ns") + num(u, "grace_ns");
-    let judge = recs
-        .iter()
-        .find(|r| {
-            r["event"] == "verify" && r["complete"] == true && num(r, "start_ns") >= window_end
-        })
+    let window_end = pop.seen_ns + u.grace_ns;
+    let judge = of_kind::<VerifyRecord>(recs)
+        .into_iter()
+        .find(|r| r.complete && r.start_ns >= window_end)
         .with_context(|| format!("no complete walk after the window of slot {slot}"))?;
     ensure!(
-        num(u, "ts_ns") == num(judge, "ts_ns"),
-        "unsynced of slot {slot} not judged by the first walk after its window ({judge}): {u}"
+        u.ts_ns == judge.ts_ns,
+        "unsynced of slot {slot} not judged by the first walk after its window ({judge:?}): {u:?}"
     );
     ensure!(
-        num(pop, "not_before_ns") <= written_ns,
-        "population of slot {slot} not bounded by the module's write at {written_ns}: {pop}"
+        pop.not_before_ns <= written_ns,
+        "population of slot {slot} not bounded by the module's write at {written_ns}: {pop:?}"
     );
     println!(
         "xtask test: figure: unsynced {:.1} ms after the module's write (target 200 ms), seen after {:.1} ms",
-        num(u, "ts_ns").saturating_sub(written_ns) as f64 / MS as f64,
-        num(pop, "seen_ns").saturating_sub(written_ns) as f64 / MS as f64,
+        u.ts_ns.saturating_sub(written_ns) as f64 / MS as f64,
+        pop.seen_ns.saturating_sub(written_ns) as f64 / MS as f64,
     );
     Ok(())
 }
 
 /// A synced population: `populate` and `paired` (exact), never `unsynced`.
-fn check_synced(recs: &[Value], a: &Action) -> Result<()> {
-    let pops = for_slot(recs, "populate", a.slot);
+fn check_synced(recs: &[Record], a: &Action) -> Result<()> {
+    let pops = for_slot::<PopulateRecord>(recs, a.slot);
     ensure!(
         pops.len() == 1,
         "synced slot {}: {} populate records",
         a.slot,
         pops.len()
     );
-    let paired = for_slot(recs, "paired", a.slot);
-    let p = paired
+    // A `paired` without its `latency_ns` does not parse as a record.
+    let paired = for_slot::<PairedRecord>(recs, a.slot);
+    paired
         .first()
         .with_context(|| format!("synced slot {} never paired", a.slot))?;
-    ensure!(
-        p["latency_ns"].as_u64().is_some(),
-        "paired without latency: {p}"
-    );
-    if let Some(u) = for_slot(recs, "unsynced", a.slot).first() {
-        bail!("synced slot {} reported unsynced: {u}", a.slot);
+    if let Some(u) = for_slot::<UnsyncedRecord>(recs, a.slot).first() {
+        bail!("synced slot {} reported unsynced: {u:?}", a.slot);
     }
     Ok(())
 }
 
 /// At least one `unsynced` with PGDs missing in a step (the never-synced module action).
 pub fn never_unsynced_in(o: &Output, step: &str) -> Result<()> {
-    let u = o.events(step, "unsynced")?;
+    let u = o.unsynced(step)?;
     ensure!(
-        u.iter()
-            .any(|u| u["pgds_missing"].as_u64().unwrap_or(0) > 0),
+        u.iter().any(|u| u.pgds_missing > 0),
         "no unsynced with missing PGDs in step {step}: {u:?}"
     );
     Ok(())
@@ -147,7 +172,7 @@ pub fn never_unsynced_in(o: &Output, step: &str) -> Result<()> {
 
 pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     let top = if paging == 5 { "pgd" } else { "p4d" };
-    let recs = o.json("run")?;
+    let recs = o.records("run")?;
     o.expect_exit("run", 0)?;
 
     let synced = action(o, "synced")?;
@@ -167,40 +192,40 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     // Late: unsynced after the grace window, then paired with the delay visible.
     let late = action(o, "late")?;
     ensure!(
-        !for_slot(&recs, "unsynced", late.slot).is_empty(),
+        !for_slot::<UnsyncedRecord>(&recs, late.slot).is_empty(),
         "late sync of slot {} never reported unsynced",
         late.slot
     );
-    let paired = for_slot(&recs, "paired", late.slot);
+    let paired = for_slot::<PairedRecord>(&recs, late.slot);
     let p = paired
         .first()
         .with_context(|| format!("late slot {} never paired after its sync", late.slot))?;
-    ensure!(p["late"] == true, "late pairing not marked late: {p}");
+    ensure!(p.late, "late pairing not marked late: {p:?}");
     // The latency runs from no later than the write (module `ts_ns` is taken
     // right after it) to the sync's end; the delayed work fires after
     // `delay_ms` rounded to jiffies (up to one jiffy, 10 ms at HZ=100, early).
-    let lat = p["latency_ns"].as_u64().unwrap_or(0);
-    let sync_end = p["ts_ns"].as_u64().unwrap_or(0);
+    let lat = p.latency_ns;
+    let sync_end = p.ts_ns;
     ensure!(
         lat >= sync_end.saturating_sub(late.ts_ns) && lat >= (LATE_MS - JIFFY_MS) * MS,
-        "late pairing latency {lat} ns is shorter than from the write ({}) to the sync's end, or than the {LATE_MS} ms delay: {p}",
+        "late pairing latency {lat} ns is shorter than from the write ({}) to the sync's end, or than the {LATE_MS} ms delay: {p:?}",
         late.ts_ns
     );
     o.expect_exit("late", 0)?;
 
     // Never: unsynced soon enough, with PGDs missing the entry; audit fails.
     let never = action(o, "never")?;
-    let u = for_slot(&recs, "unsynced", never.slot);
+    let u = for_slot::<UnsyncedRecord>(&recs, never.slot);
     let u = u
         .first()
         .with_context(|| format!("never-synced slot {} not reported", never.slot))?;
     judged_by_first_walk_after_window(&recs, u, never.ts_ns)?;
     ensure!(
-        u["pgds_missing"].as_u64().unwrap_or(0) > 0 && u["confirmed"] == true,
-        "unsynced without missing PGDs, or not confirmed: {u}"
+        u.pgds_missing > 0 && u.confirmed,
+        "unsynced without missing PGDs, or not confirmed: {u:?}"
     );
-    if let Some(p) = for_slot(&recs, "paired", never.slot).first() {
-        bail!("never-synced slot paired: {p}");
+    if let Some(p) = for_slot::<PairedRecord>(&recs, never.slot).first() {
+        bail!("never-synced slot paired: {p:?}");
     }
     o.expect_exit("never", 3)?;
 
@@ -208,20 +233,20 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     // `mismatch` record, and audit names the slot and exits 3.
     let mm = action(o, "mismatch")?;
     check_synced(&recs, &mm)?;
-    let m = for_slot(&recs, "mismatch", mm.slot);
+    let m = for_slot::<MismatchRecord>(&recs, mm.slot);
     let m = m
         .first()
         .with_context(|| format!("no mismatch record for slot {}", mm.slot))?;
     ensure!(
-        m["pgds"].as_u64() == Some(1),
-        "mismatch should be in the writer's PGD only: {m}"
+        m.pgds == 1,
+        "mismatch should be in the writer's PGD only: {m:?}"
     );
     o.expect_exit("mismatch", 3)?;
-    let audited = o.events("mismatch", "verify")?;
+    let audited = o.verifies("mismatch")?;
     ensure!(
-        audited.iter().any(|v| v["mismatched"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|e| e["slot"] == mm.slot))),
+        audited
+            .iter()
+            .any(|v| v.mismatched.iter().any(|e| e.slot as u64 == mm.slot)),
         "audit does not name the mismatched slot {}: {audited:?}",
         mm.slot
     );
@@ -230,16 +255,15 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
 
     // Only the six top-level actions are populations (the cleared slot
     // twice), and only late and never are unsynced.
-    let populated: Vec<u64> = recs
+    let populated: Vec<usize> = of_kind::<PopulateRecord>(&recs)
         .iter()
-        .filter(|r| r["event"] == "populate")
-        .filter_map(|r| r["slot"].as_u64())
+        .map(|r| r.pop.slot)
         .collect();
     ensure!(
         populated.len() == 6,
         "populations {populated:?}, expected the slots of sync, late, never, clear-sync (twice) and mismatch"
     );
-    let unsynced = recs.iter().filter(|r| r["event"] == "unsynced").count();
+    let unsynced = of_kind::<UnsyncedRecord>(&recs).len();
     ensure!(
         unsynced == 2,
         "{unsynced} unsynced records, expected 2 (late, never)"
@@ -258,7 +282,7 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
 
 /// A slot cleared in init_mm is a `depopulate`, and its next population is
 /// reported again and paired.
-fn check_clear(o: &Output, recs: &[Value]) -> Result<()> {
+fn check_clear(o: &Output, recs: &[Record]) -> Result<()> {
     let first = action(o, "clear-sync")?;
     let cleared = action(o, "clear")?;
     let again = action(o, "repopulate")?;
@@ -269,8 +293,8 @@ fn check_clear(o: &Output, recs: &[Value]) -> Result<()> {
         cleared.slot,
         again.slot
     );
-    let pops = for_slot(recs, "populate", first.slot);
-    let depops = for_slot(recs, "depopulate", first.slot);
+    let pops = for_slot::<PopulateRecord>(recs, first.slot);
+    let depops = for_slot::<DepopulateRecord>(recs, first.slot);
     ensure!(
         pops.len() == 2 && depops.len() == 1,
         "slot {}: {} populate and {} depopulate records, expected 2 and 1: {pops:?} {depops:?}",
@@ -278,21 +302,20 @@ fn check_clear(o: &Output, recs: &[Value]) -> Result<()> {
         pops.len(),
         depops.len()
     );
-    let ts = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     ensure!(
-        ts(&depops[0], "ts_ns") >= cleared.ts_ns && ts(&depops[0], "present_ns") <= cleared.ts_ns,
-        "depopulate of slot {} not around the clear at {}: {}",
+        depops[0].ts_ns >= cleared.ts_ns && depops[0].present_ns <= cleared.ts_ns,
+        "depopulate of slot {} not around the clear at {}: {:?}",
         first.slot,
         cleared.ts_ns,
         depops[0]
     );
     ensure!(
-        ts(&pops[1], "empty_ns") >= ts(&depops[0], "ts_ns"),
-        "second population of slot {} not timed after the scan that saw it cleared: {}",
+        pops[1].empty_ns >= depops[0].ts_ns,
+        "second population of slot {} not timed after the scan that saw it cleared: {:?}",
         first.slot,
         pops[1]
     );
-    let paired = for_slot(recs, "paired", first.slot);
+    let paired = for_slot::<PairedRecord>(recs, first.slot);
     ensure!(
         paired.len() == 2,
         "slot {}: {} paired records, expected one per population: {paired:?}",
@@ -306,33 +329,40 @@ fn check_clear(o: &Output, recs: &[Value]) -> Result<()> {
 /// `uncertain` verdict, and the losses are reported.
 fn check_lossy(o: &Output) -> Result<()> {
     let lossy = action(o, "lossy")?;
-    let recs = o.json("lossy")?;
-    let lost: u64 = recs
+    let recs = o.records("lossy")?;
+    let lost: u64 = of_kind::<LostRecord>(&recs)
         .iter()
-        .filter(|r| r["event"] == "lost" && r["what"] == "events")
-        .filter_map(|r| r["count"].as_u64())
+        .filter(|r| r.what == "events")
+        .map(|r| r.count)
         .sum();
     ensure!(
         lost > 0,
         "no ring-buffer loss reported with a one-page ring"
     );
-    let verdicts: Vec<&Value> = recs
+    // Each verdict of the slot: whether it is uncertain.
+    let verdicts: Vec<&Record> = recs
         .iter()
-        .filter(|r| (r["event"] == "paired" || r["event"] == "unsynced") && r["slot"] == lossy.slot)
+        .filter(|r| match r {
+            Record::Paired(p) => p.pop.slot as u64 == lossy.slot,
+            Record::Unsynced(u) => u.pop.slot as u64 == lossy.slot,
+            _ => false,
+        })
         .collect();
     ensure!(
-        !verdicts.is_empty() && verdicts.iter().all(|v| v["uncertain"] == true),
+        !verdicts.is_empty()
+            && verdicts.iter().all(|v| match v {
+                Record::Paired(p) => p.uncertain,
+                Record::Unsynced(u) => u.uncertain,
+                _ => false,
+            }),
         "verdicts of slot {} not uncertain despite {lost} lost records: {verdicts:?}",
         lossy.slot
     );
-    let summary = recs
-        .iter()
-        .find(|r| r["event"] == "summary")
-        .context("lossy run printed no summary")?;
+    let summaries = of_kind::<Summary>(&recs);
+    let summary = summaries.first().context("lossy run printed no summary")?;
     ensure!(
-        summary["uncertain"].as_u64().unwrap_or(0) >= 1
-            && summary["lost"]["events"].as_u64() >= Some(lost),
-        "summary does not count the uncertain verdict or the losses: {summary}"
+        summary.uncertain >= 1 && summary.lost.get("events").copied() >= Some(lost),
+        "summary does not count the uncertain verdict or the losses: {summary:?}"
     );
     Ok(())
 }

@@ -110,19 +110,19 @@ pub fn check_scale(o: &Output, many: u64) -> Result<()> {
     };
     let (slot, ts) = (field("slot")?, field("ts_ns")?);
     let u = o
-        .events("many", "unsynced")?
+        .unsynced("many")?
         .into_iter()
-        .find(|u| u["slot"] == slot)
+        .find(|u| u.pop.slot as u64 == slot)
         .with_context(|| format!("never-synced slot {slot} not reported unsynced"))?;
     // Judged by the first walk after its window: a bound from the run's own
     // records (the delay from the write is printed against the 200 ms target).
-    let recs = o.json("many")?;
+    let recs = o.records("many")?;
     super::module::judged_by_first_walk_after_window(&recs, &u, ts)?;
-    let missing = u["pgds_missing"].as_u64().unwrap_or(0);
-    let total = u["pgds_total"].as_u64().unwrap_or(0);
+    let missing = u64::from(u.pgds_missing);
+    let total = u64::from(u.pgds_total);
     ensure!(
         total >= many * 9 / 10 && missing as f64 >= MIN_MISSING_SHARE * total as f64,
-        "unsynced with {missing} of {total} PGDs missing the entry; expected nearly all of about {many}: {u}"
+        "unsynced with {missing} of {total} PGDs missing the entry; expected nearly all of about {many}: {u:?}"
     );
     println!("xtask test: scale: {missing} of {total} PGDs missing the never-synced entry");
     o.expect_exit("audit", 3)

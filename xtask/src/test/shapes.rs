@@ -3,32 +3,34 @@
 //! adding block after block into one new direct-map slot.
 
 use anyhow::{ensure, Context as _, Result};
-use serde_json::Value;
+use sync_trace::record::{
+    CallRecord, LatencyKind, PairedRecord, PopulateRecord, Source, SyncRecord,
+};
+use sync_trace_common::{Region, Target};
 
 use super::hotadd::{
     bounded_by_mapping, no_unsynced, populated_and_paired, vmemmap_helper_sync, AT_32T, AT_512G,
     SLOT_DIRECT_32T, SLOT_DIRECT_512G, SLOT_VMEMMAP_32T,
 };
 use super::module::Last;
-use super::output::{addr, stack_has, Output};
+use super::output::{stack_has, Output};
 use crate::vm::KernelId;
 
 const MIB: u64 = 1 << 20;
 /// A memory block (and section) on x86_64.
 const BLOCK: u64 = 128 * MIB;
 
-fn u64_of(v: &Value, field: &str) -> Result<u64> {
-    v[field]
-        .as_u64()
-        .with_context(|| format!("record lacks `{field}`: {v}"))
-}
-
 /// Exactly one `populate` of `slot` in a step, and its `paired`.
-fn one_population(o: &Output, step: &str, slot: u64, region: &str) -> Result<(Value, Value)> {
-    let pops: Vec<Value> = o
-        .events(step, "populate")?
+fn one_population(
+    o: &Output,
+    step: &str,
+    slot: usize,
+    region: Region,
+) -> Result<(PopulateRecord, PairedRecord)> {
+    let pops: Vec<PopulateRecord> = o
+        .populates(step)?
         .into_iter()
-        .filter(|p| p["slot"] == slot)
+        .filter(|p| p.pop.slot == slot)
         .collect();
     ensure!(
         pops.len() == 1,
@@ -42,17 +44,17 @@ fn one_population(o: &Output, step: &str, slot: u64, region: &str) -> Result<(Va
 /// A population is paired with a sync that ended no earlier than the population: its exact
 /// time (`populated_ns` of an `exact` pairing), or for a population seen by its effect the
 /// earliest it can have happened (`not_before_ns` of the `populate`).
-fn populated_before_sync_end(pop: &Value, paired: &Value) -> Result<()> {
-    let end = u64_of(paired, "ts_ns")?;
-    let (at, what) = if paired["latency_kind"] == "exact" {
-        (u64_of(paired, "populated_ns")?, "populated_ns")
+fn populated_before_sync_end(pop: &PopulateRecord, paired: &PairedRecord) -> Result<()> {
+    let end = paired.ts_ns;
+    let (at, what) = if paired.latency_kind == LatencyKind::Exact {
+        (paired.populated_ns, "populated_ns")
     } else {
-        (u64_of(pop, "not_before_ns")?, "not_before_ns")
+        (pop.not_before_ns, "not_before_ns")
     };
     ensure!(
         at <= end,
-        "slot {}: {what} {at} ns is {} ns after the end of the sync it is paired with: {paired}; populate: {pop}",
-        paired["slot"],
+        "slot {}: {what} {at} ns is {} ns after the end of the sync it is paired with: {paired:?}; populate: {pop:?}",
+        paired.pop.slot,
         at - end
     );
     Ok(())
@@ -60,25 +62,37 @@ fn populated_before_sync_end(pop: &Value, paired: &Value) -> Result<()> {
 
 /// The sync paired with a population ended inside the kernel call that populated
 /// (`[start_ns, end_ns]`, the module's ktime_get_ns() around memremap_pages()).
-fn paired_inside(paired: &Value, start_ns: u64, end_ns: u64) -> Result<()> {
-    let end = u64_of(paired, "ts_ns")?;
+fn paired_inside(paired: &PairedRecord, start_ns: u64, end_ns: u64) -> Result<()> {
+    let end = paired.ts_ns;
     ensure!(
         (start_ns..=end_ns).contains(&end),
-        "slot {}: paired with a sync that ended at {end} ns, outside memremap_pages() [{start_ns}, {end_ns}]: {paired}",
-        paired["slot"]
+        "slot {}: paired with a sync that ended at {end} ns, outside memremap_pages() [{start_ns}, {end_ns}]: {paired:?}",
+        paired.pop.slot
     );
     Ok(())
 }
 
-/// A record's `[ts_ns, end_ns]`.
-fn span(v: &Value) -> Result<(u64, u64)> {
-    Ok((u64_of(v, "ts_ns")?, u64_of(v, "end_ns")?))
+/// A traced call's `[ts_ns, end_ns]`.
+trait Span {
+    fn span(&self) -> (u64, u64);
 }
 
-/// A record's `[ts_ns, end_ns]` lies inside `[start_ns, end_ns]`.
-fn inside(v: &Value, start_ns: u64, end_ns: u64) -> Result<bool> {
-    let (a, b) = span(v)?;
-    Ok(start_ns <= a && b <= end_ns)
+impl Span for SyncRecord {
+    fn span(&self) -> (u64, u64) {
+        (self.ts_ns, self.end_ns)
+    }
+}
+
+impl Span for CallRecord {
+    fn span(&self) -> (u64, u64) {
+        (self.ts_ns, self.end_ns)
+    }
+}
+
+/// A call's `[ts_ns, end_ns]` lies inside `[start_ns, end_ns]`.
+fn inside(v: &impl Span, start_ns: u64, end_ns: u64) -> bool {
+    let (a, b) = v.span();
+    start_ns <= a && b <= end_ns
 }
 
 /// `devmap-32T`: the module's memremap_pages() of 128 MiB at 32 TiB with compound pages.
@@ -101,7 +115,7 @@ pub fn check_devmap(o: &Output, kernel: KernelId) -> Result<()> {
     // What the kernel did, seen by the module in init_mm around the call.
     for (what, slot) in [("vmemmap", SLOT_VMEMMAP_32T), ("direct", SLOT_DIRECT_32T)] {
         ensure!(
-            d.num(&format!("{what}_slot"))? == slot
+            d.num(&format!("{what}_slot"))? == slot as u64
                 && d.num(&format!("{what}_was"))? == 0
                 && d.num(&format!("{what}_now"))? == 1,
             "memremap_pages() at 32 TiB did not open {what} slot {slot}: {}",
@@ -111,40 +125,40 @@ pub fn check_devmap(o: &Output, kernel: KernelId) -> Result<()> {
     let (start_ns, end_ns) = (d.num("start_ns")?, d.num("end_ns")?);
 
     o.expect_exit("run", 0)?;
-    let layout = o.events("run", "layout")?;
+    let layout = o.layouts("run")?;
     let present = layout
         .first()
-        .and_then(|l| l["present"].as_array())
+        .map(|l| &l.present)
         .context("no layout record with present slots")?;
     for slot in [SLOT_VMEMMAP_32T, SLOT_DIRECT_32T] {
         ensure!(
-            !present.iter().any(|s| *s == slot),
+            !present.contains(&slot),
             "slot {slot} already present when the run started: {present:?}"
         );
     }
 
     let helper = vmemmap_helper_sync(o, "run")?;
     ensure!(
-        stack_has(&helper, "memremap_pages"),
-        "helper sync not called from memremap_pages(): {helper}"
+        stack_has(&helper.stack, "memremap_pages"),
+        "helper sync not called from memremap_pages(): {helper:?}"
     );
     ensure!(
-        inside(&helper, start_ns, end_ns)?,
-        "helper sync outside memremap_pages() [{start_ns}, {end_ns}]: {helper}"
+        inside(&helper, start_ns, end_ns),
+        "helper sync outside memremap_pages() [{start_ns}, {end_ns}]: {helper:?}"
     );
 
-    let (vm_pop, vm) = one_population(o, "run", SLOT_VMEMMAP_32T, "vmemmap")?;
+    let (vm_pop, vm) = one_population(o, "run", SLOT_VMEMMAP_32T, Region::Vmemmap)?;
     if kernel != KernelId::V6_1 {
         // vmemmap_p4d_populate() is traceable there.
         ensure!(
-            vm["source"] == "helper" && vm["latency_kind"] == "exact",
-            "vmemmap population not traced exactly: {vm}"
+            vm.pop.source == Source::Helper && vm.latency_kind == LatencyKind::Exact,
+            "vmemmap population not traced exactly: {vm:?}"
         );
     }
     populated_before_sync_end(&vm_pop, &vm)?;
     paired_inside(&vm, start_ns, end_ns)?;
 
-    let (dm_pop, dm) = one_population(o, "run", SLOT_DIRECT_32T, "direct_map")?;
+    let (dm_pop, dm) = one_population(o, "run", SLOT_DIRECT_32T, Region::DirectMap)?;
     populated_before_sync_end(&dm_pop, &dm)?;
     paired_inside(&dm, start_ns, end_ns)?;
     bounded_by_mapping(o, "run", SLOT_DIRECT_32T, AT_32T)?;
@@ -160,13 +174,13 @@ pub fn check_devmap(o: &Output, kernel: KernelId) -> Result<()> {
 pub fn check_dimm_1g(o: &Output, size: u64) -> Result<()> {
     o.expect_exit("hotadd", 0)?;
     // The whole DIMM is one arch_add_memory(): one init_memory_mapping() over it.
-    let calls = o.events("hotadd", "call")?;
+    let calls = o.calls("hotadd")?;
     let map = calls
         .iter()
         .find(|c| {
-            c["function"] == "init_memory_mapping"
-                && addr(c, "addr").is_ok_and(|a| a == AT_32T)
-                && addr(c, "end").is_ok_and(|e| e == AT_32T + size)
+            c.function == Target::InitMemoryMapping
+                && c.addr.0 == AT_32T
+                && c.end.is_some_and(|e| e.0 == AT_32T + size)
         })
         .with_context(|| {
             format!(
@@ -176,40 +190,41 @@ pub fn check_dimm_1g(o: &Output, size: u64) -> Result<()> {
         })?;
 
     let helper = vmemmap_helper_sync(o, "hotadd")?;
-    let (vm_pop, vm) = one_population(o, "hotadd", SLOT_VMEMMAP_32T, "vmemmap")?;
+    let (vm_pop, vm) = one_population(o, "hotadd", SLOT_VMEMMAP_32T, Region::Vmemmap)?;
     ensure!(
-        vm["source"] == "helper" && vm["latency_kind"] == "exact",
-        "vmemmap population not traced exactly: {vm}"
+        vm.pop.source == Source::Helper && vm.latency_kind == LatencyKind::Exact,
+        "vmemmap population not traced exactly: {vm:?}"
     );
     populated_before_sync_end(&vm_pop, &vm)?;
     // The window in which slot 469 was written: after the direct map was done
     // (arch_add_memory() maps, then add_pages()) and, where traced, inside the
     // vmemmap_p4d_populate() call that makes the helper sync; up to the helper sync's end.
-    let mut floor = u64_of(map, "end_ns")?;
+    let mut floor = map.end_ns;
     let mut floor_what = "init_memory_mapping()'s return";
     let enclosing = calls.iter().find(|c| {
-        c["function"] == "vmemmap_p4d_populate"
-            && c["tid"] == helper["tid"]
-            && span(c).is_ok_and(|(a, b)| inside(&helper, a, b).unwrap_or(false))
+        c.function == Target::VmemmapP4dPopulate && c.task.tid == helper.task.tid && {
+            let (a, b) = c.span();
+            inside(&helper, a, b)
+        }
     });
     if let Some(c) = enclosing {
-        floor = floor.max(u64_of(c, "ts_ns")?);
+        floor = floor.max(c.ts_ns);
         floor_what = "the entry of the vmemmap_p4d_populate() call that syncs";
     }
-    let (sync_at, sync_end) = span(&helper)?;
-    let latency = u64_of(&vm, "latency_ns")?;
+    let (sync_at, sync_end) = helper.span();
+    let latency = vm.latency_ns;
     ensure!(
         floor <= sync_at,
-        "{floor_what} ({floor} ns) after the helper sync's entry: {helper}"
+        "{floor_what} ({floor} ns) after the helper sync's entry: {helper:?}"
     );
     ensure!(
         latency <= sync_end - floor,
-        "vmemmap latency {latency} ns exceeds the helper sync's window: its duration {} ns + {} ns from {floor_what} to its entry; paired: {vm}; helper sync: {helper}",
+        "vmemmap latency {latency} ns exceeds the helper sync's window: its duration {} ns + {} ns from {floor_what} to its entry; paired: {vm:?}; helper sync: {helper:?}",
         sync_end - sync_at,
         sync_at - floor
     );
 
-    let (dm_pop, dm) = one_population(o, "hotadd", SLOT_DIRECT_32T, "direct_map")?;
+    let (dm_pop, dm) = one_population(o, "hotadd", SLOT_DIRECT_32T, Region::DirectMap)?;
     populated_before_sync_end(&dm_pop, &dm)?;
     bounded_by_mapping(o, "hotadd", SLOT_DIRECT_32T, AT_32T)?;
     no_unsynced(o, "hotadd")?;
@@ -231,22 +246,19 @@ pub fn check_virtio_mem(o: &Output, blocks: u64) -> Result<()> {
     o.expect_exit("run", 0)?;
     // Several block-sized additions into the slot, each its own init_memory_mapping().
     let slot = AT_512G..AT_512G + (512 << 30);
-    let maps: Vec<Value> = o
-        .events("run", "call")?
+    let maps: Vec<CallRecord> = o
+        .calls("run")?
         .into_iter()
-        .filter(|c| {
-            c["function"] == "init_memory_mapping"
-                && addr(c, "addr").is_ok_and(|a| slot.contains(&a))
-        })
+        .filter(|c| c.function == Target::InitMemoryMapping && slot.contains(&c.addr.0))
         .collect();
     ensure!(
         maps.len() >= 2
-            && maps.iter().all(|m| {
-                matches!((addr(m, "addr"), addr(m, "end")), (Ok(a), Ok(e)) if e.checked_sub(a) == Some(BLOCK))
-            }),
+            && maps.iter().all(|m| m
+                .end
+                .is_some_and(|e| e.0.checked_sub(m.addr.0) == Some(BLOCK))),
         "expected several block-sized init_memory_mapping calls in the new slot: {maps:?}"
     );
-    let (pop, p) = one_population(o, "run", SLOT_DIRECT_512G, "direct_map")?;
+    let (pop, p) = one_population(o, "run", SLOT_DIRECT_512G, Region::DirectMap)?;
     populated_before_sync_end(&pop, &p)?;
     bounded_by_mapping(o, "run", SLOT_DIRECT_512G, AT_512G)?;
     no_unsynced(o, "run")?;

@@ -11,7 +11,7 @@ use sync_trace_common::{Paging, Region, Target};
 use super::output::{stack_has, Output};
 use crate::vm::KernelId;
 
-/// 4-level, no KASLR (kernel-notes §5.1): the vmemmap slot a DIMM at 32 TiB
+/// 4-level, no KASLR (docs/kernel.md, "Layout and KASLR"): the vmemmap slot a DIMM at 32 TiB
 /// creates (469), the direct-map slot of a DIMM at 512 GiB (274) and of the
 /// one at 32 TiB (337).
 pub const VMEMMAP_32T: u64 = 0xffffea8000000000;
@@ -129,7 +129,7 @@ pub fn no_unsynced(o: &Output, step: &str) -> Result<()> {
     Ok(())
 }
 
-/// The kernel programs' aya-log records reach the daemon's log (stderr).
+/// The kernel programs' diagnostic records reach the daemon's log (stderr).
 fn check_kernel_log(o: &Output) -> Result<()> {
     let want = format!(
         "forced kernel-side diagnostic at entry, start=0x{:x}",

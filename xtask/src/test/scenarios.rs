@@ -36,7 +36,7 @@ const SCALE_PROCS: (u64, u64) = (2_000, 10_000);
 /// 128 MiB: one memory section (SECTION_SIZE_BITS 27), the smallest DIMM
 /// the guest's ACPI hotplug adds.
 const DIMM: u64 = 128 << 20;
-/// The recipes of vm-notes.md: a new vmemmap (and direct-map) top-level
+/// The hot-add layouts of docs/vm.md: a new vmemmap (and direct-map) top-level
 /// entry at 32 TiB, a new direct-map entry at 512 GiB.
 pub const AT_32T: u64 = 0x2000_0000_0000;
 const AT_512G: u64 = 0x80_0000_0000;

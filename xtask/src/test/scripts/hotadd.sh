@@ -6,7 +6,7 @@ if [ "$IDLE" = 1 ]; then
     sync-trace run --json --duration 10s 2>/tmp/idle.err; echo "exit=$?"
 fi
 step hotadd
-# --test-kernel-log: every probe entry writes an aya-log record from the C
+# --test-kernel-log: every probe entry writes a diagnostic record (st_diag) from the C
 # programs; the check looks for it in the daemon's log.
 start_run --test-kernel-log
 hotadd

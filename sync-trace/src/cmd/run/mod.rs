@@ -170,8 +170,9 @@ struct Timers {
     end: Instant,
 }
 
-/// Runs until a signal, `--duration`, or (with `--fail-on-unsynced`) a
-/// confirmed unsynced population; returns the exit status.
+/// Runs until a signal (or the hooks' stop handle), `--duration`, or (with
+/// `--fail-on-unsynced`) a confirmed unsynced population; returns the exit
+/// status.
 async fn event_loop(
     engine: &mut Engine<'_>,
     rings: &mut Rings,

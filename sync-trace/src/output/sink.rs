@@ -1,5 +1,5 @@
-//! Where records go: stdout, as text lines or NDJSON, and the metrics,
-//! which get every input through here.
+//! Where records go: stdout, as text lines or NDJSON, the metrics, which
+//! get every input through here, and an in-process observer (`stress`).
 
 use std::{
     io::{self, Write},
@@ -11,18 +11,37 @@ use anyhow::Context as _;
 use super::{metrics::Metrics, text};
 use crate::record::Record;
 
+/// Receives every record a sink emits, in the order emitted.
+pub type Observer = Box<dyn FnMut(&Record) + Send>;
+
 pub struct Sink {
+    /// NDJSON (in the order made) rather than text lines (sorted by time).
     json: bool,
-    out: io::BufWriter<io::Stdout>,
+    /// `None`: nothing is written (the records go to the observer).
+    out: Option<io::BufWriter<io::Stdout>>,
     metrics: Option<Arc<Metrics>>,
+    observer: Option<Observer>,
 }
 
 impl Sink {
     pub fn stdout(json: bool) -> Self {
         Self {
             json,
-            out: io::BufWriter::new(io::stdout()),
+            out: Some(io::BufWriter::new(io::stdout())),
             metrics: None,
+            observer: None,
+        }
+    }
+
+    /// Hands every record to `observer` and writes nothing: stdout stays
+    /// the caller's. `json`: batches keep the order their records were
+    /// made in, as NDJSON does (else they are sorted as text lines are).
+    pub fn observed(json: bool, observer: Observer) -> Self {
+        Self {
+            json,
+            out: None,
+            metrics: None,
+            observer: Some(observer),
         }
     }
 
@@ -48,15 +67,22 @@ impl Sink {
         }
     }
 
+    /// The single place records leave: the metrics, stdout, the observer.
     pub fn emit(&mut self, r: &Record) -> anyhow::Result<()> {
         self.count(r);
-        if self.json {
-            serde_json::to_writer(&mut self.out, r)?;
-            self.out.write_all(b"\n")?;
-        } else {
-            writeln!(self.out, "{}", text::line(r))?;
+        if let Some(out) = &mut self.out {
+            if self.json {
+                serde_json::to_writer(&mut *out, r)?;
+                out.write_all(b"\n")?;
+            } else {
+                writeln!(out, "{}", text::line(r))?;
+            }
+            out.flush().context("cannot write to stdout")?;
         }
-        self.out.flush().context("cannot write to stdout")
+        if let Some(observer) = &mut self.observer {
+            observer(r);
+        }
+        Ok(())
     }
 
     /// Emits and clears a batch of records; returns whether one was a
@@ -74,5 +100,69 @@ impl Sink {
             self.emit(&r)?;
         }
         Ok(unsynced)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::model::Model;
+
+    fn rec(json: &str) -> Record {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    }
+
+    fn sync(ts: u64) -> Record {
+        rec(&format!(
+            r#"{{"event":"sync","ts_ns":{ts},"end_ns":{},"duration_ns":5,"cpu":1,"pid":9,"tid":9,"comm":"k","function":"sync_global_pgds","start":"0xffffea0000000000","end":"0xffffea0000000000","slot_first":468,"slot_last":468,"helper":true,"caller":"populate_helper","method":"fentry","entry_seen":true,"stack":[]}}"#,
+            ts + 5
+        ))
+    }
+
+    /// A sink whose observer collects what it is handed.
+    fn observed(json: bool) -> (Sink, Arc<Mutex<Vec<Record>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let sink = Sink::observed(json, Box::new(move |r| s.lock().unwrap().push(r.clone())));
+        (sink, seen)
+    }
+
+    fn json(recs: &[Record]) -> Vec<String> {
+        recs.iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_emitted_record_reaches_the_observer() {
+        let (mut sink, seen) = observed(true);
+        let r = sync(1_000);
+        sink.emit(&r).unwrap();
+        assert_eq!(json(&seen.lock().unwrap()), json(&[r]));
+    }
+
+    #[test]
+    fn a_batch_reaches_the_observer_in_the_order_made() {
+        let (mut sink, seen) = observed(true);
+        let mut batch = vec![sync(3_000), sync(1_000), sync(2_000)];
+        let made = json(&batch);
+        assert!(!sink.emit_all(&mut batch).unwrap());
+        assert!(batch.is_empty());
+        assert_eq!(json(&seen.lock().unwrap()), made);
+    }
+
+    #[test]
+    fn the_summary_reaches_the_observer() {
+        let (mut sink, seen) = observed(true);
+        let mut out = Vec::new();
+        Model::new(100_000_000).finish(&mut out);
+        sink.emit_all(&mut out).unwrap();
+        assert!(seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| matches!(r, Record::Summary(_))));
     }
 }

@@ -2,6 +2,7 @@
 //! decode (sync-trace-common) → tracer and scanner → model → sink.
 
 mod engine;
+mod hooks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,6 +18,7 @@ use tokio::{
 };
 
 use self::engine::{Engine, Walk};
+pub use self::hooks::{OnReady, RunHooks};
 use super::StopSignals;
 use crate::{
     cli::RunArgs,
@@ -168,8 +170,9 @@ struct Timers {
     end: Instant,
 }
 
-/// Runs until a signal, `--duration`, or (with `--fail-on-unsynced`) a
-/// confirmed unsynced population; returns the exit status.
+/// Runs until a signal (or the hooks' stop handle), `--duration`, or (with
+/// `--fail-on-unsynced`) a confirmed unsynced population; returns the exit
+/// status.
 async fn event_loop(
     engine: &mut Engine<'_>,
     rings: &mut Rings,
@@ -204,13 +207,29 @@ async fn event_loop(
     }
 }
 
+/// `sync-trace run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    run_with(args, RunHooks::default()).await
+}
+
+/// `run` with an in-process consumer's hooks (`RunHooks`); returns the exit
+/// status `run` would exit with.
+pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
+    let RunHooks {
+        on_record,
+        on_ready,
+        stop,
+    } = hooks;
     let (mut session, scanner, before) = open_session(&args)?;
     let syms: &Kallsyms = &session.facts.kallsyms;
     let mut model = Model::new(args.grace.as_nanos() as u64);
     let (layout, layout_rec) = baseline(&mut model, &before, syms.has_kasan());
     let metrics = start_metrics(&args, &layout, &session.statuses).await?;
-    let mut sink = Sink::stdout(args.json).with_metrics(metrics);
+    let sink = match on_record {
+        Some(observer) => Sink::observed(args.json, observer),
+        None => Sink::stdout(args.json),
+    };
+    let mut sink = sink.with_metrics(metrics);
     let (mut rings, lost) = open_rings(&mut session.ebpf, before.ts_ns())?;
     let mut engine = Engine {
         syms,
@@ -223,14 +242,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         walk_failed: false,
     };
     let mut timers = timers(&args).await;
-    let mut signals = StopSignals::install()?;
+    let mut signals = StopSignals::install()?.with_handle(stop);
 
     sink.emit(&layout_rec)?;
     // What happened since the baseline, and problems present at start, are
     // reported before `ready`.
     engine.scan(rings.events.get_mut(), Trigger::Baseline, Walk::All)?;
     engine.flush(&mut sink)?;
-    eprintln!("ready");
+    match on_ready {
+        Some(ready) => ready(),
+        None => eprintln!("ready"),
+    }
 
     let exit = event_loop(
         &mut engine,

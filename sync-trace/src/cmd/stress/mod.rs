@@ -10,7 +10,7 @@
 //! - `observer`: what the report consumes (records and cycle events).
 //! - `report`, `html`: the report as text, JSON and an HTML page.
 //! - `progress`: the progress bar or plain lines.
-//! - `glue`: the one place that knows how `run` is hooked.
+//! - `glue`: the one place that drives `run` (through `RunHooks`).
 
 mod blocks;
 mod cycle;
@@ -87,7 +87,8 @@ fn has_cap_sys_admin() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
 }
 
-/// The tracing `stress` runs: `run --json` with its defaults.
+/// The tracing `stress` runs: `run --json` with its defaults (its records
+/// go to the report, in the order made, and never to stdout).
 fn run_args() -> RunArgs {
     RunArgs {
         json: true,
@@ -135,7 +136,7 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     let cycler_plan = plan.clone();
     let cycler_root = root.clone();
     let traced = glue::traced(
-        run_args(),
+        |hooks| crate::cmd::run::run_with(run_args(), hooks),
         move |stop, emit| {
             let _ = run_cycles(&cycler_root, &cycler_plan, &stop, emit);
         },

@@ -1,149 +1,21 @@
-//! The stress report, built only from what a `StressObserver` sees: the
-//! daemon's records and the cycle events. Records are attributed to the
-//! cycle during which they happened (by their own timestamps: a population
-//! by when it happened, a verdict with its population), not by when they
-//! arrived, since `populate`, `paired` and `unsynced` are written late.
+//! `ReportBuilder`: collects what the observer sees and, at the end,
+//! attributes every record to its cycle and slot; and the verdict.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use serde::Serialize;
-
 use super::{
-    blocks::{Block, Skipped},
-    cycle::{Action, CycleEvent, Op, Outcome, Plan},
-    dax::DaxDevice,
-    observer::StressObserver,
+    model::{
+        percentiles, CycleReport, Percentiles, Report, SlotRow, Totals, EXIT_ERROR, EXIT_FOUND,
+    },
+    text::fmt_ns,
 };
-use crate::record::{Hex, Record};
-
-/// Exit status when a population went unsynced or a PGD mismatched.
-pub const EXIT_FOUND: i32 = 3;
-pub const EXIT_ERROR: i32 = 1;
-
-/// Up to this many cycles the text report has a row for each.
-const TEXT_ALL_CYCLES: usize = 50;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Percentiles {
-    pub count: usize,
-    pub p50_ns: u64,
-    pub p99_ns: u64,
-    pub max_ns: u64,
-}
-
-/// Nearest-rank percentiles (p50 of 1..=100 is 50, p99 is 99).
-pub fn percentiles(values: &[u64]) -> Percentiles {
-    if values.is_empty() {
-        return Percentiles::default();
-    }
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    let rank = |p: usize| v[(p * v.len()).div_ceil(100).clamp(1, v.len()) - 1];
-    Percentiles {
-        count: v.len(),
-        p50_ns: rank(50),
-        p99_ns: rank(99),
-        max_ns: v[v.len() - 1],
-    }
-}
-
-/// One cycle (index 0: before the first cycle began).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct CycleReport {
-    pub index: u64,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub offlined: Vec<String>,
-    pub onlined: Vec<String>,
-    /// Offlines the kernel refused with EBUSY (normal; the block stayed online).
-    pub busy: Vec<String>,
-    /// Memory blocks kmem added (device-dax → system-ram) and removed.
-    pub added: Vec<u64>,
-    pub removed: Vec<u64>,
-    pub failed: Vec<String>,
-    pub actions: Vec<Action>,
-    /// Populations by region.
-    pub populations: BTreeMap<String, u64>,
-    pub syncs: u64,
-    pub paired: u64,
-    pub latency: Percentiles,
-    /// Confirmed: PGDs lacked the entry after the grace window.
-    pub unsynced: u64,
-    pub unsynced_unconfirmed: u64,
-    pub mismatches: u64,
-    pub lost: u64,
-    #[serde(skip)]
-    latencies: Vec<u64>,
-}
-
-impl CycleReport {
-    pub fn population_count(&self) -> u64 {
-        self.populations.values().sum()
-    }
-
-    /// Anything traced or gone wrong in it.
-    pub fn eventful(&self) -> bool {
-        self.population_count() > 0
-            || self.syncs > 0
-            || self.unsynced + self.unsynced_unconfirmed + self.mismatches + self.lost > 0
-            || !self.failed.is_empty()
-    }
-}
-
-/// One top-level slot that was populated or mismatched during the run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SlotRow {
-    pub slot: usize,
-    pub addr: Hex,
-    pub region: String,
-    /// `helper`, `call`, `effect`; `-` when present at start.
-    pub source: String,
-    /// PGDs that carried the entry in the last walk that compared the slot,
-    /// out of `pgds_total`.
-    pub pgds_verified: u32,
-    pub pgds_total: u32,
-    pub verdict: String,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Totals {
-    pub cycles: u64,
-    pub populations: u64,
-    pub syncs: u64,
-    pub paired: u64,
-    pub unsynced: u64,
-    pub unsynced_unconfirmed: u64,
-    pub mismatches: u64,
-    pub lost: u64,
-    pub busy: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub kernel: Option<String>,
-    pub blocks: Vec<Block>,
-    pub dax: Vec<DaxDevice>,
-    pub skipped: Vec<Skipped>,
-    pub cycles_planned: Option<u64>,
-    pub before: CycleReport,
-    pub cycles: Vec<CycleReport>,
-    pub slots: Vec<SlotRow>,
-    pub latency: Percentiles,
-    pub totals: Totals,
-    pub restore_failures: Vec<String>,
-    pub interrupted: bool,
-    pub error: Option<String>,
-    pub verdict: String,
-    pub exit_code: i32,
-    /// `(ts_ns, duration_ns)` of every sync, for the plot.
-    #[serde(skip)]
-    pub sync_points: Vec<(u64, u64)>,
-    /// Every populate→sync latency, for the plot.
-    #[serde(skip)]
-    pub latencies: Vec<u64>,
-    #[serde(skip)]
-    pub start_ns: u64,
-}
+use crate::{
+    cmd::stress::{
+        cycle::{Action, CycleEvent, Op, Outcome, Plan},
+        observer::StressObserver,
+    },
+    record::Record,
+};
 
 /// Collects what the observer sees.
 #[derive(Default)]
@@ -399,7 +271,7 @@ impl ReportBuilder {
 /// The final line and the exit status: 1 on an error (including a block or
 /// device not restored), 3 when a population went unsynced (confirmed: PGDs
 /// lacked the entry) or a PGD mismatched, 0 otherwise.
-pub fn verdict_of(
+fn verdict_of(
     t: &Totals,
     latency: &Percentiles,
     restore_failures: &[String],
@@ -454,160 +326,4 @@ pub fn verdict_of(
         );
     }
     (s, 0)
-}
-
-/// p50, p99 and max, `-` when nothing was paired.
-pub fn fmt_lat(p: &Percentiles) -> [String; 3] {
-    if p.count == 0 {
-        ["-".into(), "-".into(), "-".into()]
-    } else {
-        [fmt_ns(p.p50_ns), fmt_ns(p.p99_ns), fmt_ns(p.max_ns)]
-    }
-}
-
-pub fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=9_999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        10_000_000..=9_999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
-        _ => format!("{:.2} s", ns as f64 / 1e9),
-    }
-}
-
-fn list<T: ToString>(v: &[T]) -> String {
-    if v.is_empty() {
-        "-".into()
-    } else {
-        v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
-    }
-}
-
-fn regions(m: &BTreeMap<String, u64>) -> String {
-    if m.is_empty() {
-        "-".into()
-    } else {
-        m.iter()
-            .map(|(r, n)| format!("{r}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-impl Report {
-    /// The terminal report.
-    pub fn text(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "sync-trace stress on {}: {} block(s) [{}], {} device-dax device(s) [{}]",
-            self.kernel.as_deref().unwrap_or("unknown kernel"),
-            self.blocks.len(),
-            list(&self.blocks.iter().map(|b| b.id).collect::<Vec<_>>()),
-            self.dax.len(),
-            list(
-                &self
-                    .dax
-                    .iter()
-                    .map(|d| format!("{}({})", d.name, d.mode.name()))
-                    .collect::<Vec<_>>()
-            ),
-        );
-        for sk in &self.skipped {
-            let _ = writeln!(s, "skipped {}: {}", sk.target, sk.reason);
-        }
-        let _ = writeln!(
-            s,
-            "{:>5} {:<24} {:<24} {:>4} {:>6} {:>6} {:>10} {:>10} {:>10} {:>4} {:>4} {:>4}  populations",
-            "cycle", "offlined/removed", "onlined/added", "busy", "syncs", "paired", "p50", "p99", "max", "uns", "mis", "lost"
-        );
-        // Long runs: the eventful cycles only (JSON and HTML have all).
-        let n = self.cycles.len();
-        let mut omitted = 0;
-        for c in std::iter::once(&self.before).chain(&self.cycles) {
-            if n > TEXT_ALL_CYCLES && c.index > 1 && c.index != n as u64 && !c.eventful() {
-                omitted += 1;
-                continue;
-            }
-            let idx = if c.index == 0 {
-                "start".to_string()
-            } else {
-                c.index.to_string()
-            };
-            let off = format!(
-                "{} {}",
-                list(&c.offlined),
-                if c.removed.is_empty() {
-                    String::new()
-                } else {
-                    format!("-[{}]", list(&c.removed))
-                }
-            );
-            let on = format!(
-                "{} {}",
-                list(&c.onlined),
-                if c.added.is_empty() {
-                    String::new()
-                } else {
-                    format!("+[{}]", list(&c.added))
-                }
-            );
-            let lat = fmt_lat(&c.latency);
-            let _ = writeln!(
-                s,
-                "{:>5} {:<24} {:<24} {:>4} {:>6} {:>6} {:>10} {:>10} {:>10} {:>4} {:>4} {:>4}  {}",
-                idx,
-                off.trim_end(),
-                on.trim_end(),
-                c.busy.len(),
-                c.syncs,
-                c.paired,
-                lat[0],
-                lat[1],
-                lat[2],
-                c.unsynced,
-                c.mismatches,
-                c.lost,
-                regions(&c.populations)
-            );
-            if !c.busy.is_empty() {
-                let _ = writeln!(s, "      busy (EBUSY, left as found): {}", c.busy.join(" "));
-            }
-            for f in &c.failed {
-                let _ = writeln!(s, "      failed: {f}");
-            }
-        }
-        if omitted > 0 {
-            let _ = writeln!(
-                s,
-                "      ({omitted} cycle(s) without populations, syncs, verdicts, losses or failures not shown; --json and --report list every cycle)"
-            );
-        }
-        if !self.slots.is_empty() {
-            let _ = writeln!(
-                s,
-                "{:>5} {:<20} {:<15} {:<7} {:>13}  verdict",
-                "slot", "addr", "region", "source", "PGDs verified"
-            );
-            for r in &self.slots {
-                let _ = writeln!(
-                    s,
-                    "{:>5} {:<20} {:<15} {:<7} {:>13}  {}",
-                    r.slot,
-                    r.addr.to_string(),
-                    r.region,
-                    r.source,
-                    format!("{}/{}", r.pgds_verified, r.pgds_total),
-                    r.verdict
-                );
-            }
-        }
-        if self.interrupted {
-            let _ = writeln!(s, "interrupted: stopped early, state restored");
-        }
-        for f in &self.restore_failures {
-            let _ = writeln!(s, "NOT RESTORED: {f}");
-        }
-        let _ = writeln!(s, "verdict: {}", self.verdict);
-        s
-    }
 }

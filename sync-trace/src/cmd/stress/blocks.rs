@@ -7,7 +7,8 @@
 //!   `online`, `online_kernel`, `online_movable` or `offline` (`state_store()`
 //!   → `memory_block_change_state()`; offlining is `offline_pages()`, which
 //!   fails with EBUSY when it cannot migrate or isolate every page: a normal
-//!   outcome, recorded as `busy`).
+//!   outcome, recorded as `busy`; EINVAL, for a block that spans zones or has
+//!   holes such as memory0, is recorded as `refused`).
 //! - `memoryN/online`: the driver core's `online` attribute
 //!   (drivers/base/core.c `online_store()` → `device_offline()`/`device_online()`),
 //!   `0`/`1`; used only where `state` is absent.

@@ -152,6 +152,9 @@ pub enum Outcome {
     Busy,
     /// EINTR: stopped by Ctrl-C or SIGTERM in the middle of the write.
     Interrupted,
+    /// EINVAL on an offline: the kernel never offlines this block (it spans
+    /// zones or has holes); a normal result, the block stays online.
+    Refused,
     Failed(String),
 }
 
@@ -190,12 +193,13 @@ pub enum CycleEvent {
     Done(Result<(), String>),
 }
 
-fn outcome(r: &Result<(), WriteError>) -> Outcome {
+fn outcome(r: &Result<(), WriteError>, op: Op) -> Outcome {
     match r {
         Ok(()) => Outcome::Ok,
         Err(WriteError::Busy) => Outcome::Busy,
         Err(WriteError::Interrupted) => Outcome::Interrupted,
-        Err(WriteError::Failed(e)) => Outcome::Failed(e.clone()),
+        Err(WriteError::Refused(_)) if op == Op::Offline => Outcome::Refused,
+        Err(WriteError::Refused(e) | WriteError::Failed(e)) => Outcome::Failed(e.clone()),
     }
 }
 
@@ -216,7 +220,7 @@ impl Cycler<'_> {
         let r = f();
         let blocks = r.as_ref().map(blocks_of).unwrap_or_default();
         let r = r.map(|_| ());
-        let o = outcome(&r);
+        let o = outcome(&r, op);
         (self.emit)(CycleEvent::Action(Action {
             ts_ns,
             end_ns: monotonic_ns(),

@@ -52,6 +52,9 @@ impl Progress {
                     Outcome::Ok => "ok".to_string(),
                     Outcome::Busy => "busy (EBUSY, left as it was)".to_string(),
                     Outcome::Interrupted => "interrupted (stopping)".to_string(),
+                    Outcome::Refused => {
+                        "refused (EINVAL: spans zones or has holes; left as it was)".to_string()
+                    }
                     Outcome::Failed(e) => format!("FAILED: {e}"),
                 };
                 let s = format!("stress: {} {}: {what}", a.op.name(), a.target);

@@ -18,6 +18,11 @@ pub enum WriteError {
     /// EINTR: a signal reached the writing thread (an offline that was
     /// still migrating pages when Ctrl-C came). Not retried.
     Interrupted,
+    /// EINVAL: the kernel will not do this to this object at all (an
+    /// offline of a block that spans zones or has holes, such as memory0:
+    /// `offline_pages()` in mm/memory_hotplug.c). An outcome for an offline,
+    /// a failure for any other write.
+    Refused(String),
     /// Anything else, with the file and the errno text.
     Failed(String),
 }
@@ -27,7 +32,7 @@ impl std::fmt::Display for WriteError {
         match self {
             WriteError::Busy => write!(f, "busy (EBUSY)"),
             WriteError::Interrupted => write!(f, "interrupted (EINTR)"),
-            WriteError::Failed(s) => write!(f, "{s}"),
+            WriteError::Refused(s) | WriteError::Failed(s) => write!(f, "{s}"),
         }
     }
 }
@@ -55,6 +60,8 @@ pub enum FaultKind {
     Busy,
     /// EINTR.
     Interrupted,
+    /// EINVAL.
+    Invalid,
     /// Any other error.
     Failed,
 }
@@ -157,6 +164,7 @@ impl SysfsRoot {
             return Err(match f.kind {
                 FaultKind::Busy => WriteError::Busy,
                 FaultKind::Interrupted => WriteError::Interrupted,
+                FaultKind::Invalid => WriteError::Refused(format!("{rel}: injected EINVAL")),
                 FaultKind::Failed => WriteError::Failed(format!("{rel}: injected write failure")),
             });
         }
@@ -179,6 +187,10 @@ impl SysfsRoot {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(WriteError::Busy),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(WriteError::Interrupted),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(WriteError::Refused(format!(
+                "cannot write {value:?} to {}: {e}",
+                p.display()
+            ))),
             Err(e) => Err(WriteError::Failed(format!(
                 "cannot write {value:?} to {}: {e}",
                 p.display()

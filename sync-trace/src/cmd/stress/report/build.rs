@@ -112,6 +112,7 @@ impl ReportBuilder {
                         (Op::Offline, Outcome::Busy) | (Op::ToDevdax, Outcome::Busy) => {
                             c.busy.push(t)
                         }
+                        (Op::Offline, Outcome::Refused) => c.busy.push(format!("{t} (EINVAL)")),
                         (Op::Offline, Outcome::Ok) => c.offlined.push(t),
                         (Op::Online, Outcome::Ok) => c.onlined.push(t),
                         (Op::ToSystemRam, Outcome::Ok) => {

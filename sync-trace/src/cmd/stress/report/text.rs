@@ -121,7 +121,11 @@ impl Report {
                 regions(&c.populations)
             );
             if !c.busy.is_empty() {
-                let _ = writeln!(s, "      busy (EBUSY, left as found): {}", c.busy.join(" "));
+                let _ = writeln!(
+                    s,
+                    "      busy (EBUSY) or refused (EINVAL), left as found: {}",
+                    c.busy.join(" ")
+                );
             }
             for f in &c.failed {
                 let _ = writeln!(s, "      failed: {f}");

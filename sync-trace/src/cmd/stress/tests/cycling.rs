@@ -59,6 +59,38 @@ fn busy_offline_is_an_outcome_not_an_error() {
     assert_eq!(w.iter().filter(|(p, _)| *p == state_rel(2)).count(), 2);
 }
 
+/// memory0 in a guest: the kernel refuses to offline a block that spans
+/// zones or has holes (EINVAL). `all-offlinable` goes on with the others.
+#[test]
+fn a_refused_offline_is_an_outcome_but_a_refused_online_fails() {
+    let f = Fake::new();
+    f.block(1, "online", "Normal", None);
+    f.block(2, "online", "Movable", None);
+    f.root.inject(Fault {
+        path: state_rel(1),
+        nth: 0,
+        kind: FaultKind::Invalid,
+    });
+    let p = plan(&f, BlockSpec::AllOfflinable, 1);
+    let (r, evs) = cycle(&f, &p);
+    r.unwrap();
+    assert!(evs.iter().any(|e| matches!(e,
+        CycleEvent::Action(a) if a.target == "memory1" && a.outcome == Outcome::Refused)));
+    let w = f.writes();
+    assert_eq!(w.iter().filter(|(p, _)| *p == state_rel(2)).count(), 2);
+    // The same EINVAL on the way back online is an error.
+    let f = Fake::new();
+    f.block(2, "online", "Movable", None);
+    f.root.inject(Fault {
+        path: state_rel(2),
+        nth: 1,
+        kind: FaultKind::Invalid,
+    });
+    let p = plan(&f, BlockSpec::Movable, 1);
+    let (r, _) = cycle(&f, &p);
+    assert!(r.is_err());
+}
+
 #[test]
 fn an_error_mid_cycle_restores_what_was_offlined() {
     let f = Fake::new();

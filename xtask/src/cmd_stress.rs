@@ -103,10 +103,7 @@ pub const NVDIMM: HotAdd = HotAdd {
     size: 256 * MIB,
 };
 /// Boot RAM (VmSpec's default): its entries exist before anything is plugged.
-const BOOT_RAM: HotAdd = HotAdd {
-    addr: 0,
-    size: GIB,
-};
+const BOOT_RAM: HotAdd = HotAdd { addr: 0, size: GIB };
 
 /// The kernel top-level slots (region, slot) that map a physical range's direct map and
 /// vmemmap, nokaslr.
@@ -245,7 +242,10 @@ impl Host {
                         json!({"driver": "pc-dimm", "id": format!("xs-dimm{cycle}-{i}"), "memdev": mem, "addr": d.addr}),
                     )
                     .with_context(|| format!("device_add of the DIMM at {:#x}", d.addr))?;
-                    eprintln!("xtask stress: cycle {cycle}: DIMM {i} plugged at {:#x}", d.addr);
+                    eprintln!(
+                        "xtask stress: cycle {cycle}: DIMM {i} plugged at {:#x}",
+                        d.addr
+                    );
                 }
             }
             "dimm-del" => {
@@ -265,9 +265,14 @@ impl Host {
                         Ok(_) => {
                             let _ = q
                                 .execute("object-del", json!({"id": format!("xs-mem{cycle}-{i}")}));
-                            eprintln!("xtask stress: cycle {cycle}: DIMM {i} at {:#x} removed", d.addr);
+                            eprintln!(
+                                "xtask stress: cycle {cycle}: DIMM {i} at {:#x} removed",
+                                d.addr
+                            );
                         }
-                        Err(e) => errs.push(format!("device_del of the DIMM at {:#x}: {e:#}", d.addr)),
+                        Err(e) => {
+                            errs.push(format!("device_del of the DIMM at {:#x}: {e:#}", d.addr))
+                        }
                     }
                 }
                 if !errs.is_empty() {
@@ -275,12 +280,19 @@ impl Host {
                 }
             }
             "vmem-grow" | "vmem-shrink" => {
-                let size = if what == "vmem-grow" { VMEM.requested } else { 0 };
+                let size = if what == "vmem-grow" {
+                    VMEM.requested
+                } else {
+                    0
+                };
                 self.qmp()?.execute(
                     "qom-set",
                     json!({"path": "/machine/peripheral/vm0", "property": "requested-size", "value": size}),
                 )?;
-                eprintln!("xtask stress: cycle {cycle}: virtio-mem requested-size {} MiB", size >> 20);
+                eprintln!(
+                    "xtask stress: cycle {cycle}: virtio-mem requested-size {} MiB",
+                    size >> 20
+                );
             }
             _ => bail!("unknown checkpoint"),
         }
@@ -333,7 +345,10 @@ fn files_of(output: &str) -> Result<Vec<(String, Vec<u8>)>> {
             cur = Some((n.trim().to_string(), String::new()));
         } else if line == "=== end" {
             if let Some((n, t)) = cur.take() {
-                files.push((n.clone(), base64_decode(&t).with_context(|| format!("{n}"))?));
+                files.push((
+                    n.clone(),
+                    base64_decode(&t).with_context(|| format!("{n}"))?,
+                ));
             }
         } else if let Some((_, t)) = cur.as_mut() {
             t.push_str(line);
@@ -417,7 +432,10 @@ pub fn summarize(files: &[(String, Vec<u8>)]) -> Result<Summary> {
     let mism = ev.iter().filter(|e| e["event"] == "mismatch").count();
     Ok(Summary {
         verdict: if bad + mism == 0 {
-            format!("clean: {} populations, all paired (sync-trace run)", slots.len())
+            format!(
+                "clean: {} populations, all paired (sync-trace run)",
+                slots.len()
+            )
         } else {
             format!("FOUND: {bad} populations not paired, {mism} mismatches (sync-trace run)")
         },
@@ -493,7 +511,10 @@ pub fn check(args: &StressArgs, o: &StressOutcome) -> Result<()> {
     let slots = |v: &[(String, u64, String)]| v.iter().map(|x| x.1).collect::<BTreeSet<_>>();
     let want_slots = |w: &BTreeSet<(&str, u64)>| w.iter().map(|x| x.1).collect::<BTreeSet<_>>();
     if slots(&got_setup) != want_slots(&want_setup) || got_setup.len() != want_setup.len() {
-        bail!("NVDIMM setup populated [{}], the plan says {want_setup:?}", fmt(&got_setup));
+        bail!(
+            "NVDIMM setup populated [{}], the plan says {want_setup:?}",
+            fmt(&got_setup)
+        );
     }
     if s.populations != want.len() as u64 || slots(&s.slots) != want_slots(&want) {
         bail!(
@@ -557,7 +578,11 @@ pub fn test_scenario(bin: &Path) -> Result<()> {
         paging: 4,
         kaslr: false,
         cycles: 3,
-        paths: vec![HotplugPath::Dimm, HotplugPath::VirtioMem, HotplugPath::Nvdimm],
+        paths: vec![
+            HotplugPath::Dimm,
+            HotplugPath::VirtioMem,
+            HotplugPath::Nvdimm,
+        ],
         timeout: 1800,
         guest_bin: Some(bin.to_path_buf()),
     };
@@ -575,17 +600,27 @@ mod tests {
 
     #[test]
     fn the_plan_crosses_the_boundaries() {
-        let all = [HotplugPath::Dimm, HotplugPath::VirtioMem, HotplugPath::Nvdimm];
+        let all = [
+            HotplugPath::Dimm,
+            HotplugPath::VirtioMem,
+            HotplugPath::Nvdimm,
+        ];
         let (setup, during) = expected(4, &all);
         assert_eq!(
             setup,
-            [("direct_map", 337), ("vmemmap", 469)].into_iter().collect()
+            [("direct_map", 337), ("vmemmap", 469)]
+                .into_iter()
+                .collect()
         );
         assert_eq!(
             during,
-            [("direct_map", 274), ("direct_map", 275), ("direct_map", 338)]
-                .into_iter()
-                .collect()
+            [
+                ("direct_map", 274),
+                ("direct_map", 275),
+                ("direct_map", 338)
+            ]
+            .into_iter()
+            .collect()
         );
         // Without the NVDIMM the DIMM at 32.5 TiB opens the vmemmap entry.
         let (_, d) = expected(4, &[HotplugPath::Dimm]);
@@ -597,6 +632,9 @@ mod tests {
 
     #[test]
     fn decodes_base64() {
-        assert_eq!(base64_decode("aGVsbG8g\nd29ybGQ=\n").unwrap(), b"hello world");
+        assert_eq!(
+            base64_decode("aGVsbG8g\nd29ybGQ=\n").unwrap(),
+            b"hello world"
+        );
     }
 }

@@ -42,18 +42,19 @@ wait_present() {
         sleep 0.1; i=$((i + 1))
     done
 }
+# (Function variables are global in sh: f, b, t, n, i, e, lim only here.)
 online_range() {
     for b in $(range_blocks $1 $2); do
-        s=$MEM/memory$b/state
-        [ -f $s ] && [ "$(cat $s)" = offline ] && w $s online_movable
+        f=$MEM/memory$b/state
+        [ -f $f ] && [ "$(cat $f)" = offline ] && w $f online_movable
     done
 }
 # offline_range ADDR SIZE: EBUSY is retried (5 times, 200 ms apart).
 offline_range() {
     for b in $(range_blocks $1 $2); do
-        s=$MEM/memory$b/state; t=0
-        while [ -f $s ] && [ "$(cat $s)" != offline ] && [ $t -lt 5 ]; do
-            w $s offline || sleep 0.2
+        f=$MEM/memory$b/state; t=0
+        while [ -f $f ] && [ "$(cat $f)" != offline ] && [ $t -lt 5 ]; do
+            w $f offline || sleep 0.2
             t=$((t + 1))
         done
     done
@@ -185,7 +186,7 @@ if [ $TRACER = stress ]; then
     kill -TERM $SPID
     wait $SPID; code=$?
     echo "stress stderr (last lines):"
-    grep -v ' INFO ' /tmp/stress.err | grep -v '^stress: .*: ok$' | tail -n 30
+    grep -v ' INFO ' /tmp/stress.err | grep -v -e '^stress: .*: ok$' -e '^stress: cycle ' | tail -n 30
     emit /tmp/stress.json stress.json
     emit /tmp/stress.html stress.html
 else

@@ -107,7 +107,7 @@ const BOOT_RAM: HotAdd = HotAdd { addr: 0, size: GIB };
 
 /// The kernel top-level slots (region, slot) that map a physical range's direct map and
 /// vmemmap, nokaslr.
-pub fn slots_of(paging: u8, r: HotAdd) -> BTreeSet<(&'static str, u64)> {
+pub fn slots_of(paging: u8, r: HotAdd) -> Slots {
     let (direct, vmemmap, shift) = match paging {
         5 => (0xff11_0000_0000_0000u64, 0xffd4_0000_0000_0000u64, 48),
         _ => (0xffff_8880_0000_0000u64, 0xffff_ea00_0000_0000u64, 39),
@@ -125,11 +125,11 @@ pub fn slots_of(paging: u8, r: HotAdd) -> BTreeSet<(&'static str, u64)> {
     s
 }
 
+/// Top-level entries by (region, slot number).
+pub type Slots = BTreeSet<(&'static str, u64)>;
+
 /// What the plan should populate: (during the traced NVDIMM setup, during `stress`).
-pub fn expected(
-    paging: u8,
-    paths: &[HotplugPath],
-) -> (BTreeSet<(&'static str, u64)>, BTreeSet<(&'static str, u64)>) {
+pub fn expected(paging: u8, paths: &[HotplugPath]) -> (Slots, Slots) {
     let mut have = slots_of(paging, BOOT_RAM);
     let new = |r: HotAdd, have: &mut BTreeSet<_>| {
         let s: BTreeSet<_> = slots_of(paging, r).difference(have).copied().collect();
@@ -345,10 +345,7 @@ fn files_of(output: &str) -> Result<Vec<(String, Vec<u8>)>> {
             cur = Some((n.trim().to_string(), String::new()));
         } else if line == "=== end" {
             if let Some((n, t)) = cur.take() {
-                files.push((
-                    n.clone(),
-                    base64_decode(&t).with_context(|| format!("{n}"))?,
-                ));
+                files.push((n.clone(), base64_decode(&t).with_context(|| n.to_string())?));
             }
         } else if let Some((_, t)) = cur.as_mut() {
             t.push_str(line);

@@ -497,6 +497,12 @@ pub fn check(args: &StressArgs, o: &StressOutcome) -> Result<()> {
     if o.exit_status != 0 || !s.verdict.starts_with("clean") {
         bail!("exit {}: verdict: {}", o.exit_status, s.verdict);
     }
+    matches_plan(args, o, &s)
+}
+
+/// The populations (NVDIMM setup, and the report's) are the plan's new entries, each
+/// paired (nokaslr: the plan assumes the fixed region bases).
+pub fn matches_plan(args: &StressArgs, o: &StressOutcome, s: &Summary) -> Result<()> {
     let (want_setup, want) = expected(args.paging, &args.paths);
     let got_setup = setup_populations(&o.output);
     let fmt = |v: &[(String, u64, String)]| {
@@ -557,6 +563,12 @@ pub fn run(args: StressArgs) -> Result<i32> {
     match &s {
         Ok(s) => {
             println!("xtask stress: report slots {:?}", s.slots);
+            if !args.kaslr {
+                match matches_plan(&args, &o, s) {
+                    Ok(()) => println!("xtask stress: populations match the plan, each paired"),
+                    Err(e) => println!("xtask stress: populations differ from the plan: {e:#}"),
+                }
+            }
             println!("verdict: {}", s.verdict);
         }
         Err(e) => println!("verdict: ERROR: {e:#}"),

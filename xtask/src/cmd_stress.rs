@@ -541,6 +541,10 @@ pub fn run(args: StressArgs) -> Result<i32> {
     let o = run_stress(&args, &guest_bin, false)?;
     let dir = workspace_root().join("target/stress");
     std::fs::create_dir_all(&dir)?;
+    // No report of an earlier run may stay beside this one's.
+    for old in ["stress.json", "stress.html", "run.ndjson"] {
+        let _ = std::fs::remove_file(dir.join(old));
+    }
     for (name, bytes) in &o.files {
         let p = dir.join(name);
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;

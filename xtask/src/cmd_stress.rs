@@ -48,7 +48,7 @@ pub struct StressArgs {
     /// Page-table levels in the guest.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=5))]
     pub paging: u8,
-    /// Keep kernel address randomisation (then the expected slots are not computed).
+    /// Keep kernel address randomisation (the plan then follows the bases the guest reports).
     #[arg(long)]
     pub kaslr: bool,
     /// Hotplug cycles (each: every DIMM in and out, virtio-mem grown and shrunk).
@@ -107,18 +107,17 @@ const BOOT_RAM: HotAdd = HotAdd { addr: 0, size: GIB };
 
 /// The kernel top-level slots (region, slot) that map a physical range's direct map and
 /// vmemmap, nokaslr.
-pub fn slots_of(paging: u8, r: HotAdd) -> Slots {
-    let (direct, vmemmap, shift) = match paging {
-        5 => (0xff11_0000_0000_0000u64, 0xffd4_0000_0000_0000u64, 48),
-        _ => (0xffff_8880_0000_0000u64, 0xffff_ea00_0000_0000u64, 39),
-    };
-    let slot = |va: u64| (va >> shift) & 511;
+pub fn slots_of(l: &Layout, r: HotAdd) -> Slots {
+    let slot = |va: u64| (va >> l.shift) & 511;
     let mut s = BTreeSet::new();
     let end = r.addr + r.size;
-    for p in (slot(direct + r.addr)..=slot(direct + end - 1)).map(|x| ("direct_map", x)) {
-        s.insert(p);
+    for x in slot(l.direct + r.addr)..=slot(l.direct + end - 1) {
+        s.insert(("direct_map", x));
     }
-    let (v0, v1) = (vmemmap + r.addr / 4096 * 64, vmemmap + end / 4096 * 64 - 1);
+    let (v0, v1) = (
+        l.vmemmap + r.addr / 4096 * 64,
+        l.vmemmap + end / 4096 * 64 - 1,
+    );
     for x in slot(v0)..=slot(v1) {
         s.insert(("vmemmap", x));
     }
@@ -128,12 +127,67 @@ pub fn slots_of(paging: u8, r: HotAdd) -> Slots {
 /// Top-level entries by (region, slot number).
 pub type Slots = BTreeSet<(&'static str, u64)>;
 
+/// The guest's region bases and the top-level slots present before the plan.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub direct: u64,
+    pub vmemmap: u64,
+    /// log2 of what one top-level entry maps: 39 (4-level), 48 (5-level).
+    pub shift: u32,
+    /// Kernel slots present at start (the `layout` record); `None`: those of boot RAM.
+    pub present: Option<BTreeSet<u64>>,
+}
+
+impl Layout {
+    /// The fixed bases of a nokaslr boot.
+    pub fn nokaslr(paging: u8) -> Layout {
+        let (direct, vmemmap, shift) = match paging {
+            5 => (0xff11_0000_0000_0000, 0xffd4_0000_0000_0000, 48),
+            _ => (0xffff_8880_0000_0000, 0xffff_ea00_0000_0000, 39),
+        };
+        Layout {
+            direct,
+            vmemmap,
+            shift,
+            present: None,
+        }
+    }
+
+    /// From the first `layout` record of `sync-trace run --json` lines (the guest's
+    /// bases under KASLR too).
+    pub fn from_records(text: &str) -> Option<Layout> {
+        let l = events(text).into_iter().find(|e| e["event"] == "layout")?;
+        let hex = |k: &str| {
+            l[k].as_str()
+                .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        };
+        Some(Layout {
+            direct: hex("page_offset_base")?,
+            vmemmap: hex("vmemmap_base")?,
+            shift: if l["paging"].as_str() == Some("5") {
+                48
+            } else {
+                39
+            },
+            present: l["present"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect()),
+        })
+    }
+}
+
 /// What the plan should populate: (during the traced NVDIMM setup, during `stress`).
-pub fn expected(paging: u8, paths: &[HotplugPath]) -> (Slots, Slots) {
-    let mut have = slots_of(paging, BOOT_RAM);
-    let new = |r: HotAdd, have: &mut BTreeSet<_>| {
-        let s: BTreeSet<_> = slots_of(paging, r).difference(have).copied().collect();
-        have.extend(s.iter().copied());
+pub fn expected(l: &Layout, paths: &[HotplugPath]) -> (Slots, Slots) {
+    let mut have: BTreeSet<u64> = match &l.present {
+        Some(p) => p.clone(),
+        None => slots_of(l, BOOT_RAM).iter().map(|x| x.1).collect(),
+    };
+    let new = |r: HotAdd, have: &mut BTreeSet<u64>| {
+        let s: Slots = slots_of(l, r)
+            .into_iter()
+            .filter(|x| !have.contains(&x.1))
+            .collect();
+        have.extend(s.iter().map(|x| x.1));
         s
     };
     let setup = if paths.contains(&HotplugPath::Nvdimm) {
@@ -152,6 +206,19 @@ pub fn expected(paging: u8, paths: &[HotplugPath]) -> (Slots, Slots) {
         during.extend(new(VMEM.range(), &mut have));
     }
     (setup, during)
+}
+
+/// The guest's layout as its first `sync-trace run` saw it (NVDIMM setup section, or
+/// `run.ndjson`); else the nokaslr bases.
+pub fn layout_of(args: &StressArgs, o: &StressOutcome) -> Layout {
+    let run = o
+        .files
+        .iter()
+        .find(|(n, _)| n == "run.ndjson")
+        .map(|(_, b)| String::from_utf8_lossy(b).to_string());
+    Layout::from_records(&o.output)
+        .or_else(|| run.as_deref().and_then(Layout::from_records))
+        .unwrap_or_else(|| Layout::nokaslr(args.paging))
 }
 
 /// The guest spec of a stress run; `qmp` is where QEMU serves the host's monitor socket.
@@ -503,7 +570,7 @@ pub fn check(args: &StressArgs, o: &StressOutcome) -> Result<()> {
 /// The populations (NVDIMM setup, and the report's) are the plan's new entries, each
 /// paired (nokaslr: the plan assumes the fixed region bases).
 pub fn matches_plan(args: &StressArgs, o: &StressOutcome, s: &Summary) -> Result<()> {
-    let (want_setup, want) = expected(args.paging, &args.paths);
+    let (want_setup, want) = expected(&layout_of(args, o), &args.paths);
     let got_setup = setup_populations(&o.output);
     let fmt = |v: &[(String, u64, String)]| {
         v.iter()
@@ -554,24 +621,22 @@ pub fn run(args: StressArgs) -> Result<i32> {
         println!("xtask stress: host action failed: {e}");
     }
     let s = summarize(&o.files);
-    if !args.kaslr {
-        let (setup, during) = expected(args.paging, &args.paths);
-        println!(
-            "xtask stress: plan: NVDIMM setup {setup:?}, hot-add cycles {during:?} (new entries, nokaslr)"
-        );
-        if args.paths.contains(&HotplugPath::Nvdimm) {
-            let got = setup_populations(&o.output);
-            println!("xtask stress: NVDIMM setup populated {got:?}");
-        }
+    let layout = layout_of(&args, &o);
+    let (setup, during) = expected(&layout, &args.paths);
+    println!(
+        "xtask stress: plan (direct map at {:#x}, vmemmap at {:#x}): new entries at NVDIMM setup {setup:?}, in the hot-add cycles {during:?}",
+        layout.direct, layout.vmemmap
+    );
+    if args.paths.contains(&HotplugPath::Nvdimm) {
+        let got = setup_populations(&o.output);
+        println!("xtask stress: NVDIMM setup populated {got:?}");
     }
     match &s {
         Ok(s) => {
             println!("xtask stress: report slots {:?}", s.slots);
-            if !args.kaslr {
-                match matches_plan(&args, &o, s) {
-                    Ok(()) => println!("xtask stress: populations match the plan, each paired"),
-                    Err(e) => println!("xtask stress: populations differ from the plan: {e:#}"),
-                }
+            match matches_plan(&args, &o, s) {
+                Ok(()) => println!("xtask stress: populations match the plan, each paired"),
+                Err(e) => println!("xtask stress: populations differ from the plan: {e:#}"),
             }
             println!("verdict: {}", s.verdict);
         }
@@ -618,7 +683,7 @@ mod tests {
             HotplugPath::VirtioMem,
             HotplugPath::Nvdimm,
         ];
-        let (setup, during) = expected(4, &all);
+        let (setup, during) = expected(&Layout::nokaslr(4), &all);
         assert_eq!(
             setup,
             [("direct_map", 337), ("vmemmap", 469)]
@@ -636,11 +701,31 @@ mod tests {
             .collect()
         );
         // Without the NVDIMM the DIMM at 32.5 TiB opens the vmemmap entry.
-        let (_, d) = expected(4, &[HotplugPath::Dimm]);
+        let (_, d) = expected(&Layout::nokaslr(4), &[HotplugPath::Dimm]);
         assert!(d.contains(&("vmemmap", 469)) && d.len() == 3);
         // 5-level: all inside the boot entries.
-        let (s5, d5) = expected(5, &all);
+        let (s5, d5) = expected(&Layout::nokaslr(5), &all);
         assert!(s5.is_empty() && d5.is_empty());
+        // KASLR: the bases and present slots of the record (a 6.12 guest's).
+        let rec = r#"{"event":"layout","paging":"4","page_offset_base":"0xffff8e6e40000000","vmemmap_base":"0xfffff95740000000","present":[284,426,498,511]}"#;
+        let l = Layout::from_records(rec).unwrap();
+        let (s, d) = expected(&l, &all);
+        assert_eq!(
+            s,
+            [("direct_map", 348), ("vmemmap", 499)]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(
+            d,
+            [
+                ("direct_map", 285),
+                ("direct_map", 286),
+                ("direct_map", 349)
+            ]
+            .into_iter()
+            .collect()
+        );
     }
 
     #[test]

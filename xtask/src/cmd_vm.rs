@@ -110,6 +110,8 @@ pub fn run(args: VmArgs) -> Result<i32> {
         hotadds: args.hotadds,
         device_ranges: args.device_ranges,
         virtio_mem: args.virtio_mem,
+        nvdimm: None,
+        qmp_socket: None,
         image_modules: args.image_modules,
         module_dirs: args.modules,
         files: args.files,

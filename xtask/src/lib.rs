@@ -3,6 +3,7 @@
 pub mod apt;
 pub mod cmd;
 pub mod cmd_demo;
+pub mod cmd_stress;
 pub mod cmd_vm;
 pub mod deps;
 pub mod fixtures;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{cmd_demo, cmd_vm, fixtures, image, test};
+use xtask::{cmd_demo, cmd_stress, cmd_vm, fixtures, image, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -17,6 +17,9 @@ enum Cmd {
     /// Boot a Debian guest kernel under QEMU and run a script in it.
     // Boxed: its many options make it much larger than the other variants.
     Vm(Box<cmd_vm::VmArgs>),
+    /// Drive a guest's hotplug paths (DIMMs, virtio-mem, NVDIMM) over QMP while
+    /// `sync-trace stress` traces inside; reports land in target/stress/.
+    Stress(cmd_stress::StressArgs),
     /// Format check, clippy, unit tests, then the guest scenarios on every kernel.
     Test(test::TestArgs),
     /// Build the container image as an OCI layout (no container daemon needed).
@@ -30,6 +33,7 @@ fn main() {
     let result = match cli.command {
         Cmd::Demo(args) => cmd_demo::run(args),
         Cmd::Vm(args) => cmd_vm::run(*args),
+        Cmd::Stress(args) => cmd_stress::run(args),
         Cmd::Test(args) => test::run(args),
         Cmd::Image(args) => image::run(args),
         Cmd::Fixtures(args) => fixtures::run(args),

@@ -155,6 +155,11 @@ pub struct QemuConfig<'a> {
     /// Other ranges of the hot-add window (device ranges, virtio-mem): see [`memory_layout`].
     pub other_ranges: &'a [HotAdd],
     pub virtio_mem: Option<VirtioMem>,
+    /// A cold-plugged NVDIMM (`-machine nvdimm=on`, `-device nvdimm,addr=…`); its range is
+    /// one of `other_ranges` too.
+    pub nvdimm: Option<HotAdd>,
+    /// A second QMP socket for the caller (e.g. hot-add and unplug from `on_line`).
+    pub qmp_socket: Option<&'a Path>,
     pub forward: Option<(u16, u16)>,
     pub timeout: Duration,
     pub extra_append: &'a [String],
@@ -337,6 +342,25 @@ pub fn qemu_args(cfg: &QemuConfig, qmp_sock: &Path, script_sock: &Path) -> Resul
                 "virtio-mem-pci,id=vm0,memdev=vmem0,node=0,requested-size={},memaddr={:#x}",
                 m.requested, m.addr
             ),
+        ]);
+    }
+    if let Some(n) = cfg.nvdimm {
+        // An NVDIMM inside the hot-add window (it takes a DIMM slot): the guest's nfit driver
+        // finds one label-less region with one raw namespace.
+        args.extend([
+            "-machine".into(),
+            "nvdimm=on".into(),
+            "-object".into(),
+            format!("memory-backend-ram,id=nv0,size={}", n.size),
+            "-device".into(),
+            format!("nvdimm,memdev=nv0,id=nvd0,addr={:#x}", n.addr),
+        ]);
+    }
+    if let Some(sock) = cfg.qmp_socket {
+        // The caller's own monitor connection (QEMU serves several -qmp sockets).
+        args.extend([
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", p(sock)),
         ]);
     }
     if let Some((host, guest)) = cfg.forward {

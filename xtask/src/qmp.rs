@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    /// Asynchronous events read while waiting for a command's reply, for [`Qmp::wait_event`].
+    events: Vec<Value>,
 }
 
 impl Qmp {
@@ -38,6 +40,7 @@ impl Qmp {
         let mut qmp = Qmp {
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
+            events: Vec::new(),
         };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
@@ -75,7 +78,68 @@ impl Qmp {
                     err.get("desc").and_then(Value::as_str).unwrap_or("?")
                 );
             }
-            // Anything else is an asynchronous event (e.g. ACPI_DEVICE_OST): skip it.
+            // Anything else is an asynchronous event (e.g. ACPI_DEVICE_OST): kept for
+            // wait_event.
+            if reply.get("event").is_some() {
+                self.events.push(reply);
+            }
+        }
+    }
+
+    /// Waits up to `within` for an event named `name` whose `data` satisfies `matches`
+    /// (events that came earlier, during a command, count too); returns its `data`.
+    pub fn wait_event(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> Result<Value> {
+        let r = self.wait_event_inner(name, matches, within);
+        // Commands wait longer for their replies.
+        self.writer
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
+        r
+    }
+
+    fn wait_event_inner(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let hit = |e: &Value| {
+                e.get("event").and_then(Value::as_str) == Some(name)
+                    && matches(e.get("data").unwrap_or(&Value::Null))
+            };
+            if let Some(i) = self.events.iter().position(hit) {
+                let e = self.events.remove(i);
+                return Ok(e.get("data").cloned().unwrap_or(Value::Null));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("no {name} event within {} s", within.as_secs());
+            }
+            self.writer
+                .set_read_timeout(Some(left.min(Duration::from_secs(1))))?;
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => bail!("QEMU closed the QMP socket"),
+                Ok(_) => {
+                    let v: Value = serde_json::from_str(&line)
+                        .with_context(|| format!("bad QMP message {line:?}"))?;
+                    if v.get("event").is_some() {
+                        self.events.push(v);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e).context("reading from QMP"),
+            }
         }
     }
 

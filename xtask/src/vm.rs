@@ -30,6 +30,11 @@ pub struct VmSpec {
     pub device_ranges: Vec<HotAdd>,
     /// A virtio-mem device present from boot.
     pub virtio_mem: Option<VirtioMem>,
+    /// A cold-plugged NVDIMM (`ADDR:SIZE`): one label-less pmem region in the guest.
+    pub nvdimm: Option<HotAdd>,
+    /// Where QEMU also serves a QMP socket for the caller (connect with
+    /// [`crate::qmp::Qmp::connect`] from `on_line`, e.g. at a checkpoint).
+    pub qmp_socket: Option<PathBuf>,
     /// Modules of the kernel image (names as in `modules.dep`), put with their dependencies
     /// in /modules/image/ and listed in load order in /modules/image/order (not loaded).
     pub image_modules: Vec<String>,
@@ -61,6 +66,8 @@ impl VmSpec {
             hotadds: Vec::new(),
             device_ranges: Vec::new(),
             virtio_mem: None,
+            nvdimm: None,
+            qmp_socket: None,
             image_modules: Vec::new(),
             module_dirs: Vec::new(),
             files: Vec::new(),
@@ -78,6 +85,7 @@ impl VmSpec {
     pub fn other_ranges(&self) -> Vec<HotAdd> {
         let mut v = self.device_ranges.clone();
         v.extend(self.virtio_mem.map(|m| m.range()));
+        v.extend(self.nvdimm);
         v
     }
 }
@@ -193,6 +201,8 @@ pub fn run_vm_with(
             hotadds: &spec.hotadds,
             other_ranges: &spec.other_ranges(),
             virtio_mem: spec.virtio_mem,
+            nvdimm: spec.nvdimm,
+            qmp_socket: spec.qmp_socket.as_deref(),
             forward: spec.forward,
             timeout: spec.timeout,
             extra_append: &spec.extra_append,

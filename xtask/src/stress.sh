@@ -1,0 +1,199 @@
+# `cargo xtask stress`, the guest's side (xtask/src/cmd_stress.rs is the host's).
+# Variables from the host: CYCLES, PATHS ("dimm virtio-mem nvdimm", any subset),
+# DIMMS ("ADDR:SIZE ..." in bytes), VMEM_ADDR VMEM_SIZE VMEM_REQ, NV_ADDR NV_SIZE.
+# Each `checkpoint NAME` lets the host act over QMP before the script goes on:
+#   dimm-add-C     object-add + device_add pc-dimm for every DIMM of the plan
+#   dimm-del-C     device_del of each (the script offlined their blocks), object-del
+#   vmem-grow-C    qom-set vm0 requested-size VMEM_REQ
+#   vmem-shrink-C  qom-set vm0 requested-size 0
+# Output read by the host: "=== step ..." sections, `sync-trace run --json` lines of the
+# NVDIMM setup, "=== file NAME" + base64 + "=== end", and "STRESS-EXIT N".
+M=/modules/image
+MEM=/sys/devices/system/memory
+NDB=/sys/bus/nd
+has() { case " $PATHS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# w FILE VALUE: a sysfs write that says what the kernel answered when it refuses.
+w() {
+    { echo "$2" >"$1"; } 2>/tmp/w.err && return 0
+    echo "write '$2' > $1 refused: $(sed 's/^.*: //' /tmp/w.err)"
+    return 1
+}
+range_blocks() {
+    i=$(($1 / BS)); e=$((($1 + $2) / BS))
+    while [ $i -lt $e ]; do echo $i; i=$((i + 1)); done
+}
+present() {
+    n=0
+    for b in $(range_blocks $1 $2); do [ -d $MEM/memory$b ] && n=$((n + 1)); done
+    echo $n
+}
+states() {
+    for b in $(range_blocks $1 $2); do
+        [ -f $MEM/memory$b/state ] && printf 'memory%s=%s ' $b "$(cat $MEM/memory$b/state)"
+    done
+    echo
+}
+# wait_present ADDR SIZE WANT [SECS]
+wait_present() {
+    i=0; lim=$((${4:-120} * 10))
+    while [ "$(present $1 $2)" != "$3" ]; do
+        [ $i -ge $lim ] && return 1
+        sleep 0.1; i=$((i + 1))
+    done
+}
+# (Function variables are global in sh: f, b, t, n, i, e, lim only here.)
+online_range() {
+    for b in $(range_blocks $1 $2); do
+        f=$MEM/memory$b/state
+        [ -f $f ] && [ "$(cat $f)" = offline ] && w $f online_movable
+    done
+}
+# offline_range ADDR SIZE: EBUSY is retried (5 times, 200 ms apart).
+offline_range() {
+    for b in $(range_blocks $1 $2); do
+        f=$MEM/memory$b/state; t=0
+        while [ -f $f ] && [ "$(cat $f)" != offline ] && [ $t -lt 5 ]; do
+            w $f offline || sleep 0.2
+            t=$((t + 1))
+        done
+    done
+}
+emit() {
+    [ -f "$1" ] || return 0
+    echo "=== file $2"
+    base64 "$1"
+    echo "=== end"
+}
+
+# The label-less namespace of the NVDIMM becomes device-dax by hand, as
+# `ndctl create-namespace -f -e namespace0.0 -m devdax -a 2M -M mem` would: take it from
+# nd_pmem, configure the region's dax seed (uuid, struct pages in RAM, 2 MiB alignment:
+# compound vmemmap pages), claim the namespace, bind the seed to dax_pmem.
+nvdimm_devdax() {
+    i=0
+    while [ ! -e $NDB/devices/namespace0.0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    echo "region0 resource=$(cat $NDB/devices/region0/resource 2>&1) size=$(cat $NDB/devices/region0/size 2>&1)"
+    echo "namespace0.0 mode=$(cat $NDB/devices/namespace0.0/mode 2>&1) driver=$(basename "$(readlink $NDB/devices/namespace0.0/driver)")"
+    [ -e $NDB/devices/namespace0.0/driver ] && w $NDB/drivers/nd_pmem/unbind namespace0.0
+    D=$(cat $NDB/devices/region0/dax_seed)
+    echo "dax seed: $D"
+    w $NDB/devices/$D/uuid "$(cat /proc/sys/kernel/random/uuid)" &&
+        w $NDB/devices/$D/mode ram &&
+        w $NDB/devices/$D/align 2097152 &&
+        w $NDB/devices/$D/namespace namespace0.0 &&
+        w $NDB/drivers/dax_pmem/bind $D || return 1
+    i=0
+    while [ ! -e /sys/bus/dax/devices/dax0.0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -e /sys/bus/dax/devices/dax0.0 ] || { echo "no dax0.0 after binding $D"; return 1; }
+    echo "dax0.0 driver=$(basename "$(readlink /sys/bus/dax/devices/dax0.0/driver)") size=$(cat /sys/bus/dax/devices/dax0.0/size) align=$(cat /sys/bus/dax/devices/dax0.0/align 2>/dev/null)"
+}
+
+step setup
+for m in $(cat $M/order 2>/dev/null); do
+    insmod $M/$m || { echo "insmod $m failed"; exit 1; }
+done
+BS=$((0x$(cat $MEM/block_size_bytes)))
+# Hot-added memory comes up online and movable (6.1's default would leave it offline,
+# 6.12's would put it in Normal, where offlining is often refused).
+w $MEM/auto_online_blocks online_movable
+echo "block_size=$BS paths=$PATHS cycles=$CYCLES"
+
+TRACER=run
+if has nvdimm; then
+    # Traced by `sync-trace run`: the namespace's switch to device-dax creates the NVDIMM's
+    # top-level entries, before `stress` (which needs the device to exist) starts.
+    step nvdimm-setup
+    start_run || exit 1
+    nvdimm_devdax; ok=$?
+    sleep 1
+    stop_run
+    [ $ok = 0 ] || { dmesg | tail -n 20; echo "STRESS-EXIT 1"; exit 1; }
+    TRACER=stress
+fi
+
+step tracer
+if [ $TRACER = stress ]; then
+    # Cycles dax0.0 devdax <-> system-ram (kmem) back to back until stopped; the host's
+    # hot-adds below happen while it traces.
+    sync-trace stress --duration 24h --blocks none --dax dax0.0 --json \
+        --report /tmp/stress.html >/tmp/stress.json 2>/tmp/stress.err &
+    SPID=$!
+    i=0
+    while ! grep -q '^stress: cycle 1' /tmp/stress.err 2>/dev/null; do
+        if ! kill -0 $SPID 2>/dev/null || [ $i -gt 1200 ]; then
+            echo "stress did not start:"; cat /tmp/stress.err; echo "STRESS-EXIT 1"; exit 1
+        fi
+        sleep 0.1; i=$((i + 1))
+    done
+    echo "tracer=stress pid=$SPID"
+else
+    start_run || exit 1
+    echo "tracer=run pid=$RUN_PID"
+fi
+
+c=1
+while [ $c -le $CYCLES ]; do
+    if has dimm; then
+        step "cycle $c dimm"
+        checkpoint dimm-add-$c || exit 1
+        for d in $DIMMS; do
+            a=${d%:*}; s=${d#*:}
+            wait_present $a $s $((s / BS)) 120 ||
+                echo "dimm $a: $(present $a $s) of $((s / BS)) blocks appeared"
+            online_range $a $s
+            echo "added dimm=$a $(states $a $s)"
+        done
+        for d in $DIMMS; do
+            a=${d%:*}; s=${d#*:}
+            offline_range $a $s
+            echo "offlined dimm=$a $(states $a $s)"
+        done
+        checkpoint dimm-del-$c || exit 1
+        for d in $DIMMS; do
+            a=${d%:*}; s=${d#*:}
+            if wait_present $a $s 0 120; then
+                echo "removed dimm=$a"
+            else
+                echo "dimm $a: blocks left after device_del: $(states $a $s)"
+                dmesg | tail -n 10
+            fi
+        done
+    fi
+    if has virtio-mem; then
+        step "cycle $c virtio-mem"
+        checkpoint vmem-grow-$c || exit 1
+        wait_present $VMEM_ADDR $VMEM_SIZE $((VMEM_REQ / BS)) 120 ||
+            echo "virtio-mem: $(present $VMEM_ADDR $VMEM_SIZE) of $((VMEM_REQ / BS)) blocks appeared"
+        online_range $VMEM_ADDR $VMEM_SIZE
+        echo "grown blocks=$(present $VMEM_ADDR $VMEM_SIZE)"
+        checkpoint vmem-shrink-$c || exit 1
+        wait_present $VMEM_ADDR $VMEM_SIZE 0 120 ||
+            echo "virtio-mem: blocks left after shrinking: $(states $VMEM_ADDR $VMEM_SIZE)"
+        echo "shrunk blocks=$(present $VMEM_ADDR $VMEM_SIZE)"
+    fi
+    c=$((c + 1))
+done
+
+step finish
+if [ $TRACER = stress ]; then
+    # At least CYCLES device-dax cycles, then stop (SIGTERM: stress restores dax0.0 and
+    # writes its report, marked interrupted).
+    i=0
+    while ! grep -q "^stress: cycle $CYCLES done" /tmp/stress.err && [ $i -lt 3000 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    kill -TERM $SPID
+    wait $SPID; code=$?
+    echo "stress stderr (last lines):"
+    grep -v ' INFO ' /tmp/stress.err | grep -v -e '^stress: .*: ok$' -e '^stress: cycle ' | tail -n 30
+    emit /tmp/stress.json stress.json
+    emit /tmp/stress.html stress.html
+else
+    kill -TERM $RUN_PID
+    wait $RUN_PID; code=$?
+    grep -v ' INFO ' /tmp/run.err | tail -n 20
+    emit /tmp/run.json run.ndjson
+fi
+echo "STRESS-EXIT $code"
+exit $code

@@ -34,7 +34,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Stop the walk after this many PGDs.
-        #[arg(long, default_value_t = DEFAULT_MAX_PGDS)]
+        #[arg(long, default_value_t = DEFAULT_MAX_PGDS, value_parser = clap::value_parser!(u32).range(1..))]
         max_pgds: u32,
     },
     /// Rebuild pairing, latencies, unsynced flags and the summary from a
@@ -91,7 +91,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_on_unsynced: bool,
     /// Stop each pgd_list walk after this many PGDs.
-    #[arg(long, default_value_t = DEFAULT_MAX_PGDS)]
+    #[arg(long, default_value_t = DEFAULT_MAX_PGDS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pgds: u32,
     /// Do not capture kernel stacks (cheaper; callers become "other").
     #[arg(long)]
@@ -115,7 +115,20 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{e}: write a duration such as 10s, 500ms or 2m"))
+/// A duration such as `10s`, `500ms`, `2m`; zero is refused (a zero period
+/// would spin, a zero window or duration means nothing).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err(format!(
+            "{s:?} is zero: give a positive duration such as 10s or 500ms"
+        )),
+        Ok(d) if d > MAX_DURATION => Err(format!(
+            "{s:?} is longer than a year: give a shorter duration"
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e}: write a duration such as 10s, 500ms or 2m")),
+    }
 }
+
+/// Longest duration accepted (anything longer overflows no clock, but is a typo).
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);

@@ -6,11 +6,33 @@ use std::process::ExitCode;
 use clap::Parser;
 use sync_trace::{cli::Cli, cmd};
 
-/// Exit status for failures (usage errors exit 2, from clap).
+/// Exit status for failures.
 const EXIT_ERROR: u8 = 1;
+/// Exit status for usage errors (as clap's).
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version: stdout, 0
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            e.exit()
+        }
+        Err(e) => {
+            // One line: clap's first line names the problem; the usage and
+            // tips that follow it are what `--help` shows.
+            let text = e.render().to_string();
+            let problem = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let problem = problem.strip_prefix("error: ").unwrap_or(&problem);
+            eprintln!("sync-trace: {problem} (see `sync-trace --help`)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,sync_trace=info,sync_trace_ebpf=info"),
     )

@@ -107,7 +107,17 @@ pub fn parse_dax(s: &str) -> Result<DaxSpec, String> {
                 .filter(|p| !p.is_empty())
                 .map(str::to_string)
                 .collect();
-            match v.iter().find(|n| !n.starts_with("dax")) {
+            // daxR.N only: the name becomes a sysfs path.
+            let valid = |n: &str| {
+                n.strip_prefix("dax")
+                    .and_then(|r| r.split_once('.'))
+                    .is_some_and(|(a, b)| {
+                        [a, b]
+                            .iter()
+                            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+                    })
+            };
+            match v.iter().find(|n| !valid(n)) {
                 Some(n) => Err(format!("{n:?} is not a device-dax name (dax0.0)")),
                 None if v.is_empty() => Err("give device names (dax0.0), all or none".into()),
                 None => Ok(DaxSpec::List(v)),

@@ -47,10 +47,10 @@ use crate::cli::{RunArgs, DEFAULT_MAX_PGDS};
 #[derive(Debug, clap::Args)]
 pub struct StressArgs {
     /// Number of cycles (default 5, or unlimited with --duration).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub cycles: Option<u64>,
     /// Stop cycling after this long (e.g. 30s, 5m); with --cycles, whichever comes first.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = crate::cli::parse_duration)]
     pub duration: Option<Duration>,
     /// Memory blocks to cycle: numbers and ranges (32,40-47), all-offlinable,
     /// or none. Default: the online blocks in ZONE_MOVABLE.
@@ -66,11 +66,6 @@ pub struct StressArgs {
     /// Also write the report as one self-contained HTML page.
     #[arg(long)]
     pub report: Option<PathBuf>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{e}: write a duration such as 30s, 500ms or 5m"))
 }
 
 /// Capability number of CAP_SYS_ADMIN (include/uapi/linux/capability.h).

@@ -68,7 +68,14 @@ impl Sink {
     }
 
     /// The single place records leave: the metrics, stdout, the observer.
+    /// Stdout is flushed once the record is written.
     pub fn emit(&mut self, r: &Record) -> anyhow::Result<()> {
+        self.put(r)?;
+        self.flush()
+    }
+
+    /// A record to the metrics, the observer and stdout's buffer.
+    fn put(&mut self, r: &Record) -> anyhow::Result<()> {
         self.count(r);
         if let Some(out) = &mut self.out {
             if self.json {
@@ -77,10 +84,16 @@ impl Sink {
             } else {
                 writeln!(out, "{}", text::line(r))?;
             }
-            out.flush().context("cannot write to stdout")?;
         }
         if let Some(observer) = &mut self.observer {
             observer(r);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(out) = &mut self.out {
+            out.flush().context("cannot write to stdout")?;
         }
         Ok(())
     }
@@ -97,8 +110,10 @@ impl Sink {
         let mut unsynced = false;
         for r in recs.drain(..) {
             unsynced |= matches!(&r, Record::Unsynced(u) if u.confirmed);
-            self.emit(&r)?;
+            self.put(&r)?;
         }
+        // One write to stdout per batch, not one per record.
+        self.flush()?;
         Ok(unsynced)
     }
 }

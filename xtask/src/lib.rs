@@ -3,7 +3,6 @@
 pub mod apt;
 pub mod cmd;
 pub mod cmd_demo;
-pub mod cmd_stress;
 pub mod cmd_vm;
 pub mod deps;
 pub mod fixtures;
@@ -18,5 +17,6 @@ pub mod qemu;
 pub mod qmp;
 pub mod reverted_kernel;
 pub mod sid_root;
+pub mod stress;
 pub mod test;
 pub mod vm;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{cmd_demo, cmd_stress, cmd_vm, fixtures, image, test};
+use xtask::{cmd_demo, cmd_vm, fixtures, image, stress, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -22,7 +22,7 @@ enum Cmd {
     Vm(Box<cmd_vm::VmArgs>),
     /// Drive a guest's hotplug paths (DIMMs, virtio-mem, NVDIMM) over QMP while
     /// `sync-trace stress` traces inside; reports land in target/stress/.
-    Stress(cmd_stress::StressArgs),
+    Stress(stress::StressArgs),
     /// Format check, clippy, unit tests, then the guest scenarios on every kernel.
     Test(test::TestArgs),
     /// Build the container image as an OCI layout (no container daemon needed).
@@ -39,7 +39,7 @@ fn main() {
     let result = match cli.command {
         Cmd::Demo(args) => cmd_demo::run(args),
         Cmd::Vm(args) => cmd_vm::run(*args),
-        Cmd::Stress(args) => cmd_stress::run(args),
+        Cmd::Stress(args) => stress::run(args),
         Cmd::Test(args) => test::run(args),
         Cmd::Image(args) => image::run(args),
         Cmd::Fixtures(args) => fixtures::run(args),

@@ -109,12 +109,12 @@ pub fn run(args: TestArgs) -> Result<i32> {
         println!("xtask test: RUN  {name}");
         tally.record(name, t, exporter::prometheus_scenario(&bin));
     }
-    // Host-driven hotplug stress (cmd_stress.rs): only with --full or --only.
+    // Host-driven hotplug stress (xtask/src/stress/): only with --full or --only.
     let name = "6.12/4-level/stress";
     if (args.full || args.only.is_some()) && wanted(name) {
         let t = Instant::now();
         println!("xtask test: RUN  {name}");
-        tally.record(name, t, crate::cmd_stress::test_scenario(&bin));
+        tally.record(name, t, crate::stress::test_scenario(&bin));
     }
     let ran = tally.passed.len() + tally.failed.len();
     if let Some(o) = args.only.as_deref().filter(|_| ran == 0) {

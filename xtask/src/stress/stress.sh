@@ -1,4 +1,4 @@
-# `cargo xtask stress`, the guest's side (xtask/src/cmd_stress.rs is the host's).
+# `cargo xtask stress`, the guest's side (xtask/src/stress/ is the host's).
 # Variables from the host: CYCLES, PATHS ("dimm virtio-mem nvdimm", any subset),
 # DIMMS ("ADDR:SIZE ..." in bytes), VMEM_ADDR VMEM_SIZE VMEM_REQ, NV_ADDR NV_SIZE.
 # Each `checkpoint NAME` lets the host act over QMP before the script goes on:

@@ -177,3 +177,39 @@ pub fn layout_of(args: &StressArgs, o: &StressOutcome) -> Layout {
         .map(|l| Layout::of(&l))
         .unwrap_or_else(|| Layout::nokaslr(args.paging))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 6.1 guest's records of a hot-add at 32 TiB: two populations, each
+    /// paired.
+    const RUN: &str = include_str!("../../../sync-trace/tests/fixtures/6.1-hotadd-32T.ndjson");
+
+    #[test]
+    fn reads_run_ndjson() {
+        let s = summarize(&[("run.ndjson".into(), RUN.as_bytes().to_vec())]).unwrap();
+        assert_eq!(s.populations, 2);
+        assert!(s.verdict.starts_with("clean"), "{}", s.verdict);
+        let want = [("direct_map", 337), ("vmemmap", 469)];
+        let got: Vec<_> = s.slots.iter().map(|x| (x.0.as_str(), x.1)).collect();
+        assert_eq!(got, want);
+        assert!(s.slots.iter().all(|x| x.2 == "paired"));
+        assert!(first_layout(RUN).is_some());
+    }
+
+    #[test]
+    fn a_population_without_a_verdict_is_pending() {
+        let out = format!(
+            "=== step boot\n{}\n=== step nvdimm-setup\nnoise\n{}\n=== step stress\n",
+            RUN.lines().next().unwrap(),
+            RUN.lines()
+                .filter(|l| !l.contains(r#""event":"paired""#))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let got = setup_populations(&out);
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|x| x.2 == "pending"), "{got:?}");
+    }
+}

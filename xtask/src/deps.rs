@@ -87,62 +87,21 @@ fn run_apt(args: &[&str]) -> Result<()> {
     .context("apt-get failed (is this a Debian host? run it by hand to see why)")
 }
 
-/// Set by `cargo xtask --yes`: install missing packages without asking.
-static ASSUME_YES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub fn assume_yes() {
-    ASSUME_YES.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The `apt-get` arguments that install `pkgs` and never remove anything:
-/// with `--no-remove` apt aborts, before changing anything, when the
-/// installation would remove a package of the host (a QEMU from another
-/// source, a conflicting `qemu-utils`, ...).
-fn install_args<'a>(pkgs: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["install", "-y", "--no-install-recommends", "--no-remove"];
-    args.extend(pkgs);
-    args
-}
-
-/// Whether to ask before installing: on a terminal, unless `--yes` or `CI`.
-fn should_ask() -> bool {
-    use std::io::IsTerminal;
-    !ASSUME_YES.load(std::sync::atomic::Ordering::Relaxed)
-        && std::env::var_os("CI").is_none()
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal()
-}
-
-/// Installs the missing ones of `pkgs` with `apt-get install --no-remove` (after one `apt-get
-/// update`), listing them first and asking on a terminal unless `--yes` or `CI` is set. Needs
-/// root when something is missing; does nothing when all are installed. Never removes a host
-/// package: when apt would, it fails and names the command to run by hand.
+/// Installs the missing ones of `pkgs` with `apt-get install -y` (after one `apt-get update`).
+/// Needs root when something is missing; does nothing when all are installed.
 pub fn ensure_host_packages(pkgs: &[&str]) -> Result<()> {
     let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !is_installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let by_hand = format!(
-        "apt-get install --no-install-recommends {}",
-        missing.join(" ")
-    );
-    eprintln!("xtask: will install host packages: {}", missing.join(" "));
-    if should_ask() {
-        eprint!("xtask: install them with apt-get now? [Y/n] ");
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if matches!(answer.trim(), "n" | "N" | "no" | "No") {
-            anyhow::bail!(
-                "not installing {}: run `{by_hand}` yourself, or pass --yes",
-                missing.join(" ")
-            );
-        }
-    }
+    eprintln!("xtask: installing host packages: {}", missing.join(" "));
     apt_update_once()?;
-    run_apt(&install_args(&missing)).with_context(|| {
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(&missing);
+    run_apt(&args).with_context(|| {
         format!(
-            "cannot install {} without removing a host package or as a non-root user: \
-             run `{by_hand}` as root and review what apt proposes",
+            "cannot install {}: install them as root (`apt-get install {}`)",
+            missing.join(" "),
             missing.join(" ")
         )
     })
@@ -151,12 +110,6 @@ pub fn ensure_host_packages(pkgs: &[&str]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn installing_never_removes() {
-        let a = install_args(&["qemu-system-x86"]);
-        assert!(a.contains(&"--no-remove") && a.ends_with(&["qemu-system-x86"]));
-    }
 
     #[test]
     fn a_failed_update_is_tried_again() {

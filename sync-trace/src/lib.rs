@@ -12,7 +12,7 @@
 //! - [`output`]: where records go: text or NDJSON on stdout, Prometheus metrics.
 //! - [`cmd`]: the subcommands, which wire the stages together.
 //!
-//! Everything but [`record`] and [`output::probe_report`]'s types is the
+//! Everything but [`record`] (which holds `probe --json`'s report too) is the
 //! `daemon` feature (default): a reader of the daemon's output builds the
 //! library without it, and so without clang (xtask's checks do).
 
@@ -24,5 +24,6 @@ pub mod cmd;
 pub mod kernel;
 #[cfg(feature = "daemon")]
 pub mod model;
+#[cfg(feature = "daemon")]
 pub mod output;
 pub mod record;

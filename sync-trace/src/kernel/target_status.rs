@@ -1,36 +1,20 @@
 //! What was decided for each target at start-up, and whether attaching
 //! it worked (`attach.rs` decides; `probe` prints it).
 
-use serde::Serialize;
-use sync_trace_common::{Method, Target};
+use sync_trace_common::Target;
 
 use super::facts::KernelFacts;
 
-/// Everything known about one target after trying to attach it.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetStatus {
-    pub target: Target,
-    pub symbol: &'static str,
-    /// Present as a function in /proc/kallsyms.
-    pub kallsyms: bool,
-    /// Has a BTF FUNC record (fentry/fexit possible).
-    pub btf: bool,
-    /// Listed in available_filter_functions (has an ftrace site); `None`
-    /// when tracefs could not be read.
-    pub traceable: Option<bool>,
-    /// The method that attached, if any.
-    pub method: Option<Method>,
-    pub attached: bool,
-    /// Why it did not attach, or why the preferred method was not used.
-    pub reason: Option<String>,
-}
+/// Everything known about one target after trying to attach it: the same
+/// type `probe --json` prints, so the report cannot drift from it.
+pub use crate::record::probe::TargetReport as TargetStatus;
 
 impl TargetStatus {
     pub(super) fn new(target: Target, facts: &KernelFacts) -> Self {
         let symbol = target.symbol();
         Self {
             target,
-            symbol,
+            symbol: symbol.to_string(),
             kallsyms: facts.kallsyms.has_function(symbol),
             btf: facts.btf_has_function(symbol),
             traceable: facts.traceable(symbol),

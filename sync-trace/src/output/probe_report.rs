@@ -1,72 +1,11 @@
 //! `sync-trace probe`: the per-target table, as text or JSON. The JSON is
-//! a [`ProbeReport`], written and read (by the guest checks) with its serde
-//! derives.
+//! a [`ProbeReport`] (`record::probe`), written and read (by the guest
+//! checks) with its serde derives.
 
-#[cfg(feature = "daemon")]
 use std::io::Write;
 
-use serde::{Deserialize, Serialize};
-use sync_trace_common::{Method, Target};
+use crate::{kernel::target_status::TargetStatus, record::probe::ProbeReport};
 
-#[cfg(feature = "daemon")]
-use crate::kernel::target_status::TargetStatus;
-
-/// What `probe --json` prints: one object.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProbeReport {
-    /// The running kernel's release.
-    pub kernel: String,
-    pub targets: Vec<TargetReport>,
-}
-
-/// One target of [`ProbeReport`]: a [`TargetStatus`] as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TargetReport {
-    pub target: Target,
-    pub symbol: String,
-    /// Present as a function in /proc/kallsyms.
-    pub kallsyms: bool,
-    /// Has a BTF FUNC record (fentry/fexit possible).
-    pub btf: bool,
-    /// Listed in available_filter_functions; `None` when tracefs could not be read.
-    pub traceable: Option<bool>,
-    /// The method that attached, if any.
-    pub method: Option<Method>,
-    pub attached: bool,
-    /// Why it did not attach, or why the preferred method was not used.
-    pub reason: Option<String>,
-}
-
-#[cfg(feature = "daemon")]
-impl ProbeReport {
-    pub fn new(kernel: &str, statuses: &[TargetStatus]) -> Self {
-        Self {
-            kernel: kernel.to_string(),
-            targets: statuses
-                .iter()
-                .map(|s| TargetReport {
-                    target: s.target,
-                    symbol: s.symbol.to_string(),
-                    kallsyms: s.kallsyms,
-                    btf: s.btf,
-                    traceable: s.traceable,
-                    method: s.method,
-                    attached: s.attached,
-                    reason: s.reason.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-impl ProbeReport {
-    /// The target named `symbol`.
-    pub fn target(&self, symbol: &str) -> Option<&TargetReport> {
-        self.targets.iter().find(|t| t.symbol == symbol)
-    }
-}
-
-#[cfg(feature = "daemon")]
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -75,7 +14,6 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
-#[cfg(feature = "daemon")]
 pub fn print_text(
     out: &mut impl Write,
     kernel: &str,
@@ -107,7 +45,6 @@ pub fn print_text(
     Ok(())
 }
 
-#[cfg(feature = "daemon")]
 pub fn print_json(
     out: &mut impl Write,
     kernel: &str,
@@ -117,8 +54,10 @@ pub fn print_json(
     writeln!(out, "{v}")
 }
 
-#[cfg(all(test, feature = "daemon"))]
+#[cfg(test)]
 mod tests {
+    use sync_trace_common::{Method, Target};
+
     use super::*;
 
     /// `probe --json` is one line that reads back as the report it was made from.
@@ -127,7 +66,7 @@ mod tests {
         let statuses = [
             TargetStatus {
                 target: Target::SyncGlobalPgds,
-                symbol: Target::SyncGlobalPgds.symbol(),
+                symbol: Target::SyncGlobalPgds.symbol().to_string(),
                 kallsyms: true,
                 btf: true,
                 traceable: Some(true),
@@ -137,7 +76,7 @@ mod tests {
             },
             TargetStatus {
                 target: Target::VmemmapP4dPopulate,
-                symbol: Target::VmemmapP4dPopulate.symbol(),
+                symbol: Target::VmemmapP4dPopulate.symbol().to_string(),
                 kallsyms: true,
                 btf: true,
                 traceable: Some(false),

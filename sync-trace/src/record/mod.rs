@@ -39,6 +39,7 @@ mod histogram;
 mod layout;
 mod lost;
 mod population;
+pub mod probe;
 pub mod stack;
 pub mod summary;
 mod verdict;

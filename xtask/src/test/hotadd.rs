@@ -3,7 +3,7 @@
 
 use anyhow::{bail, ensure, Context as _, Result};
 use sync_trace::{
-    output::probe_report::{ProbeReport, TargetReport},
+    record::probe::{ProbeReport, TargetReport},
     record::{Caller, LatencyKind, PairedRecord, Record, Source, SyncRecord},
 };
 use sync_trace_common::{Paging, Region, Target};

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use sync_trace::{
-    output::probe_report::ProbeReport,
+    record::probe::ProbeReport,
     record::{
         CallRecord, DepopulateRecord, LayoutRecord, LostRecord, MismatchRecord, PairedRecord,
         PopulateRecord, Record, Summary, SyncRecord, UnsyncedRecord, VerifyRecord,

@@ -105,7 +105,7 @@ impl Metrics {
             let method = p.method.map_or("none", |m| m.name());
             m.probe_attached
                 .get_or_create(&ProbeLabels {
-                    target: p.symbol,
+                    target: p.target.symbol(),
                     method,
                 })
                 .set(i64::from(p.attached));

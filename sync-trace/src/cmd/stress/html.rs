@@ -37,6 +37,13 @@ fn svg_open(s: &mut String, title: &str) {
     );
 }
 
+/// The y axis's top value, at its top left, and the x axis's title, centred
+/// under the plot.
+fn axes(s: &mut String, y_max: &str, x_title: &str) {
+    text(s, ML - 4.0, MT + 10.0, "end", y_max);
+    text(s, (ML + W - MR) / 2.0, H - 4.0, "middle", x_title);
+}
+
 fn text(s: &mut String, x: f64, y: f64, anchor: &str, t: &str) {
     let _ = write!(
         s,
@@ -92,14 +99,7 @@ pub fn latency_histogram(latencies: &[u64]) -> String {
                 );
             }
         }
-        text(&mut s, ML - 4.0, MT + 10.0, "end", &format!("{max}"));
-        text(
-            &mut s,
-            (ML + W - MR) / 2.0,
-            H - 4.0,
-            "middle",
-            "latency (log2 buckets)",
-        );
+        axes(&mut s, &format!("{max}"), "latency (log2 buckets)");
     }
     s.push_str("</svg>");
     s
@@ -149,12 +149,9 @@ pub fn per_cycle(r: &Report) -> String {
                 );
             }
         }
-        text(&mut s, ML - 4.0, MT + 10.0, "end", &format!("{max}"));
-        text(
+        axes(
             &mut s,
-            (ML + W - MR) / 2.0,
-            H - 4.0,
-            "middle",
+            &format!("{max}"),
             "cycle (orange: populations, blue: syncs)",
         );
     }
@@ -206,7 +203,6 @@ pub fn sync_durations(r: &Report) -> String {
                 r##"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="#3b6fb6"/>"##
             );
         }
-        text(&mut s, ML - 4.0, MT + 10.0, "end", &fmt_ns(dmax as u64));
         text(&mut s, ML, H - MB + 14.0, "start", "0 s");
         text(
             &mut s,
@@ -215,11 +211,9 @@ pub fn sync_durations(r: &Report) -> String {
             "end",
             &format!("{:.1} s", (t1 - t0) as f64 / 1e9),
         );
-        text(
+        axes(
             &mut s,
-            (ML + W - MR) / 2.0,
-            H - 4.0,
-            "middle",
+            &fmt_ns(dmax as u64),
             "time (grey lines: cycle starts)",
         );
     }

@@ -1,8 +1,10 @@
 //! Host tool prerequisites: Debian packages checked with `dpkg-query`, installed with apt.
 
 use crate::cmd;
-use anyhow::{Context, Result};
+use crate::install_plan::{self, Plan};
+use anyhow::{bail, Context, Result};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Packages every VM run needs on the host.
@@ -64,7 +66,7 @@ pub fn is_installed(pkg: &str) -> bool {
 pub fn apt_update_once() -> Result<()> {
     until_success(&APT_UPDATED, || {
         eprintln!("xtask: apt-get update");
-        run_apt(&["update"])
+        run_apt(&[], &["update"])
     })
 }
 
@@ -78,27 +80,112 @@ fn until_success(done: &Mutex<bool>, f: impl FnOnce() -> Result<()>) -> Result<(
     Ok(())
 }
 
-fn run_apt(args: &[&str]) -> Result<()> {
+fn run_apt(opts: &[String], args: &[&str]) -> Result<()> {
     cmd::status(
         Command::new("apt-get")
+            .args(opts)
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
     .context("apt-get failed (is this a Debian host? run it by hand to see why)")
 }
 
-/// Installs the missing ones of `pkgs` with `apt-get install -y` (after one `apt-get update`).
-/// Needs root when something is missing; does nothing when all are installed.
+/// Set by `cargo xtask --yes`: install missing packages without asking.
+static ASSUME_YES: AtomicBool = AtomicBool::new(false);
+
+pub fn assume_yes() {
+    ASSUME_YES.store(true, Ordering::Relaxed);
+}
+
+/// Whether to ask before installing: on a terminal, unless `--yes` or `CI` is set.
+fn should_ask() -> bool {
+    use std::io::IsTerminal;
+    !ASSUME_YES.load(Ordering::Relaxed)
+        && std::env::var_os("CI").is_none()
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
+/// `apt-get -s install` of `pkgs` with the extra options `opts`: what it would do.
+fn simulate(opts: &[String], pkgs: &[&str]) -> Result<Plan> {
+    let out = cmd::output(
+        Command::new("apt-get")
+            .args(opts)
+            .args(["-s", "install", "--no-install-recommends"])
+            .args(pkgs),
+    )
+    .with_context(|| format!("apt-get cannot plan installing {}", pkgs.join(" ")))?;
+    Ok(Plan::parse(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The options and target release that install `pkgs` without removing a host package:
+/// the host's sources, else the host's sources plus backports when what apt would remove
+/// came from backports. Fails naming the removals and the command to review otherwise.
+fn plan_without_removals(pkgs: &[&str]) -> Result<(Vec<String>, Plan)> {
+    let plan = simulate(&[], pkgs)?;
+    if plan.removals.is_empty() {
+        return Ok((Vec::new(), plan));
+    }
+    let by_hand = format!("apt-get install --no-install-recommends {}", pkgs.join(" "));
+    let codename = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| install_plan::host_codename(&t));
+    if let (true, Some(codename)) = (plan.removes_a_backport(), codename) {
+        eprintln!(
+            "xtask: installing {} from {codename} would remove {}; trying {codename}-backports, \
+             where that package came from",
+            pkgs.join(" "),
+            plan.removal_list()
+        );
+        let mut opts = install_plan::backports_sources(
+            &crate::kernels::cache_dir().join("apt-backports"),
+            &codename,
+        )?;
+        run_apt(&opts, &["update"])?;
+        opts.extend(["-t".to_string(), format!("{codename}-backports")]);
+        let again = simulate(&opts, pkgs)?;
+        if again.removals.is_empty() {
+            return Ok((opts, again));
+        }
+    }
+    bail!(
+        "installing {} would remove host packages ({}); xtask never removes a package: \
+         review and run `{by_hand}` yourself, then run xtask again",
+        pkgs.join(" "),
+        plan.removal_list()
+    )
+}
+
+/// Installs the missing ones of `pkgs` (after one `apt-get update`): lists what apt will
+/// install, asks on a terminal unless `--yes` or `CI` is set, and installs with
+/// `--no-remove`, so a host package is never removed (see `install_plan`). Needs root when
+/// something is missing; does nothing when all are installed.
 pub fn ensure_host_packages(pkgs: &[&str]) -> Result<()> {
     let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !is_installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing host packages: {}", missing.join(" "));
     apt_update_once()?;
-    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    let (opts, plan) = plan_without_removals(&missing)?;
+    eprintln!(
+        "xtask: installing host packages {}; apt will install: {}",
+        missing.join(" "),
+        plan.installs.join(", ")
+    );
+    if should_ask() {
+        eprint!("xtask: install them with apt-get now? [Y/n] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if matches!(answer.trim(), "n" | "N" | "no" | "No") {
+            bail!(
+                "not installing {}: install them yourself, or pass --yes",
+                missing.join(" ")
+            );
+        }
+    }
+    let mut args = vec!["install", "-y", "--no-install-recommends", "--no-remove"];
     args.extend(&missing);
-    run_apt(&args).with_context(|| {
+    run_apt(&opts, &args).with_context(|| {
         format!(
             "cannot install {}: install them as root (`apt-get install {}`)",
             missing.join(" "),

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod guest_binary;
 pub mod image;
 pub mod initramfs;
+pub mod install_plan;
 pub mod kbuild;
 pub mod kernels;
 pub mod mem;

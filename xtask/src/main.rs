@@ -5,6 +5,9 @@ use xtask::{cmd_demo, cmd_vm, fixtures, image, stress, test};
 #[derive(Parser)]
 #[command(name = "xtask")]
 struct Cli {
+    /// Install missing host packages (apt-get, never removing one) without asking.
+    #[arg(long, global = true)]
+    yes: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -30,6 +33,9 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    if cli.yes {
+        xtask::deps::assume_yes();
+    }
     let result = match cli.command {
         Cmd::Demo(args) => cmd_demo::run(args),
         Cmd::Vm(args) => cmd_vm::run(*args),

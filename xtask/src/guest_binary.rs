@@ -1,7 +1,7 @@
 //! The sync-trace binary that runs inside the guest.
 
 use crate::cmd;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,32 +9,12 @@ use std::process::Command;
 /// glibc build of the normal target (`+crt-static`), which runs in a busybox-only initramfs.
 pub const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Builds `sync-trace` statically (release) and returns the binary's path.
+/// Builds `sync-trace` statically (release) and returns the binary's path: the image's
+/// reproducible build (`image::build_static_binary`), so the guests run the very binary the
+/// image ships and the suite builds it once.
 pub fn build_guest_sync_trace(workspace_root: &Path) -> Result<PathBuf> {
-    cmd::status(
-        cargo()
-            .current_dir(workspace_root)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "sync-trace",
-                "--target",
-                GUEST_TARGET,
-            ])
-            // An explicit --target keeps these RUSTFLAGS away from build scripts and proc
-            // macros (which cannot be linked statically).
-            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
-    )
-    .context("building the guest sync-trace failed: fix the build or pass --guest-bin")?;
-    let bin = target_dir(workspace_root)?
-        .join(GUEST_TARGET)
-        .join("release")
-        .join("sync-trace");
-    if !bin.is_file() {
-        bail!("cargo succeeded but {} is missing", bin.display());
-    }
-    Ok(bin)
+    crate::image::build_static_binary(workspace_root)
+        .context("building the guest sync-trace failed: fix the build or pass --guest-bin")
 }
 
 /// `cargo`: the one running this (`$CARGO`), else the one on the PATH.

@@ -9,10 +9,11 @@ use crate::cmd;
 use crate::guest_binary::{cargo, target_dir, GUEST_TARGET};
 
 /// Builds `sync-trace` (release) as a static glibc binary in its own target directory,
-/// `target/image-build`: its RUSTFLAGS differ from every other build's, so sharing a directory
-/// would rebuild one or the other each time. Returns the binary, checked to be static.
+/// `target/static`: its RUSTFLAGS differ from every other build's, so sharing a directory
+/// would rebuild one or the other each time. The image ships it and the guests run it.
+/// Returns the binary, checked to be static.
 pub fn build_static_binary(root: &Path) -> Result<PathBuf> {
-    let dir = target_dir(root)?.join("image-build");
+    let dir = target_dir(root)?.join("static");
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));

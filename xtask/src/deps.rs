@@ -52,6 +52,29 @@ pub const KERNEL_BUILD_PACKAGES: &[&str] = &[
 /// Packages needed to make the Debian-unstable build root for `newest` modules.
 pub const SID_ROOT_PACKAGES: &[&str] = &["debootstrap"];
 
+/// The names of every package dpkg has installed (status `install ok installed`).
+pub fn installed_packages() -> Result<std::collections::BTreeSet<String>> {
+    let out = cmd::output(
+        Command::new("dpkg-query").args(["-W", "-f=${Package}:${Architecture} ${Status}\n"]),
+    )
+    .context("dpkg-query cannot list the installed packages")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.ends_with(" install ok installed"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect())
+}
+
+/// Fails naming every package of `before` that is no longer installed.
+pub fn check_none_removed(before: &std::collections::BTreeSet<String>) -> Result<()> {
+    let now = installed_packages()?;
+    let gone: Vec<&str> = before.difference(&now).map(String::as_str).collect();
+    if !gone.is_empty() {
+        bail!("host packages removed during the run: {}", gone.join(" "));
+    }
+    Ok(())
+}
+
 /// Whether the host's `apt-get update` has succeeded in this process.
 static APT_UPDATED: Mutex<bool> = Mutex::new(false);
 

@@ -59,6 +59,9 @@ impl Tally {
 }
 
 pub fn run(args: TestArgs) -> Result<i32> {
+    // What the host had before anything was installed: `host/packages-kept` checks at the
+    // end that the run removed none of it.
+    let installed_before = deps::installed_packages()?;
     deps::ensure_host_packages(TEST_PACKAGES)?;
     deps::ensure_host_packages(deps::VM_PACKAGES)?;
     deps::ensure_host_packages(deps::MODULE_BUILD_PACKAGES)?;
@@ -115,6 +118,11 @@ pub fn run(args: TestArgs) -> Result<i32> {
         let t = Instant::now();
         println!("xtask test: RUN  {name}");
         tally.record(name, t, crate::stress::test_scenario(&bin));
+    }
+    if args.only.is_none() && !args.no_host {
+        let t = Instant::now();
+        let r = deps::check_none_removed(&installed_before);
+        tally.record("host/packages-kept", t, r);
     }
     let ran = tally.passed.len() + tally.failed.len();
     if let Some(o) = args.only.as_deref().filter(|_| ran == 0) {

@@ -1,6 +1,6 @@
 //! Guest memory beyond boot RAM as the user names it: DIMMs to hot-add and virtio-mem
 //! devices (`ADDR:SIZE[:REQUESTED]`). Plain data, used by the spec (vm.rs) and the QEMU
-//! command line (qemu.rs).
+//! command line (the qemu module).
 
 use anyhow::{bail, Context, Result};
 use std::str::FromStr;

@@ -31,6 +31,29 @@ pub fn check_build(out: &std::process::Output, dir: &Path, kernel: &Kernel) -> R
     Ok(())
 }
 
+/// Runs `build` in `scratch` unless an earlier one finished there, holding an exclusive lock
+/// (`<scratch>.lock`, flock) so that runs building the same source for the same kernel at
+/// once (two test runs, two work trees) wait for each other instead of copying into or
+/// deleting each other's folder. A finished folder (`.build-done`) is never touched again:
+/// its name already says what it holds (see [`scratch_name`]).
+pub fn build_once(scratch: &Path, build: impl FnOnce() -> Result<()>) -> Result<()> {
+    let parent = scratch.parent().context("a build folder has a parent")?;
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let mut lock_name = scratch.file_name().unwrap_or_default().to_os_string();
+    lock_name.push(".lock");
+    let lock_path = parent.join(lock_name);
+    let lock = fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let done = scratch.join(".build-done");
+    if !done.exists() {
+        build()?;
+        fs::write(&done, "")?;
+    }
+    Ok(())
+}
+
 /// The build folder of a module source: its name and a hash of its files,
 /// so that runs building different versions of it at once (two work trees,
 /// two test runs) never build in, or load from, each other's folder.

@@ -2,7 +2,7 @@
 
 use crate::cmd;
 use crate::deps;
-use crate::kbuild::{check_build, copy_dir, find_kos, scratch_name};
+use crate::kbuild::{build_once, check_build, copy_dir, find_kos, scratch_name};
 use crate::kernels::{cache_dir, fetch_headers, Kernel, KernelId};
 use crate::sid_root;
 use anyhow::{bail, Context, Result};
@@ -39,24 +39,43 @@ pub fn build_module(kernel: &Kernel, dir: &Path) -> Result<Vec<PathBuf>> {
     let scratch = cache_dir()
         .join("builds")
         .join(&kernel.version)
-        .join(scratch_name(dir, &name)?);
-    copy_dir(dir, &scratch)?;
-    let out = cmd::output_any(
-        Command::new("make")
-            .arg("-C")
-            .arg(&headers)
-            .arg(format!("M={}", scratch.display()))
-            .arg(format!(
-                "-j{}",
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            ))
-            .arg("modules"),
-        None,
-    )?;
-    check_build(&out, dir, kernel)?;
+        .join(format!(
+            "{}-{:016x}",
+            scratch_name(dir, &name)?,
+            headers_key(&headers)
+        ));
+    build_once(&scratch, || {
+        copy_dir(dir, &scratch)?;
+        let out = cmd::output_any(
+            Command::new("make")
+                .arg("-C")
+                .arg(&headers)
+                .arg(format!("M={}", scratch.display()))
+                .arg(format!(
+                    "-j{}",
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                ))
+                .arg("modules"),
+            None,
+        )?;
+        check_build(&out, dir, kernel)
+    })?;
     find_kos(&scratch)
+}
+
+/// Which kernel build a module is built against: the headers' path and `.config`, so a
+/// rebuilt kernel of the same release (the `6.1-reverted` one with another configuration)
+/// never loads a module built for the other.
+fn headers_key(headers: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    headers.hash(&mut h);
+    fs::read(headers.join(".config"))
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
 }
 
 /// `modules.dep`: module name → (path relative to the modules dir, dependency names).

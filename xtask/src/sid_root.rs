@@ -6,7 +6,7 @@
 //! their absolute `/usr/src/...` include paths hold as they are.
 
 use crate::apt::{DEBIAN_KEYRING, DEBIAN_MIRROR};
-use crate::kbuild::{check_build, copy_dir, find_kos, scratch_name};
+use crate::kbuild::{build_once, check_build, copy_dir, find_kos, scratch_name};
 use crate::kernels::{cache_dir, Kernel};
 use crate::{cmd, deps};
 use anyhow::{Context, Result};
@@ -115,16 +115,18 @@ pub fn build_module(kernel: &Kernel, dir: &Path, name: &str) -> Result<Vec<PathB
     let root = ensure_root(kernel)?;
     let inside = format!("/build/{}/{}", kernel.version, scratch_name(dir, name)?);
     let scratch = root.join(inside.trim_start_matches('/'));
-    copy_dir(dir, &scratch)?;
-    let _proc = ProcMount::new(&root)?;
-    let kdir = format!("/usr/src/linux-headers-{}", kernel.version);
-    let out = cmd::output_any(
-        &mut chroot(
-            &root,
-            &["make", "-C", &kdir, &format!("M={inside}"), "modules"],
-        ),
-        None,
-    )?;
-    check_build(&out, dir, kernel)?;
+    build_once(&scratch, || {
+        copy_dir(dir, &scratch)?;
+        let _proc = ProcMount::new(&root)?;
+        let kdir = format!("/usr/src/linux-headers-{}", kernel.version);
+        let out = cmd::output_any(
+            &mut chroot(
+                &root,
+                &["make", "-C", &kdir, &format!("M={inside}"), "modules"],
+            ),
+            None,
+        )?;
+        check_build(&out, dir, kernel)
+    })?;
     find_kos(&scratch)
 }

@@ -9,10 +9,13 @@
 //!   linux/                    the built tree: bzImage, vmlinux, and the kbuild for `make M=`
 //!   lib/modules/<release>/    `modules_install` output (modules.dep)
 //!   build.log                 make's output
+//!   .configured               the tree is unpacked, patched and configured
 //!   .build-done               `<release> <build seconds>`, written last
+//! 6.1-reverted-<key>.lock     held while one process builds
 //! ```
 //! The tree is built where it stays (kbuild and objtool record absolute paths); a folder
-//! without `.build-done` is an interrupted build and is started over.
+//! with `.configured` but no `.build-done` is an interrupted build and `make` goes on from
+//! where it stopped; a folder without `.configured` is started over.
 
 use crate::apt::{unpack_deb, Apt};
 use crate::kernels::{cache_dir, Kernel, KernelId};
@@ -46,7 +49,16 @@ pub fn fetch_reverted_kernel() -> Result<Kernel> {
         .join("kernels")
         .join(format!("6.1-reverted-{}", cache_key(&version)?));
     if !dir.join(".build-done").exists() {
-        build(&apt, &version, &dir)?;
+        // Two runs at once (two test suites, two work trees) build it once: the second
+        // waits on the lock and then finds `.build-done`.
+        fs::create_dir_all(dir.parent().context("the build folder has a parent")?)?;
+        let lock_path = PathBuf::from(format!("{}.lock", dir.display()));
+        let lock = fs::File::create(&lock_path)?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        if !dir.join(".build-done").exists() {
+            build(&apt, &version, &dir)?;
+        }
     }
     let done = fs::read_to_string(dir.join(".build-done"))?;
     let release = done
@@ -77,15 +89,27 @@ fn cache_key(version: &str) -> Result<String> {
     }
 }
 
+/// Unpacks, patches, configures and builds. A configured tree (`.configured`) left by an
+/// interrupted build is built on from where `make` stopped; anything less is started over.
 fn build(apt: &Apt, version: &str, dir: &Path) -> Result<()> {
     deps::ensure_host_packages(deps::KERNEL_BUILD_PACKAGES)?;
-    if dir.exists() {
-        fs::remove_dir_all(dir)?;
+    let configured = dir.join(".configured");
+    let tree = dir.join("linux");
+    if !configured.exists() {
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
+        fs::create_dir_all(dir)?;
+        let unpacked = unpack_source(apt, version, dir)?;
+        apply_patch(&unpacked)?;
+        configure(&unpacked, dir)?;
+        fs::write(&configured, "")?;
+    } else {
+        eprintln!(
+            "xtask: resuming the interrupted 6.1-reverted build in {}",
+            dir.display()
+        );
     }
-    fs::create_dir_all(dir)?;
-    let tree = unpack_source(apt, version, dir)?;
-    apply_patch(&tree)?;
-    configure(&tree, dir)?;
     eprintln!(
         "xtask: building the 6.1-reverted kernel in {} (log: build.log there); this takes minutes",
         dir.display()

@@ -50,13 +50,14 @@ fn chromium(args: &[&str], page: &Path) -> Result<std::process::Output> {
         // Any fetch the page tried would fail and log a console error.
         "--host-resolver-rules=MAP * ~NOTFOUND",
         "--no-first-run",
-        "--user-data-dir",
     ]);
     let profile = std::env::temp_dir().join(format!("sync-trace-chromium-{}", std::process::id()));
-    c.arg(&profile);
-    // As root, Chromium refuses to start with its sandbox (the setuid/user-namespace sandbox
-    // will not contain a root process and Chromium exits saying so); the page is our own
-    // file, so it runs unsandboxed there.
+    c.arg(format!("--user-data-dir={}", profile.display()));
+    // As root, Chromium will not start with its sandbox ("Running as root without
+    // --no-sandbox is not supported", crbug.com/638180: its setuid/namespace sandbox cannot
+    // drop root's privileges). The page is our own file, drawn by sync-trace, and every
+    // network name is unresolvable, so it runs unsandboxed there; as any other user the
+    // sandbox stays on.
     if is_root() {
         c.arg("--no-sandbox");
     }

@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 
 /// The slot st_populate wrote, from the `never-sync: mode=never … slot=N …` line.
 pub fn never_sync_slot(output: &str) -> Option<u64> {
-    let line = output.lines().find_map(|l| l.strip_prefix("never-sync: "))?;
+    let line = output
+        .lines()
+        .find_map(|l| l.strip_prefix("never-sync: "))?;
     line.split_whitespace()
         .find_map(|kv| kv.strip_prefix("slot="))
         .and_then(|n| n.parse().ok())
@@ -42,8 +44,16 @@ pub fn check(args: &StressArgs, o: &StressOutcome) -> Result<()> {
     let s = summarize(&o.files)?;
     let (_, want) = expected(&layout_of(args, o), &args.paths);
     let want: BTreeSet<u64> = want.iter().map(|x| x.1).collect();
-    if let Some(x) = setup_populations(&o.output).iter().find(|x| x.2 != "paired") {
-        bail!("NVDIMM setup: slot {} ({}) is {}, not paired", x.1, x.0, x.2);
+    if let Some(x) = setup_populations(&o.output)
+        .iter()
+        .find(|x| x.2 != "paired")
+    {
+        bail!(
+            "NVDIMM setup: slot {} ({}) is {}, not paired",
+            x.1,
+            x.0,
+            x.2
+        );
     }
     if args.inject.contains(&Inject::NeverSync) {
         let slot = never_sync_slot(&o.output)

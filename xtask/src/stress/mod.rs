@@ -94,7 +94,8 @@ pub struct StressArgs {
 
 /// Runs the command: the guest's exit code (0 clean, 3 found, 1 error).
 pub fn run(args: StressArgs) -> Result<i32> {
-    let both = args.paths.contains(&HotplugPath::VirtioMem) && args.paths.contains(&HotplugPath::Nvdimm);
+    let both =
+        args.paths.contains(&HotplugPath::VirtioMem) && args.paths.contains(&HotplugPath::Nvdimm);
     if args.inject.contains(&Inject::CycleError) && !both {
         anyhow::bail!("--inject cycle-error cycles virtio-mem blocks and dax0.0: give --paths with virtio-mem and nvdimm");
     }
@@ -112,7 +113,12 @@ pub fn run(args: StressArgs) -> Result<i32> {
     let dir = workspace_root().join("target/stress");
     std::fs::create_dir_all(&dir)?;
     // No report of an earlier run may stay beside this one's.
-    for old in ["stress.json", "stress.html", "stress-early.html", "run.ndjson"] {
+    for old in [
+        "stress.json",
+        "stress.html",
+        "stress-early.html",
+        "run.ndjson",
+    ] {
         let _ = std::fs::remove_file(dir.join(old));
     }
     for (name, bytes) in &o.files {

@@ -185,7 +185,11 @@ pub fn report_in_browser(bin: &Path) -> Result<()> {
     judge(&l).context(format!("{} drawn from {FIXTURE}", page.display()))?;
     println!(
         "xtask test: report-browser: {} marks in {:?}, no console message",
-        l.plots.iter().map(|p| p.1.to_string()).collect::<Vec<_>>().join("/"),
+        l.plots
+            .iter()
+            .map(|p| p.1.to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
         PLOTS
     );
 

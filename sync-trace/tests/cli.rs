@@ -34,6 +34,10 @@ const CASES: &[(&[&str], &str)] = &[
     (&["stress", "--dax", "dax0"], "dax0"),
     (&["stress", "--dax", "dax0.0/../../x"], "dax0.0/../../x"),
     (&["stress", "--duration", "0s"], "zero"),
+    (
+        &["stress", "--from-json", "r.json", "--cycles", "2"],
+        "--cycles",
+    ),
 ];
 
 #[test]
@@ -69,4 +73,40 @@ fn help_and_version_go_to_stdout_and_succeed() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert!(!out.stdout.is_empty() && out.stderr.is_empty(), "{args:?}");
     }
+}
+
+/// `stress --from-json`: a saved report printed again without privilege, with
+/// its own exit status; a file that is not one is one line, exit 1.
+#[test]
+fn stress_from_json_redraws_a_saved_report() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stress-6.12.json"
+    );
+    let html = std::env::temp_dir().join(format!("sync-trace-cli-{}.html", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_sync-trace"))
+        .args(["stress", "--json", "--from-json", fixture, "--report"])
+        .arg(&html)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run sync-trace");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(v["exit_code"], 3);
+    let page = std::fs::read_to_string(&html).expect("the page");
+    let _ = std::fs::remove_file(&html);
+    assert!(page.contains("unsynced: 4 of 5 PGDs lacked the entry"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sync-trace"))
+        .args(["stress", "--from-json", "Cargo.toml"])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run sync-trace");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("not a report saved by `sync-trace stress --json`"),
+        "{stderr}"
+    );
 }

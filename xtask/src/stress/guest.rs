@@ -2,7 +2,8 @@
 //! (QMP), and the files it sends back.
 
 use super::plan::{DIMMS, NVDIMM, VMEM};
-use super::{HotplugPath, StressArgs};
+use super::{HotplugPath, Inject, StressArgs};
+use crate::guest_binary::workspace_root;
 use crate::initramfs::CHECKPOINT;
 use crate::mem::VirtioMem;
 use crate::qmp::Qmp;
@@ -23,10 +24,13 @@ pub fn spec(args: &StressArgs, qmp: &Path) -> VmSpec {
         .collect::<Vec<_>>()
         .join(" ");
     let paths: Vec<&str> = args.paths.iter().map(|p| p.name()).collect();
+    let inject: Vec<&str> = args.inject.iter().map(|i| i.name()).collect();
     let vars = format!(
-        "CYCLES={} PATHS='{}' DIMMS='{dimms}' VMEM_ADDR={} VMEM_SIZE={} VMEM_REQ={} NV_ADDR={} NV_SIZE={}",
+        "CYCLES={} SETUP_UNDER_STRESS={} PATHS='{}' INJECT='{}' DIMMS='{dimms}' VMEM_ADDR={} VMEM_SIZE={} VMEM_REQ={} NV_ADDR={} NV_SIZE={}",
         args.cycles,
+        u8::from(args.setup_under_stress),
         paths.join(" "),
+        inject.join(" "),
         VMEM.addr,
         VMEM.size,
         VMEM.requested,
@@ -59,6 +63,9 @@ pub fn spec(args: &StressArgs, qmp: &Path) -> VmSpec {
         modules.extend(["nfit", "nd_pmem", "dax_pmem", "device_dax", "kmem"]);
     }
     s.image_modules = modules.into_iter().map(String::from).collect();
+    if args.inject.contains(&Inject::NeverSync) {
+        s.module_dirs = vec![workspace_root().join("tests/modules/st_populate")];
+    }
     s
 }
 

@@ -1,17 +1,26 @@
 # `cargo xtask stress`, the guest's side (xtask/src/stress/ is the host's).
 # Variables from the host: CYCLES, PATHS ("dimm virtio-mem nvdimm", any subset),
+# SETUP_UNDER_STRESS (0 or 1, below),
 # DIMMS ("ADDR:SIZE ..." in bytes), VMEM_ADDR VMEM_SIZE VMEM_REQ, NV_ADDR NV_SIZE.
 # Each `checkpoint NAME` lets the host act over QMP before the script goes on:
 #   dimm-add-C     object-add + device_add pc-dimm for every DIMM of the plan
 #   dimm-del-C     device_del of each (the script offlined their blocks), object-del
 #   vmem-grow-C    qom-set vm0 requested-size VMEM_REQ
 #   vmem-shrink-C  qom-set vm0 requested-size 0
+# INJECT (any subset of "never-sync cycle-error"):
+#   never-sync   after cycle 1, the st_populate test module writes a top-level entry and
+#                never syncs it (`never-sync: mode=never ... slot=N addr=A` names it)
+#   cycle-error  after the run, two short `sync-trace stress` runs over the virtio-mem
+#                blocks and dax0.0 whose Kth write fails (--test-fail-at-step): each
+#                prints the state of every block and device before and after
+#                (`restore K: exit=E injected=N same|DIFFERS ...`)
 # Output read by the host: "=== step ..." sections, `sync-trace run --json` lines of the
 # NVDIMM setup, "=== file NAME" + base64 + "=== end", and "STRESS-EXIT N".
 M=/modules/image
 MEM=/sys/devices/system/memory
 NDB=/sys/bus/nd
 has() { case " $PATHS " in *" $1 "*) return 0 ;; esac; return 1; }
+inj() { case " $INJECT " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # w FILE VALUE: a sysfs write that says what the kernel answered when it refuses.
 w() {
@@ -99,6 +108,56 @@ BS=$((0x$(cat $MEM/block_size_bytes)))
 w $MEM/auto_online_blocks online_movable
 echo "block_size=$BS paths=$PATHS cycles=$CYCLES"
 
+# SETUP_UNDER_STRESS=1 (needs virtio-mem and nvdimm): `sync-trace stress` cycles the
+# virtio-mem blocks while a child process switches the NVDIMM to device-dax. On a kernel
+# that misses the vmemmap sync that child oopses on the new struct pages (PGD 0) and the
+# tracer, another process, goes on: its --report is written at the finding, before the run
+# ends; the script sends it (stress-early.html) and then stops the run.
+if [ "$SETUP_UNDER_STRESS" = 1 ]; then
+    step nvdimm-under-stress
+    checkpoint vmem-grow-0 || exit 1
+    wait_present $VMEM_ADDR $VMEM_SIZE $((VMEM_REQ / BS)) 120
+    online_range $VMEM_ADDR $VMEM_SIZE
+    first=$((VMEM_ADDR / BS)); nb=$((VMEM_REQ / BS))
+    sync-trace stress --duration 24h --blocks $first-$((first + nb - 1)) --dax none --json \
+        --report /tmp/stress.html >/tmp/stress.json 2>/tmp/stress.err &
+    SPID=$!
+    i=0
+    while ! grep -q '^stress: cycle 1' /tmp/stress.err 2>/dev/null; do
+        if ! kill -0 $SPID 2>/dev/null || [ $i -gt 1200 ]; then
+            echo "stress did not start:"; cat /tmp/stress.err; echo "STRESS-EXIT 1"; exit 1
+        fi
+        sleep 0.1; i=$((i + 1))
+    done
+    echo "tracer=stress pid=$SPID"
+    (nvdimm_devdax) >/tmp/devdax.out 2>&1 &
+    DPID=$!
+    # The switch ends, or its writer dies; then the verdict needs a grace window and a walk.
+    i=0
+    while kill -0 $DPID 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    i=0
+    while ! grep -q 'finding written' /tmp/stress.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 $DPID 2>/dev/null; then echo "device-dax switch: still running"; else
+        wait $DPID; echo "device-dax switch: exit=$?"; fi
+    cat /tmp/devdax.out
+    echo "kernel: $(dmesg | grep -c -e 'BUG: unable to handle' -e 'Oops') oops line(s)"
+    dmesg | grep -A3 -e 'BUG: unable to handle' | head -n 8
+    if grep -q 'finding written' /tmp/stress.err && kill -0 $SPID 2>/dev/null; then
+        echo "early report: written while stress ran"
+        cp /tmp/stress.html /tmp/stress-early.html
+        emit /tmp/stress-early.html stress-early.html
+    else
+        echo "early report: none while stress ran"
+    fi
+    kill -TERM $SPID
+    wait $SPID; code=$?
+    grep -v ' INFO ' /tmp/stress.err | grep -v -e '^stress: .*: ok$' -e '^stress: cycle ' | tail -n 20
+    emit /tmp/stress.json stress.json
+    emit /tmp/stress.html stress.html
+    echo "STRESS-EXIT $code"
+    exit $code
+fi
+
 TRACER=run
 if has nvdimm; then
     # Traced by `sync-trace run`: the namespace's switch to device-dax creates the NVDIMM's
@@ -172,6 +231,14 @@ while [ $c -le $CYCLES ]; do
             echo "virtio-mem: blocks left after shrinking: $(states $VMEM_ADDR $VMEM_SIZE)"
         echo "shrunk blocks=$(present $VMEM_ADDR $VMEM_SIZE)"
     fi
+    if [ $c = 1 ] && inj never-sync; then
+        step "inject never-sync"
+        load_st_populate
+        echo never >/sys/kernel/debug/st_populate/trigger
+        echo "never-sync: $(cat /sys/kernel/debug/st_populate/last)"
+        # Its verdict needs a grace window and a walk of every PGD.
+        sleep 2
+    fi
     c=$((c + 1))
 done
 
@@ -194,6 +261,34 @@ else
     wait $RUN_PID; code=$?
     grep -v ' INFO ' /tmp/run.err | tail -n 20
     emit /tmp/run.json run.ndjson
+fi
+if inj cycle-error; then
+    step restore
+    # Every block's state and dax0.0's driver: what a stress run must leave as it found.
+    snapshot() {
+        for f in $MEM/memory*/state; do printf '%s=%s ' "${f#$MEM/}" "$(cat $f)"; done
+        printf 'dax0.0=%s' "$(basename "$(readlink /sys/bus/dax/devices/dax0.0/driver)")"
+    }
+    checkpoint vmem-grow-R || exit 1
+    wait_present $VMEM_ADDR $VMEM_SIZE $((VMEM_REQ / BS)) 120
+    online_range $VMEM_ADDR $VMEM_SIZE
+    first=$((VMEM_ADDR / BS)); nb=$((VMEM_REQ / BS))
+    # Write K of a cycle: 1..nb offline the blocks, then they are onlined, then dax0.0 goes
+    # to system-ram and back. K = nb/2+1 fails with blocks offline; K = 2*nb+2 fails the
+    # switch back with dax0.0 in system-ram (its kmem blocks online).
+    for k in $((nb / 2 + 1)) $((2 * nb + 2)); do
+        before=$(snapshot)
+        sync-trace stress --cycles 2 --blocks $first-$((first + nb - 1)) --dax dax0.0 \
+            --test-fail-at-step $k >/tmp/r.out 2>/tmp/r.err
+        rc=$?
+        after=$(snapshot)
+        n=$(cat /tmp/r.out /tmp/r.err | grep -c "injected failure of write $k")
+        if [ "$before" = "$after" ]; then same=same; else same=DIFFERS; fi
+        echo "restore $k: exit=$rc injected=$n $same before=[$before] after=[$after]"
+        grep -i -e error -e restore /tmp/r.err | grep -v ' INFO ' | tail -n 5
+    done
+    checkpoint vmem-shrink-R || exit 1
+    wait_present $VMEM_ADDR $VMEM_SIZE 0 120
 fi
 echo "STRESS-EXIT $code"
 exit $code

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: host checks, then guest scenarios on real Debian
 //! kernels. Every failure is collected; the last line counts them.
 
+pub mod browser;
 mod bug;
 mod exporter;
 mod host;
@@ -89,6 +90,10 @@ pub fn run(args: TestArgs) -> Result<i32> {
         let t = Instant::now();
         tally.record("host/exporter-replay", t, exporter::replay_endpoint(&bin));
     }
+    if wanted("host/report-browser") {
+        let t = Instant::now();
+        tally.record("host/report-browser", t, browser::report_in_browser(&bin));
+    }
     if args.only.is_none() && !args.no_host {
         let t = Instant::now();
         tally.record("host/deploy", t, host::deploy());
@@ -118,6 +123,18 @@ pub fn run(args: TestArgs) -> Result<i32> {
         let t = Instant::now();
         println!("xtask test: RUN  {name}");
         tally.record(name, t, crate::stress::test_scenario(&bin));
+    }
+    let name = "6.12/4-level/stress-inject";
+    if (args.full || args.only.is_some()) && wanted(name) {
+        let t = Instant::now();
+        println!("xtask test: RUN  {name}");
+        tally.record(name, t, crate::stress::inject_scenario(&bin));
+    }
+    let name = "6.1-reverted/4-level/stress-devdax";
+    if (args.full || args.only.is_some()) && wanted(name) {
+        let t = Instant::now();
+        println!("xtask test: RUN  {name}");
+        tally.record(name, t, crate::stress::reverted_devdax_scenario(&bin));
     }
     if args.only.is_none() && !args.no_host {
         let t = Instant::now();

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     blocks::{self, Block, BlockSpec, Skipped},
@@ -32,6 +32,8 @@ pub struct Plan {
     /// Stop after this many cycles (`None`: until `duration`).
     pub cycles: Option<u64>,
     pub duration: Option<Duration>,
+    /// Testing only (`--test-fail-at-step`): this write (from 1) fails.
+    pub fail_at_step: Option<u64>,
 }
 
 impl Plan {
@@ -93,6 +95,7 @@ impl Plan {
             skipped,
             cycles,
             duration,
+            fail_at_step: None,
         })
     }
 
@@ -124,7 +127,7 @@ impl Plan {
 /// Cycles when neither `--cycles` nor `--duration` is given.
 pub const DEFAULT_CYCLES: u64 = 5;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     Offline,
@@ -144,7 +147,7 @@ impl Op {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
@@ -159,7 +162,7 @@ pub enum Outcome {
 }
 
 /// One step of a cycle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
     pub ts_ns: u64,
     pub end_ns: u64,
@@ -168,7 +171,7 @@ pub struct Action {
     pub op: Op,
     pub outcome: Outcome,
     /// Memory blocks a dax switch added (`to_system_ram`) or removed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocks: Vec<u64>,
 }
 
@@ -206,6 +209,9 @@ fn outcome(r: &Result<(), WriteError>, op: Op) -> Outcome {
 struct Cycler<'a> {
     root: &'a SysfsRoot,
     emit: &'a mut dyn FnMut(CycleEvent),
+    /// Writes made so far, and the one that is made to fail (testing only).
+    steps: u64,
+    fail_at_step: Option<u64>,
 }
 
 impl Cycler<'_> {
@@ -217,7 +223,15 @@ impl Cycler<'_> {
         blocks_of: impl FnOnce(&T) -> Vec<u64>,
     ) -> Result<Outcome, String> {
         let ts_ns = monotonic_ns();
-        let r = f();
+        self.steps += 1;
+        let r = if self.fail_at_step == Some(self.steps) {
+            Err(WriteError::Failed(format!(
+                "injected failure of write {} (--test-fail-at-step)",
+                self.steps
+            )))
+        } else {
+            f()
+        };
         let blocks = r.as_ref().map(blocks_of).unwrap_or_default();
         let r = r.map(|_| ());
         let o = outcome(&r, op);
@@ -300,7 +314,12 @@ pub fn run_cycles(
 ) -> Result<(), String> {
     let mut guard = RestoreGuard::new(root, &plan.blocks, &plan.dax);
     let res = {
-        let mut c = Cycler { root, emit };
+        let mut c = Cycler {
+            root,
+            emit,
+            steps: 0,
+            fail_at_step: plan.fail_at_step,
+        };
         let started = Instant::now();
         let mut index = 0;
         loop {

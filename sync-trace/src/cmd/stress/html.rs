@@ -221,6 +221,16 @@ pub fn sync_durations(r: &Report) -> String {
     s
 }
 
+/// Comma-separated, or `none`.
+fn listed(items: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = items.collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
 /// The page.
 pub fn page(r: &Report) -> String {
     let mut s = String::new();
@@ -248,21 +258,18 @@ td.l,th.l{{text-align:left}} .verdict{{font-weight:bold;padding:.5em;border-radi
         s,
         "<p>Kernel {}. Blocks: {}. Device-dax: {}. {} cycle(s); exit status {}.</p>",
         esc(r.kernel.as_deref().unwrap_or("unknown")),
-        esc(&r
-            .blocks
-            .iter()
-            .map(|b| b.name())
-            .collect::<Vec<_>>()
-            .join(", ")),
-        esc(&r
-            .dax
-            .iter()
-            .map(|d| format!("{} ({})", d.name, d.mode.name()))
-            .collect::<Vec<_>>()
-            .join(", ")),
+        esc(&listed(r.blocks.iter().map(|b| b.name()))),
+        esc(&listed(r.dax.iter().map(|d| format!(
+            "{} ({})",
+            d.name,
+            d.mode.name()
+        )))),
         r.totals.cycles,
         r.exit_code
     );
+    if r.in_progress {
+        s.push_str("<p class=\"verdict error\">Written during the run, at its first finding(s): the run had not ended (if this is the last copy, the machine or the command stopped before the final report).</p>");
+    }
     for f in &r.restore_failures {
         let _ = write!(s, "<p class=\"verdict error\">NOT RESTORED: {}</p>", esc(f));
     }

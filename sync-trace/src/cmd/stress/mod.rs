@@ -15,6 +15,7 @@
 mod blocks;
 mod cycle;
 mod dax;
+mod early;
 mod glue;
 mod html;
 mod observer;
@@ -66,6 +67,14 @@ pub struct StressArgs {
     /// Also write the report as one self-contained HTML page.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Cycle nothing: read a report saved with --json (on another machine, or
+    /// before a crash) and print it again, as text or --json, and as --report.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cycles", "duration", "blocks", "dax", "test_fail_at_step"])]
+    pub from_json: Option<PathBuf>,
+    /// Testing only: the Nth sysfs write of the cycles (counted from 1) fails
+    /// as if the kernel had refused it, to check that everything is restored.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_fail_at_step: Option<u64>,
 }
 
 /// Capability number of CAP_SYS_ADMIN (include/uapi/linux/capability.h).
@@ -105,6 +114,11 @@ fn run_args() -> RunArgs {
 const SETTLE: Duration = Duration::from_secs(1);
 
 pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
+    if let Some(path) = &args.from_json {
+        let report = read_saved(path)?;
+        write_report(&report, &args)?;
+        return Ok(report.exit_code);
+    }
     if !has_cap_sys_admin() {
         return Err(anyhow!(
             "missing privilege: onlining and offlining memory through sysfs needs root (CAP_SYS_ADMIN); run with sudo"
@@ -125,21 +139,25 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     )
     .map_err(anyhow::Error::msg)?;
     plan.check_writable(&root).map_err(anyhow::Error::msg)?;
+    let mut plan = plan;
+    plan.fail_at_step = args.test_fail_at_step;
 
     let mut builder = ReportBuilder::default();
     let mut progress = Progress::new(plan.cycles);
     let cycler_plan = plan.clone();
     let cycler_root = root.clone();
+    let mut observer = early::EarlyReport::new(&mut builder, &plan, args.report.clone());
     let traced = glue::traced(
         |hooks| crate::cmd::run::run_with(run_args(), hooks),
         move |stop, emit| {
             let _ = run_cycles(&cycler_root, &cycler_plan, &stop, emit);
         },
-        &mut builder,
+        &mut observer,
         &mut progress,
         SETTLE,
     )
     .await?;
+    drop(observer);
     drop(progress);
 
     let error = match (&traced.run, &traced.cycled) {
@@ -153,6 +171,18 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     let report = builder.finish(&plan, traced.interrupted, error);
     write_report(&report, &args)?;
     Ok(report.exit_code)
+}
+
+/// A report saved with `--json`; one line naming the problem otherwise.
+fn read_saved(path: &std::path::Path) -> anyhow::Result<report::Report> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the saved report {}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{} is not a report saved by `sync-trace stress --json`: {e}",
+            path.display()
+        )
+    })
 }
 
 fn one_line(e: &anyhow::Error) -> String {

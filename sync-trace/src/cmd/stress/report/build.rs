@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// Collects what the observer sees.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ReportBuilder {
     records: Vec<Record>,
     /// `(index, start_ns, end_ns, actions)`.
@@ -259,6 +259,7 @@ impl ReportBuilder {
             totals,
             restore_failures: self.restore_failures,
             interrupted,
+            in_progress: false,
             error,
             verdict,
             exit_code,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     cmd::stress::{
@@ -18,7 +18,7 @@ use crate::{
 pub const EXIT_FOUND: i32 = 3;
 pub const EXIT_ERROR: i32 = 1;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: usize,
     pub p50_ns: u64,
@@ -43,7 +43,7 @@ pub fn percentiles(values: &[u64]) -> Percentiles {
 }
 
 /// One cycle (index 0: before the first cycle began).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CycleReport {
     pub index: u64,
     pub start_ns: u64,
@@ -86,7 +86,7 @@ impl CycleReport {
 }
 
 /// One top-level slot that was populated or mismatched during the run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SlotRow {
     pub slot: usize,
     pub addr: Hex,
@@ -100,7 +100,7 @@ pub struct SlotRow {
     pub verdict: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     pub cycles: u64,
     pub populations: u64,
@@ -113,7 +113,7 @@ pub struct Totals {
     pub busy: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub kernel: Option<String>,
     pub blocks: Vec<Block>,
@@ -127,15 +127,21 @@ pub struct Report {
     pub totals: Totals,
     pub restore_failures: Vec<String>,
     pub interrupted: bool,
+    /// Written while the run went on, at a finding (`--report`'s early copy); the
+    /// final report replaces it when the run ends.
+    #[serde(default)]
+    pub in_progress: bool,
     pub error: Option<String>,
     pub verdict: String,
     pub exit_code: i32,
-    /// `(ts_ns, duration_ns)` of every sync, for the plot.
-    #[serde(skip)]
+    /// `(ts_ns, duration_ns)` of every sync, for the plot (kept in the JSON so
+    /// that `--from-json` draws the same page).
+    #[serde(default)]
     pub sync_points: Vec<(u64, u64)>,
     /// Every populate→sync latency, for the plot.
-    #[serde(skip)]
+    #[serde(default)]
     pub latencies: Vec<u64>,
-    #[serde(skip)]
+    /// CLOCK_MONOTONIC when tracing was armed.
+    #[serde(default)]
     pub start_ns: u64,
 }

@@ -127,6 +127,32 @@ fn an_error_mid_cycle_restores_what_was_offlined() {
 }
 
 #[test]
+fn an_injected_failure_stops_the_cycles_and_restores() {
+    let f = Fake::new();
+    f.block(1, "online", "Movable", None);
+    f.block(2, "online", "Movable", None);
+    let mut p = plan(&f, BlockSpec::Movable, 3);
+    // Write 2 is memory2's offline: memory1 is offline then.
+    p.fail_at_step = Some(2);
+    let (r, _) = cycle(&f, &p);
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("memory2") && e.contains("injected failure of write 2"),
+        "{e}"
+    );
+    assert_eq!(f.state(1), "online_movable");
+    assert_eq!(f.state(2), "online");
+    // memory2 was never written: the failure replaced the write.
+    assert_eq!(
+        f.writes(),
+        [
+            (state_rel(1), "offline".to_string()),
+            (state_rel(1), "online_movable".to_string()),
+        ]
+    );
+}
+
+#[test]
 fn a_failed_online_is_retried_by_the_restore() {
     let f = Fake::new();
     f.block(1, "online", "Movable", None);

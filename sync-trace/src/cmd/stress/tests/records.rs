@@ -73,6 +73,7 @@ pub(super) fn empty_plan() -> Plan {
         skipped: vec![],
         cycles: Some(2),
         duration: None,
+        fail_at_step: None,
     }
 }
 

@@ -212,3 +212,14 @@ fn long_text_reports_show_the_eventful_cycles() {
     assert!(text.contains("57 cycle(s) without"), "{text}");
     assert_eq!(r.cycles.len(), 60);
 }
+
+#[test]
+fn a_report_saved_as_json_draws_the_same_page() {
+    let r = two_cycles(true).finish(&empty_plan(), false, None);
+    let json = serde_json::to_string(&r).unwrap();
+    let back: crate::cmd::stress::report::Report = serde_json::from_str(&json).unwrap();
+    assert!(!back.sync_points.is_empty() && !back.latencies.is_empty());
+    assert_eq!(html::page(&back), html::page(&r));
+    assert_eq!(back.text(), r.text());
+    assert_eq!(back.exit_code, EXIT_FOUND);
+}

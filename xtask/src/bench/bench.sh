@@ -14,8 +14,9 @@ ONE_LINER='kprobe:arch_sync_kernel_mappings, kprobe:sync_global_pgds { @[probe, 
 us() { set -- $(adjtimex | grep tv_); echo $(($2 * 1000000 + $4)); }
 hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
-# timed_start MARKER CMD...: CMD in the background, stdout and stderr into a FIFO; returns
-# once a line holds MARKER, with PID and READY_US (from just before the fork) set.
+# timed_start PATTERN CMD...: CMD in the background, stdout and stderr into a FIFO; returns
+# once a whole line matches PATTERN (a shell glob), with PID and READY_US (from just before
+# the fork) set.
 timed_start() {
     marker=$1; shift
     rm -f /tmp/fifo; mkfifo /tmp/fifo
@@ -25,7 +26,7 @@ timed_start() {
     exec 4</tmp/fifo
     READY_US=
     while read -r line <&4; do
-        case "$line" in *"$marker"*) READY_US=$(($(us) - t0)); break ;; esac
+        case "$line" in $marker) READY_US=$(($(us) - t0)); break ;; esac
         echo "out: $line"
     done
     # Keep draining, so the tool never blocks on a full pipe.
@@ -55,12 +56,12 @@ while [ $i -le "$RUNS" ]; do
         echo "startup tool=sync-trace run=$i failed"
     fi
     timed_stop TERM
-    if timed_start Attaching bpftrace -e "$ONE_LINER"; then
+    if timed_start 'Attaching*' bpftrace -e "$ONE_LINER"; then
         sleep 2; echo "startup tool=bpftrace run=$i us=$READY_US hwm_kb=$(hwm $PID)"
     else
         echo "startup tool=bpftrace run=$i failed"
     fi
-    timed_stop INT
+    timed_stop TERM
     i=$((i + 1))
 done
 
@@ -119,9 +120,12 @@ for a in $DIMM_ADDRS; do
     checkpoint bench-add-$n || exit 1
     k=0
     while [ "$(present $a $DIMM_SIZE)" != $want ] && [ $k -lt 20000 ]; do usleep 1000; k=$((k + 1)); done
-    for b in $(range_blocks $a $DIMM_SIZE); do echo online_movable >$MEM/memory$b/state; done
+    for b in $(range_blocks $a $DIMM_SIZE); do
+        f=$MEM/memory$b/state
+        [ "$(cat $f 2>/dev/null)" = offline ] && echo online_movable >$f
+    done
     t1=$(us)
-    echo "hotadd cycle=$n mode=$mode addr=$a us=$((t1 - t0)) blocks=$(present $a $DIMM_SIZE)"
+    echo "hotadd cycle=$n mode=$mode addr=$a us=$((t1 - t0)) blocks=$(present $a $DIMM_SIZE) state=$(cat $MEM/memory$((a / BS))/state 2>&1)"
     if [ $mode = traced ]; then
         sleep 1
         kill -TERM "$RUN_PID"; wait "$RUN_PID"

@@ -225,7 +225,11 @@ fn detect(o: &Output, c: &Ctx) -> Figure {
 }
 
 fn hotadd(o: &Output, c: &Ctx) -> Figure {
-    let r = rows(o, "hotadd", "hotadd");
+    // Only cycles whose block came online count.
+    let r: Vec<_> = rows(o, "hotadd", "hotadd")
+        .into_iter()
+        .filter(|x| x.get("state").is_some_and(|s| s.starts_with("online")))
+        .collect();
     let ms = |mode| samples(&r, "mode", mode, "us", 1e-3);
     c.fig(
         "hot-add cycle (DIMM add + online)",

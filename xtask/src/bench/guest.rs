@@ -102,6 +102,10 @@ fn spec(kernel: KernelId, plan: &Plan, files: Vec<(PathBuf, String)>, qmp: &Path
     // phys-bits.
     s.device_ranges = plan.dimms();
     s.qmp_socket = Some(qmp.to_path_buf());
+    // Hot-added blocks stay offline until the script onlines them (movable, so they can be
+    // offlined and the DIMM unplugged again): the kernel would otherwise online them into a
+    // kernel zone, where they cannot go offline.
+    s.extra_append.push("memhp_default_state=offline".into());
     // Startup runs, storms, two idle windows, 10,000 spawns and the hot-add cycles under TCG.
     s.timeout =
         Duration::from_secs(600 + u64::from(plan.runs) * 240 + 2 * u64::from(plan.idle_secs) + 600);

@@ -79,8 +79,12 @@ while [ $i -le "$RUNS" ]; do
     for m in fentry kprobe; do
         start_run --attach $m --test-ring-size "$RING" || exit 1
         grep -o "attached [a-z_]* via [a-z]*" /tmp/run.err | sed "s/^/attach: want=$m /"
+        # The daemon is stopped during the storm, so the time is the probes' own (their
+        # records wait in the ring, which holds them all: `lost` below must stay 0).
+        kill -STOP "$RUN_PID"
         storm $m
-        sleep 1
+        kill -CONT "$RUN_PID"
+        sleep 2
         kill -TERM "$RUN_PID"; wait "$RUN_PID"
         echo "lost=$(grep -c '"event":"lost"' /tmp/run.json) syncs=$(grep -c '"event":"sync"' /tmp/run.json)"
     done
@@ -150,12 +154,12 @@ idle() {
     sleep "$IDLE_SECS"
     b=$(ticks); t1=$(us)
     kill -TERM "$RUN_PID"; wait "$RUN_PID"
-    echo "idle procs=$(procs) ticks=$((b - a)) us=$((t1 - t0)) clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)"
+    echo "idle spawned=$SPAWNED procs=$(procs) ticks=$((b - a)) us=$((t1 - t0)) clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)"
     sed -n 's/.*\(scans: .*\)/\1/p' /tmp/run.err
 }
 step idle-few
-spawn "$FEW"
+spawn "$FEW"; SPAWNED=$FEW
 idle
 step idle-many
-spawn $((MANY - FEW))
+spawn $((MANY - FEW)); SPAWNED=$MANY
 idle

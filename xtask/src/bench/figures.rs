@@ -92,7 +92,8 @@ pub fn guest_figures(o: &Output, kernel: &str) -> Vec<Figure> {
         .lines_of("start")
         .ok()
         .and_then(|l| l.iter().find_map(|l| l.strip_prefix("bpftrace=")))
-        .map(|v| v.trim().replace('v', ""))
+        .map(|v| v.trim().trim_start_matches("bpftrace").trim().trim_start_matches('v'))
+        .map(str::to_string)
         .unwrap_or_default();
     let bt = format!("bpftrace {bpftrace}");
     let c = Ctx {
@@ -255,10 +256,10 @@ fn idle(o: &Output, c: &Ctx) -> Vec<Figure> {
         ("idle-many", Target::None),
     ] {
         let r = rows(o, step, "idle");
-        let procs = r.first().and_then(|x| num(x, "procs")).unwrap_or(0.0);
+        let spawned = r.first().and_then(|x| num(x, "spawned")).unwrap_or(0.0);
         let pct: Vec<f64> = r.iter().filter_map(cpu_pct).collect();
         v.push(c.fig(
-            &format!("idle CPU, {procs} processes"),
+            &format!("idle CPU, {spawned} idle processes"),
             "% CPU",
             &pct,
             None,

@@ -92,7 +92,12 @@ pub fn guest_figures(o: &Output, kernel: &str) -> Vec<Figure> {
         .lines_of("start")
         .ok()
         .and_then(|l| l.iter().find_map(|l| l.strip_prefix("bpftrace=")))
-        .map(|v| v.trim().trim_start_matches("bpftrace").trim().trim_start_matches('v'))
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("bpftrace")
+                .trim()
+                .trim_start_matches('v')
+        })
         .map(str::to_string)
         .unwrap_or_default();
     let bt = format!("bpftrace {bpftrace}");
@@ -289,4 +294,79 @@ fn idle(o: &Output, c: &Ctx) -> Vec<Figure> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines as bench.sh prints them (a 6.12 guest's, shortened).
+    const OUT: &str = r#"=== step start
+bpftrace=bpftrace v0.17.0
+=== step startup
+startup tool=sync-trace run=1 us=100000 hwm_kb=10240
+startup tool=bpftrace run=1 us=1000000 hwm_kb=102400
+startup tool=sync-trace run=2 us=300000 hwm_kb=10240
+startup tool=bpftrace run=2 us=1200000 hwm_kb=102400
+startup tool=sync-trace run=3 failed
+=== step percall
+percall method=none calls=4000 us=40000
+attach: want=fentry attached arch_sync_kernel_mappings via fentry
+percall method=fentry calls=4000 us=48000
+lost=0 syncs=8002
+attach: want=kprobe attached arch_sync_kernel_mappings via fentry
+percall method=kprobe calls=4000 us=80000
+lost=0 syncs=8002
+=== step detect
+mode=never level=p4d slot=504 addr=0xfffffc0000000000 ts_ns=166024425277 sync_ts_ns=0
+{"event":"unsynced","ts_ns":166169845290,"cpu":null,"pid":null,"comm":null,"level":"p4d","slot":504,"addr":"0xfffffc0000000000","region":"other","source":"effect","populated_ns":166013016957,"grace_ns":100000000,"pgds_missing":4,"pgds_total":5,"walk_complete":true,"confirmed":true,"uncertain":false,"stack":[]}
+=== step hotadd
+hotadd cycle=0 mode=untraced addr=35184372088832 us=1000000 blocks=1 state=online_movable
+hotadd cycle=1 mode=traced addr=35734127902720 us=1010000 blocks=1 state=online_movable
+hotadd cycle=2 mode=traced addr=36283883716608 us=9000000 blocks=0 state=cat: no such file
+=== step idle-few
+idle spawned=10 procs=77 ticks=6 us=60000000 clk_tck=100
+"#;
+
+    fn get<'a>(v: &'a [Figure], name: &str) -> &'a Figure {
+        v.iter().find(|f| f.figure.starts_with(name)).unwrap()
+    }
+
+    #[test]
+    fn reads_every_figure_of_a_boot() {
+        let v = guest_figures(&Output::parse(OUT), "6.12");
+        let f = get(&v, "exec → ready");
+        assert_eq!(
+            (f.value, f.baseline, f.samples),
+            (Some(200.0), Some(1100.0), 2)
+        );
+        assert_eq!(f.baseline_name, "bpftrace 0.17.0");
+        assert_eq!(f.met(), Some(false));
+        assert_eq!(get(&v, "peak RSS").ratio(), Some(0.1));
+        // fentry: 12 µs per call traced, 10 untraced.
+        let f = get(&v, "probe cost per sync call, fentry");
+        assert_eq!((f.value, f.baseline), (Some(2000.0), Some(10000.0)));
+        // kprobe was asked for, fentry attached: no figure.
+        let f = get(&v, "probe cost per sync call, kprobe");
+        assert_eq!(f.value, None);
+        assert!(f.note.contains("via fentry"), "{}", f.note);
+        let f = get(&v, "detection delay");
+        assert!((f.value.unwrap() - 145.42).abs() < 0.01, "{f:?}");
+        assert_eq!(f.met(), Some(true));
+        // The cycle whose block never came online is left out.
+        let f = get(&v, "hot-add cycle");
+        assert_eq!(
+            (f.value, f.baseline, f.samples),
+            (Some(1010.0), Some(1000.0), 1)
+        );
+        assert_eq!(f.met(), Some(true));
+        let f = get(&v, "idle CPU, 10 idle");
+        assert_eq!(f.value, Some(0.1));
+        assert_eq!(f.met(), Some(true));
+        assert_eq!(get(&v, "sweep CPU per period").value, Some(50.0));
+        // The step that never ran: a row that says so.
+        let f = get(&v, "idle CPU, 0 idle");
+        assert_eq!(f.value, None);
+        assert_eq!(f.note, "the idle window did not complete");
+    }
 }

@@ -25,7 +25,8 @@ timed_start() {
     PID=$!
     exec 4</tmp/fifo
     READY_US=
-    while read -r line <&4; do
+    # A tool that never says it is ready: given up after 300 s (or when it exits).
+    while read -r -t 300 line <&4; do
         case "$line" in $marker) READY_US=$(($(us) - t0)); break ;; esac
         echo "out: $line"
     done

@@ -93,6 +93,8 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         ([], false) => vec![KernelId::V6_1, KernelId::V6_12],
         (k, _) => k.to_vec(),
     };
+    // The commit of the code that runs, taken before the (long) guest boots.
+    let commit = git_commit();
     let mut figures: Vec<Figure> = Vec::new();
     let mut guest_kernels = Vec::new();
     let mut status = 0;
@@ -135,7 +137,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     }
     let run = BenchRun {
         date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        commit: git_commit(),
+        commit,
         kernels: guest_kernels,
         command: command_line(&args),
         figures: figures.iter().cloned().map(Row::from).collect(),

@@ -93,6 +93,12 @@ pub struct RunArgs {
     /// Stop each pgd_list walk after this many PGDs.
     #[arg(long, default_value_t = DEFAULT_MAX_PGDS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pgds: u32,
+    /// Attach method of the probes: `auto` (fentry/fexit where the kernel
+    /// allows, kprobe/kretprobe otherwise), or one method only (`fentry`,
+    /// `kprobe`) with no fallback: a target the method cannot attach to
+    /// stays unattached (see the log's attach lines).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attach: crate::kernel::attach::AttachChoice,
     /// Do not capture kernel stacks (cheaper; callers become "other").
     #[arg(long)]
     pub no_stacks: bool,

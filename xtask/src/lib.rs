@@ -1,6 +1,7 @@
 //! xtask: developer tasks for sync-trace, above all running it inside guest kernels.
 
 pub mod apt;
+pub mod bench;
 pub mod cmd;
 pub mod cmd_demo;
 pub mod cmd_vm;

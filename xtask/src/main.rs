@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{cmd_demo, cmd_vm, fixtures, image, stress, test};
+use xtask::{bench, cmd_demo, cmd_vm, fixtures, image, stress, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -27,6 +27,9 @@ enum Cmd {
     Test(test::TestArgs),
     /// Build the container image as an OCI layout (no container daemon needed).
     Image(image::ImageArgs),
+    /// sync-trace's cost beside bpftrace and an untraced guest (QEMU TCG, 6.1 and 6.12) and
+    /// the host pipeline's figures: one table, saved under target/bench/ (docs/performance.md).
+    Bench(bench::BenchArgs),
     /// Record the replay fixtures (sync-trace/tests/fixtures) again from guest runs.
     Fixtures(fixtures::FixturesArgs),
 }
@@ -43,6 +46,7 @@ fn main() {
         Cmd::Test(args) => test::run(args),
         Cmd::Image(args) => image::run(args),
         Cmd::Fixtures(args) => fixtures::run(args),
+        Cmd::Bench(args) => bench::run(args),
     };
     match result {
         Ok(status) => std::process::exit(status),

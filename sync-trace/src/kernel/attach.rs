@@ -10,17 +10,34 @@ use sync_trace_common::{Method, Target};
 
 use super::{facts::KernelFacts, privilege, target_status::TargetStatus};
 
+/// Which attach method `run` may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachChoice {
+    /// fentry/fexit where the kernel allows it, kprobe/kretprobe otherwise.
+    #[default]
+    Auto,
+    /// fentry/fexit only: a target that refuses them stays unattached.
+    Fentry,
+    /// kprobe/kretprobe only, even where fentry/fexit would attach.
+    Kprobe,
+}
+
 /// Attaches every target that this kernel allows. Never fails as a whole:
 /// each target's outcome is in its status. The links live inside the
 /// `Ebpf`: dropping it detaches everything.
-pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts) -> Vec<TargetStatus> {
+pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts, choice: AttachChoice) -> Vec<TargetStatus> {
     Target::ALL
         .iter()
-        .map(|&t| attach_target(ebpf, facts, t))
+        .map(|&t| attach_target(ebpf, facts, t, choice))
         .collect()
 }
 
-fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, target: Target) -> TargetStatus {
+fn attach_target(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    target: Target,
+    choice: AttachChoice,
+) -> TargetStatus {
     let mut st = TargetStatus::new(target, facts);
     let sym = target.symbol();
     if !st.kallsyms {
@@ -30,7 +47,9 @@ fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, target: Target) -> Target
         return st;
     }
     let mut why = Vec::new();
-    if let Some(btf) = facts.btf.as_ref().filter(|_| st.btf) {
+    if choice == AttachChoice::Kprobe {
+        why.push("fentry: not tried (--attach kprobe)".into());
+    } else if let Some(btf) = facts.btf.as_ref().filter(|_| st.btf) {
         match attach_fentry(ebpf, btf, sym) {
             Ok(()) => {
                 st.method = Some(Method::Fentry);
@@ -43,6 +62,13 @@ fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, target: Target) -> Target
         why.push(e.clone());
     } else {
         why.push("fentry: no BTF FUNC record".into());
+    }
+    if choice == AttachChoice::Fentry {
+        st.reason = Some(format!(
+            "refused: {} (--attach fentry: no kprobe fallback)",
+            why.join("; ")
+        ));
+        return st;
     }
     match attach_kprobe(ebpf, sym) {
         Ok(()) => {

@@ -4,7 +4,12 @@
 use aya::{Ebpf, EbpfLoader};
 use sync_trace_common::raw;
 
-use super::{attach::attach_all, facts::KernelFacts, privilege, target_status::TargetStatus};
+use super::{
+    attach::{attach_all, AttachChoice},
+    facts::KernelFacts,
+    privilege,
+    target_status::TargetStatus,
+};
 
 pub struct Session {
     pub ebpf: Ebpf,
@@ -18,6 +23,8 @@ pub struct Options {
     /// Size of the EVENTS ring buffer in bytes (a power of two, at least a
     /// page); `None` keeps the object's 256 KiB.
     pub ring_bytes: Option<u32>,
+    /// The attach method (`run --attach`).
+    pub attach: AttachChoice,
 }
 
 /// Raises RLIMIT_MEMLOCK for kernels that still charge BPF maps to it
@@ -69,7 +76,7 @@ impl Session {
             }
         })?;
         let before = before_attach(&facts)?;
-        let statuses = attach_all(&mut ebpf, &facts);
+        let statuses = attach_all(&mut ebpf, &facts, opts.attach);
         Ok((
             Self {
                 ebpf,

@@ -103,6 +103,7 @@ fn run_args() -> RunArgs {
         walk_every: Duration::from_secs(10),
         fail_on_unsynced: false,
         max_pgds: DEFAULT_MAX_PGDS,
+        attach: Default::default(),
         no_stacks: false,
         test_kernel_log: false,
         test_ring_size: None,

@@ -1,0 +1,166 @@
+# Guest figures of `cargo xtask bench` (docs/performance.md, "Guest figures").
+# Vars from the host: RUNS, STORM, RING, IDLE_SECS, FEW, MANY, DIMM_ADDRS (hex, one per
+# hot-add cycle), DIMM_SIZE (bytes). Output: "=== step NAME" sections of key=value lines
+# (xtask/src/bench/figures.rs reads them).
+# bpftrace (Debian's package, with its shared libraries) is in /usr/bin and /usr/lib.
+export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu
+load_st_populate
+T=/sys/kernel/debug/st_populate
+MEM=/sys/devices/system/memory
+BS=$((0x$(cat $MEM/block_size_bytes)))
+ONE_LINER='kprobe:arch_sync_kernel_mappings, kprobe:sync_global_pgds { @[probe, kstack] = count(); }'
+
+# Wall clock in µs: busybox `date` has no %N, adjtimex(2) reports tv_usec.
+us() { set -- $(adjtimex | grep tv_); echo $(($2 * 1000000 + $4)); }
+hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+
+# timed_start PATTERN CMD...: CMD in the background, stdout and stderr into a FIFO; returns
+# once a whole line matches PATTERN (a shell glob), with PID and READY_US (from just before
+# the fork) set.
+timed_start() {
+    marker=$1; shift
+    rm -f /tmp/fifo; mkfifo /tmp/fifo
+    t0=$(us)
+    "$@" >/tmp/fifo 2>&1 &
+    PID=$!
+    exec 4</tmp/fifo
+    READY_US=
+    # A tool that never says it is ready: given up after 300 s (or when it exits).
+    while read -r -t 300 line <&4; do
+        case "$line" in $marker) READY_US=$(($(us) - t0)); break ;; esac
+        echo "out: $line"
+    done
+    # Keep draining, so the tool never blocks on a full pipe.
+    cat <&4 >/dev/null &
+    DRAIN=$!
+    exec 4<&-
+    [ -n "$READY_US" ]
+}
+timed_stop() {
+    kill -"$1" "$PID" 2>/dev/null
+    wait "$PID"
+    wait "$DRAIN"
+}
+
+step start
+echo "kernel=$(uname -r) cpus=$(nproc) block=$BS"
+echo "bpftrace=$(bpftrace --version 2>&1)"
+
+# exec → ready and peak RSS, alternating: sync-trace's `ready` (stderr), bpftrace's
+# "Attaching 2 probes..." (stdout). VmHWM is read 2 s later, once everything is attached.
+step startup
+i=1
+while [ $i -le "$RUNS" ]; do
+    if timed_start ready sync-trace run; then
+        sleep 2; echo "startup tool=sync-trace run=$i us=$READY_US hwm_kb=$(hwm $PID)"
+    else
+        echo "startup tool=sync-trace run=$i failed"
+    fi
+    timed_stop TERM
+    if timed_start 'Attaching*' bpftrace -e "$ONE_LINER"; then
+        sleep 2; echo "startup tool=bpftrace run=$i us=$READY_US hwm_kb=$(hwm $PID)"
+    else
+        echo "startup tool=bpftrace run=$i failed"
+    fi
+    timed_stop TERM
+    i=$((i + 1))
+done
+
+# Per-call cost: `lossy` makes 2×STORM syncs around one population; the trigger's wall time
+# untraced, under fentry/fexit and under kprobe/kretprobe (a ring large enough for all).
+step percall
+echo "$STORM" >/sys/module/st_populate/parameters/storm
+storm() {
+    t0=$(us); echo lossy >$T/trigger; t1=$(us)
+    echo "percall method=$1 calls=$((2 * STORM)) us=$((t1 - t0))"
+}
+i=1
+while [ $i -le "$RUNS" ]; do
+    storm none
+    for m in fentry kprobe; do
+        start_run --attach $m --test-ring-size "$RING" || exit 1
+        grep -o "attached [a-z_]* via [a-z]*" /tmp/run.err | sed "s/^/attach: want=$m /"
+        # The daemon is stopped during the storm, so the time is the probes' own (their
+        # records wait in the ring, which holds them all: `lost` below must stay 0).
+        kill -STOP "$RUN_PID"
+        storm $m
+        kill -CONT "$RUN_PID"
+        sleep 2
+        kill -TERM "$RUN_PID"; wait "$RUN_PID"
+        echo "lost=$(grep -c '"event":"lost"' /tmp/run.json) syncs=$(grep -c '"event":"sync"' /tmp/run.json)"
+    done
+    i=$((i + 1))
+done
+echo 4096 >/sys/module/st_populate/parameters/storm
+
+# Detection delay: a never-synced population at the default settings; the host pairs the
+# module's ts_ns with the `unsynced` record of its slot.
+step detect
+i=1
+while [ $i -le "$RUNS" ]; do
+    start_run || exit 1
+    echo never >$T/trigger && cat $T/last
+    sleep 1
+    kill -TERM "$RUN_PID"; wait "$RUN_PID"
+    grep '"event":"unsynced"' /tmp/run.json
+    i=$((i + 1))
+done
+
+# Hot-add cycles: a DIMM at a new top-level slot of the direct map each cycle (the host
+# plugs it at checkpoint bench-add-N), its blocks onlined; untraced and traced alternate.
+# Each DIMM is offlined and unplugged afterwards (untimed).
+step hotadd
+range_blocks() {
+    b=$(($1 / BS)); e=$((($1 + $2) / BS))
+    while [ $b -lt $e ]; do echo $b; b=$((b + 1)); done
+}
+present() { n=0; for b in $(range_blocks $1 $2); do [ -d $MEM/memory$b ] && n=$((n + 1)); done; echo $n; }
+[ $((DIMM_SIZE % BS)) = 0 ] && [ "$DIMM_SIZE" -ge "$BS" ] ||
+    { echo "hotadd: DIMM size $DIMM_SIZE is not a multiple of the block size $BS"; exit 1; }
+n=0
+for a in $DIMM_ADDRS; do
+    a=$((a)); want=$((DIMM_SIZE / BS))
+    if [ $((n % 2)) = 0 ]; then mode=untraced; else mode=traced; start_run || exit 1; fi
+    t0=$(us)
+    checkpoint bench-add-$n || exit 1
+    k=0
+    while [ "$(present $a $DIMM_SIZE)" != $want ] && [ $k -lt 20000 ]; do usleep 1000; k=$((k + 1)); done
+    for b in $(range_blocks $a $DIMM_SIZE); do
+        f=$MEM/memory$b/state
+        [ "$(cat $f 2>/dev/null)" = offline ] && echo online_movable >$f
+    done
+    t1=$(us)
+    echo "hotadd cycle=$n mode=$mode addr=$a us=$((t1 - t0)) blocks=$(present $a $DIMM_SIZE) state=$(cat $MEM/memory$((a / BS))/state 2>&1)"
+    if [ $mode = traced ]; then
+        sleep 1
+        kill -TERM "$RUN_PID"; wait "$RUN_PID"
+        echo "populates=$(grep -c '"event":"populate"' /tmp/run.json) paired=$(grep -c '"event":"paired"' /tmp/run.json) unsynced=$(grep -c '"event":"unsynced"' /tmp/run.json)"
+    fi
+    for b in $(range_blocks $a $DIMM_SIZE); do echo offline >$MEM/memory$b/state; done
+    checkpoint bench-del-$n || exit 1
+    k=0
+    while [ "$(present $a $DIMM_SIZE)" != 0 ] && [ $k -lt 1200 ]; do sleep 0.1; k=$((k + 1)); done
+    n=$((n + 1))
+done
+
+# Idle CPU with default verification: utime + stime of the run over IDLE_SECS, with FEW and
+# then MANY idle processes (one mm, so one PGD on pgd_list, each).
+ticks() { set -- $(cut -d' ' -f14,15 "/proc/$RUN_PID/stat"); echo $(($1 + $2)); }
+procs() { ls /proc | grep -c '^[0-9]'; }
+spawn() { k=0; while [ $k -lt "$1" ]; do sleep 100000 & k=$((k + 1)); done; }
+idle() {
+    start_run || exit 1
+    sleep 2
+    a=$(ticks); t0=$(us)
+    sleep "$IDLE_SECS"
+    b=$(ticks); t1=$(us)
+    kill -TERM "$RUN_PID"; wait "$RUN_PID"
+    echo "idle spawned=$SPAWNED procs=$(procs) ticks=$((b - a)) us=$((t1 - t0)) clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)"
+    sed -n 's/.*\(scans: .*\)/\1/p' /tmp/run.err
+}
+step idle-few
+spawn "$FEW"; SPAWNED=$FEW
+idle
+step idle-many
+spawn $((MANY - FEW)); SPAWNED=$MANY
+idle

@@ -186,7 +186,13 @@ mod tests {
     /// through [`RawBatchC`]), little endian as on x86_64.
     fn c_batch(kind: u8, target: u8, reason: u8, stack_bytes: i32) -> Vec<u8> {
         let mut b = Vec::with_capacity(BATCH_SIZE);
-        for v in [1_000u64, 9_000, 5_000, 0xffff_ea80_0000_0000, 0xffff_ea80_001f_f000] {
+        for v in [
+            1_000u64,
+            9_000,
+            5_000,
+            0xffff_ea80_0000_0000,
+            0xffff_ea80_001f_f000,
+        ] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         for v in [512u32, 77, 78, 1] {
@@ -210,10 +216,17 @@ mod tests {
             (b.ts_ns, b.end_ns, b.busy_ns, b.calls, b.pid, b.tid, b.cpu),
             (1_000, 9_000, 5_000, 512, 77, 78, 1)
         );
-        assert_eq!((b.addr_first, b.addr_last), (0xffff_ea80_0000_0000, 0xffff_ea80_001f_f000));
+        assert_eq!(
+            (b.addr_first, b.addr_last),
+            (0xffff_ea80_0000_0000, 0xffff_ea80_001f_f000)
+        );
         assert_eq!(
             (b.target, b.method, b.reason),
-            (Target::VmemmapP4dPopulate, Method::Fentry, BatchReason::Flush)
+            (
+                Target::VmemmapP4dPopulate,
+                Method::Fentry,
+                BatchReason::Flush
+            )
         );
         assert_eq!(b.comm(), "kworker/u4:1");
         assert_eq!(b.frames().len(), 3);

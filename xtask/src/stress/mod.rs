@@ -9,7 +9,7 @@ pub mod report;
 
 use self::guest::run_stress;
 use self::plan::expected;
-use self::report::{check, layout_of, matches_plan, setup_populations, summarize};
+use self::report::{check, layout_of, matches_plan, setup_populations, setup_records, summarize};
 
 use crate::guest_binary::{build_guest_sync_trace, workspace_root};
 use crate::vm::KernelId;
@@ -93,10 +93,18 @@ pub fn run(args: StressArgs) -> Result<i32> {
     if args.paths.contains(&HotplugPath::Nvdimm) {
         let got = setup_populations(&o.output);
         println!("xtask stress: NVDIMM setup populated {got:?}");
+        let (calls, records, lost) = setup_records(&o.output);
+        println!(
+            "xtask stress: NVDIMM setup: {calls} populate calls in {records} call records, {lost} kernel records lost"
+        );
     }
     match &s {
         Ok(s) => {
             println!("xtask stress: report slots {:?}", s.slots);
+            println!(
+                "xtask stress: kernel records lost while cycling: {}",
+                s.lost
+            );
             match matches_plan(&args, &o, s) {
                 Ok(()) => println!("xtask stress: populations match the plan, each paired"),
                 Err(e) => println!("xtask stress: populations differ from the plan: {e:#}"),

@@ -4,11 +4,13 @@
 //!
 //! Nothing here needs a kernel: the daemon, `replay` and the tests share it.
 
+pub mod batch;
 pub mod diag;
 pub mod layout;
 pub mod raw;
 pub mod target;
 
+pub use batch::{BatchReason, RawBatch};
 pub use diag::DiagCode;
 pub use layout::{Layout, Level, Paging, Region};
 pub use raw::{DecodeError, RawDiag, RawEvent, RawRecord};

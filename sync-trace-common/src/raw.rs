@@ -8,6 +8,7 @@
 
 use std::mem::{offset_of, size_of};
 
+use crate::batch::{RawBatch, BATCH_SIZE};
 use crate::diag::DiagCode;
 use crate::target::{Kind, Method, Target};
 
@@ -240,12 +241,18 @@ pub enum DecodeError {
     Length { got: usize, expected: usize },
     #[error("diagnostic record of {got} bytes, expected {expected}: the daemon and its BPF object disagree on the layout (rebuild both)")]
     DiagLength { got: usize, expected: usize },
-    #[error("ring record of {got} bytes: neither an event ({EVENT_SIZE}) nor a diagnostic ({DIAG_SIZE}); the daemon and its BPF object disagree on the layout (rebuild both)")]
+    #[error("batch record of {got} bytes, expected {expected}: the daemon and its BPF object disagree on the layout (rebuild both)")]
+    BatchLength { got: usize, expected: usize },
+    #[error("ring record of {got} bytes: neither an event ({EVENT_SIZE}), a diagnostic ({DIAG_SIZE}) nor a batch ({BATCH_SIZE}); the daemon and its BPF object disagree on the layout (rebuild both)")]
     RecordLength { got: usize },
     #[error("event record with unknown kind {0}")]
     Kind(u8),
     #[error("diagnostic record with kind {0}, expected {KIND_DIAG}")]
     DiagKind(u8),
+    #[error("batch record with kind {0}, expected 4")]
+    BatchKind(u8),
+    #[error("batch record with unknown reason {0}")]
+    BatchReason(u8),
     #[error("diagnostic record with unknown code {0}")]
     DiagCode(u8),
     #[error("event record with unknown target {0}")]
@@ -373,6 +380,8 @@ pub enum RawRecord {
     Event(RawEvent),
     /// `struct st_diag` (kind `ST_KIND_DIAG`).
     Diag(RawDiag),
+    /// `struct st_batch` (kind `ST_KIND_BATCH`): populate calls, counted.
+    Batch(RawBatch),
 }
 
 impl RawRecord {
@@ -381,6 +390,7 @@ impl RawRecord {
         match bytes.len() {
             EVENT_SIZE => RawEvent::from_bytes(bytes).map(Self::Event),
             DIAG_SIZE => RawDiag::from_bytes(bytes).map(Self::Diag),
+            BATCH_SIZE => RawBatch::from_bytes(bytes).map(Self::Batch),
             got => Err(DecodeError::RecordLength { got }),
         }
     }

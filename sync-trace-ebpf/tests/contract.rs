@@ -20,8 +20,9 @@ use std::mem::{offset_of, size_of};
 
 use btf::{Btf, Shape};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+use sync_trace_common::batch::{self, RawBatchC};
 use sync_trace_common::raw::{self, RawDiagC, RawEventC, RawScan};
-use sync_trace_common::{DiagCode, Kind, Method, Target};
+use sync_trace_common::{BatchReason, DiagCode, Kind, Method, Target};
 
 static CONTRACT_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/contract.bpf.o"));
 const EVENTS_H: &str = include_str!("../src/bpf/events.h");
@@ -142,9 +143,32 @@ fn structs() -> Vec<(&'static str, Option<RustStruct>)> {
                 mm_pgd_off,
             })),
         ),
-        // The INFLIGHT map's key and value: only the kernel programs use them.
+        (
+            "st_batch",
+            Some(twin!(RawBatchC {
+                ts_ns,
+                end_ns,
+                busy_ns,
+                addr_first,
+                addr_last,
+                calls,
+                pid,
+                tid,
+                cpu,
+                kind,
+                target,
+                method,
+                reason,
+                stack_bytes,
+                comm,
+                stack,
+            })),
+        ),
+        // The INFLIGHT and BATCH maps' keys and values: only the kernel
+        // programs use them.
         ("st_inflight_key", None),
         ("st_inflight", None),
+        ("st_batch_slot", None),
     ]
 }
 
@@ -190,6 +214,7 @@ fn enums() -> Vec<(&'static str, Vec<(&'static str, i64)>)> {
                 .map(|k| (kind_c_name(k), raw_of(Kind::from_raw, k)))
                 .to_vec();
             kinds.push(("ST_KIND_DIAG", i64::from(raw::KIND_DIAG)));
+            kinds.push(("ST_KIND_BATCH", i64::from(batch::KIND_BATCH)));
             kinds
         }),
         (
@@ -197,6 +222,17 @@ fn enums() -> Vec<(&'static str, Vec<(&'static str, i64)>)> {
             DiagCode::ALL
                 .iter()
                 .map(|&c| (c.c_name(), raw_of(DiagCode::from_raw, c)))
+                .collect(),
+        ),
+        (
+            "st_inflight_flag",
+            vec![("ST_INFLIGHT_BATCHED", u(batch::INFLIGHT_BATCHED))],
+        ),
+        (
+            "st_batch_reason",
+            BatchReason::ALL
+                .iter()
+                .map(|&r| (r.c_name(), i64::from(r as u8)))
                 .collect(),
         ),
         (
@@ -515,14 +551,32 @@ fn names_match_the_objects_symbols() {
     let program = |s: &str| !s.starts_with('.') || s.starts_with(".text");
     let st = ("sync_trace.bpf.o", sync_trace_ebpf::SYNC_TRACE_BPF);
     let scan = ("pgtable_scan.bpf.o", sync_trace_ebpf::PGTABLE_SCAN_BPF);
-    expect(st.0, st.1, &[raw::MAP_EVENTS, raw::MAP_LOST], maps, "map");
     expect(
         st.0,
         st.1,
-        &[raw::GLOBAL_CAPTURE_STACK, raw::GLOBAL_FORCE_LOG],
+        &[
+            raw::MAP_EVENTS,
+            raw::MAP_LOST,
+            batch::MAP_BATCH,
+            batch::MAP_PENDING,
+        ],
+        maps,
+        "map",
+    );
+    expect(
+        st.0,
+        st.1,
+        &[
+            raw::GLOBAL_CAPTURE_STACK,
+            raw::GLOBAL_FORCE_LOG,
+            raw::GLOBAL_INIT_TOP_PGT,
+            raw::GLOBAL_PGDIR_SHIFT,
+            batch::GLOBAL_BATCH_NS,
+        ],
         rodata,
         "global",
     );
+    expect(st.0, st.1, &[batch::PROG_FLUSH], program, "program");
     expect(scan.0, scan.1, &[raw::MAP_SCAN], maps, "map");
     expect(scan.0, scan.1, &[raw::PROG_SCAN], program, "program");
     expect(

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use sync_trace::{
     cmd::replay::{read_records, replay_records},
-    record::{CompletedCall, Record},
+    record::{Batch, CompletedCall, Record},
 };
 use sync_trace_common::Layout;
 
@@ -55,6 +55,7 @@ fn raw_of(rec: &Record) -> Option<CompletedCall> {
             method: s.method,
             entry_seen: s.entry_seen,
             frames: s.stack.clone(),
+            batch: None,
         },
         Record::Call(c) => CompletedCall {
             ts_ns: c.ts_ns,
@@ -67,6 +68,10 @@ fn raw_of(rec: &Record) -> Option<CompletedCall> {
             method: c.method,
             entry_seen: c.entry_seen,
             frames: c.stack.clone(),
+            batch: c.calls.map(|calls| Batch {
+                calls,
+                addr_last: c.addr_last.map_or(c.addr.0, |a| a.0),
+            }),
         },
         _ => return None,
     })

@@ -21,6 +21,10 @@ struct st_contract {
 	struct st_inflight_key inflight_key;
 	struct st_inflight inflight;
 	struct st_scan scan;
+	struct st_batch batch;
+	struct st_batch_slot batch_slot;
+	enum st_inflight_flag inflight_flag;
+	enum st_batch_reason batch_reason;
 	enum st_target target;
 	enum st_kind kind;
 	enum st_diag_code diag_code;

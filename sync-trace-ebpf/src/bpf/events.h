@@ -23,6 +23,9 @@
 #define ST_MAP_EVENTS "EVENTS"     /* BPF_MAP_TYPE_RINGBUF of struct st_event and struct st_diag */
 #define ST_MAP_LOST "LOST"         /* PERCPU_ARRAY[ST_LOST_MAX] of __u64 */
 #define ST_MAP_INFLIGHT "INFLIGHT" /* HASH: (tid, target) -> struct st_inflight */
+#define ST_MAP_BATCH "BATCH"       /* PERCPU_ARRAY[ST_TARGET_COUNT] of struct st_batch_slot */
+#define ST_MAP_PENDING "PENDING"   /* PERCPU_ARRAY[1] of __u64: batches open on the CPU */
+#define ST_PROG_FLUSH "st_flush"   /* raw tracepoint, run with BPF_PROG_TEST_RUN on a CPU: writes its open batches */
 
 /* What was traced. Stable numbers: they travel in st_event.target. */
 enum st_target {
@@ -39,13 +42,15 @@ enum st_target {
 /*
  * What a record of the EVENTS ring is. Records carry no separate header: the
  * ring gives each record's length, and the length tells the struct
- * (struct st_event or struct st_diag, of different sizes); its `kind` field
- * must then agree (ENTRY or EXIT in an st_event, DIAG in an st_diag).
+ * (struct st_event, struct st_diag or struct st_batch, of different sizes);
+ * its `kind` field must then agree (ENTRY or EXIT in an st_event, DIAG in an
+ * st_diag, BATCH in an st_batch).
  */
 enum st_kind {
 	ST_KIND_ENTRY = 1, /* struct st_event: a call's entry */
 	ST_KIND_EXIT = 2,  /* struct st_event: a call's exit */
 	ST_KIND_DIAG = 3,  /* struct st_diag: a kernel-side diagnostic */
+	ST_KIND_BATCH = 4, /* struct st_batch: consecutive calls of a populate function, counted */
 };
 
 /* How the program was attached (set by the program itself). */
@@ -131,6 +136,75 @@ struct st_inflight_key {
 struct st_inflight {
 	__u64 ts_ns;
 	__u64 args[3];
+	__u32 flags; /* enum st_inflight_flag */
+	__u32 slot;  /* with ST_INFLIGHT_BATCHED: the top-level slot found present */
+};
+
+enum st_inflight_flag {
+	/* The entry found the call's top-level entry present in init_mm: the call
+	 * cannot populate it, so it wrote no entry record and goes into a batch. */
+	ST_INFLIGHT_BATCHED = 1 << 0,
+};
+
+/*
+ * Batches. vmemmap_pgd_populate() and vmemmap_p4d_populate() run once per
+ * page (or PMD) of a new memory map: hundreds of thousands of calls for a
+ * large device-dax or kmem range, nearly all over a top-level entry that is
+ * already present. Such a call (its entry found the entry present in
+ * init_top_pgt) cannot be a population: it writes no entry nor exit record;
+ * at its exit it is counted into the CPU's open batch of its function, and
+ * the batch is written as one struct st_batch when
+ * - a call of another task or another top-level slot is added
+ *   (ST_BATCH_OTHER),
+ * - it is older than st_cfg_batch_ns (ST_BATCH_AGE) or full (ST_BATCH_FULL),
+ * - a sync, or a call that found its top-level entry empty (a possible
+ *   population, traced call by call), enters on the CPU (ST_BATCH_SYNC),
+ * - the daemon runs st_flush on the CPU (ST_BATCH_FLUSH; before each scan
+ *   and at the end, on the CPUs whose PENDING count is not 0).
+ * A call that finds the CPU's batch being updated (its updater was
+ * preempted) is written alone (ST_BATCH_LONE, calls == 1).
+ */
+enum st_batch_reason {
+	ST_BATCH_OTHER = 1,
+	ST_BATCH_AGE = 2,
+	ST_BATCH_FULL = 3,
+	ST_BATCH_SYNC = 4,
+	ST_BATCH_FLUSH = 5,
+	ST_BATCH_LONE = 6,
+};
+
+struct st_batch {
+	__u64 ts_ns;       /* entry of the first call (CLOCK_MONOTONIC) */
+	__u64 end_ns;      /* exit of the last call */
+	__u64 busy_ns;     /* sum of the calls' durations */
+	__u64 addr_first;  /* lowest address the calls populated */
+	__u64 addr_last;   /* highest */
+	__u32 calls;       /* calls counted, at least 1 */
+	__u32 pid;         /* thread-group id (every call is of this task) */
+	__u32 tid;
+	__u32 cpu;         /* where the calls exited */
+	__u8 kind;         /* ST_KIND_BATCH */
+	__u8 target;       /* enum st_target */
+	__u8 method;       /* enum st_method */
+	__u8 reason;       /* enum st_batch_reason: why it was written */
+	__s32 stack_bytes; /* bytes of stack[] (the first call's, taken at its exit), or a negative errno */
+	char comm[ST_COMM_LEN];
+	__u64 stack[ST_MAX_STACK];
+};
+
+_Static_assert(sizeof(struct st_batch) == 80 + 8 * ST_MAX_STACK, "st_batch size");
+_Static_assert(__builtin_offsetof(struct st_batch, calls) == 40, "st_batch.calls");
+_Static_assert(__builtin_offsetof(struct st_batch, kind) == 56, "st_batch.kind");
+_Static_assert(__builtin_offsetof(struct st_batch, comm) == 64, "st_batch.comm");
+_Static_assert(__builtin_offsetof(struct st_batch, stack) == 80, "st_batch.stack");
+_Static_assert(sizeof(struct st_batch) != sizeof(struct st_event), "records are told apart by their length");
+_Static_assert(sizeof(struct st_batch) != sizeof(struct st_diag), "records are told apart by their length");
+
+/* The open batch of one function on one CPU (kernel only). */
+struct st_batch_slot {
+	struct st_batch batch; /* batch.calls == 0: none open */
+	__u32 busy;            /* a call is updating it: st_flush leaves it alone */
+	__u32 slot;            /* top-level slot of its calls */
 };
 
 /*

@@ -6,9 +6,10 @@
  * Every target has four programs (fentry, fexit, kprobe, kretprobe); the
  * daemon loads and attaches, per target, the best pair the running kernel
  * accepts (sync-trace/src/probe/plan.rs) and leaves the others unloaded.
- * Records go to one ring buffer (EVENTS): calls (struct st_event) and
- * diagnostics (struct st_diag); a failed reservation is counted in LOST,
- * never silently dropped.
+ * Records go to one ring buffer (EVENTS): calls (struct st_event),
+ * diagnostics (struct st_diag) and batches of populate calls that cannot be
+ * populations (struct st_batch, see events.h); a failed reservation is
+ * counted in LOST, never silently dropped.
  */
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
@@ -22,6 +23,10 @@ char LICENSE[] SEC("license") = "GPL";
 /* Load-time knobs, set by the daemon with EbpfLoader::set_global. */
 const volatile __u32 st_cfg_capture_stack = 1; /* 0: no kernel stacks */
 const volatile __u32 st_cfg_force_log = 0;     /* 1: a diagnostic at every entry (tests of that path) */
+/* Batches of vmemmap populate calls (events.h): off while init_top_pgt is unknown. */
+const volatile __u64 st_cfg_init_top_pgt = 0;  /* init_top_pgt (kallsyms) */
+const volatile __u64 st_cfg_pgdir_shift = 0;   /* &pgdir_shift (kallsyms); 0: none, the shift is 39 */
+const volatile __u64 st_cfg_batch_ns = 0;      /* a batch older than this is written at its next call */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -41,6 +46,20 @@ struct {
 	__type(key, struct st_inflight_key);
 	__type(value, struct st_inflight);
 } INFLIGHT SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ST_TARGET_COUNT); /* indexed by target; only the vmemmap ones are used */
+	__type(key, __u32);
+	__type(value, struct st_batch_slot);
+} BATCH SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} PENDING SEC(".maps");
 
 static __always_inline void st_count_lost(__u32 what)
 {
@@ -87,6 +106,151 @@ static __always_inline void st_fill_common(struct st_event *e, __u8 kind, __u8 t
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
+/* The functions whose calls go into batches, and the address each populates. */
+static __always_inline int st_batchable(__u8 target)
+{
+	return target == ST_TARGET_VMEMMAP_PGD_POPULATE || target == ST_TARGET_VMEMMAP_P4D_POPULATE;
+}
+
+static __always_inline __u64 st_batch_addr(__u8 target, __u64 a0, __u64 a1)
+{
+	return target == ST_TARGET_VMEMMAP_PGD_POPULATE ? a0 : a1; /* (addr, node) / (pgd, addr, node) */
+}
+
+/* x86 _PAGE_PRESENT */
+#define ST_PAGE_PRESENT 1ULL
+
+/*
+ * The top-level slot of `addr` when init_top_pgt has it present, else -1
+ * (empty, batches off, or a read failed: the call is then traced alone).
+ */
+static __always_inline int st_present_slot(__u64 addr)
+{
+	__u32 shift = 39; /* 4-level; pgdir_shift exists when the kernel can run 5-level */
+	__u64 entry = 0;
+
+	if (!st_cfg_init_top_pgt || !st_cfg_batch_ns)
+		return -1;
+	if (st_cfg_pgdir_shift &&
+	    bpf_probe_read_kernel(&shift, sizeof(shift), (void *)st_cfg_pgdir_shift))
+		return -1;
+	if (shift != 39 && shift != 48)
+		return -1;
+	__u32 slot = (addr >> shift) & (ST_PTRS - 1);
+	if (bpf_probe_read_kernel(&entry, sizeof(entry), (void *)(st_cfg_init_top_pgt + 8 * slot)))
+		return -1;
+	return (entry & ST_PAGE_PRESENT) ? (int)slot : -1;
+}
+
+static __always_inline void st_pending_add(__s64 d)
+{
+	__u32 k = 0;
+	__u64 *n = bpf_map_lookup_elem(&PENDING, &k);
+	if (n)
+		*n += d; /* per-CPU slot: no atomic needed */
+}
+
+/* Writes the open batch of `s` (the caller holds it busy) and closes it. */
+static __always_inline void st_batch_write(struct st_batch_slot *s, __u8 reason)
+{
+	s->batch.reason = reason;
+	if (bpf_ringbuf_output(&EVENTS, &s->batch, sizeof(s->batch), 0))
+		st_count_lost(ST_LOST_EVENTS);
+	s->batch.calls = 0;
+	st_pending_add(-1);
+}
+
+/* Writes this CPU's open batches that nobody is updating. */
+static __always_inline void st_flush_cpu(__u8 reason)
+{
+	for (__u32 t = ST_TARGET_VMEMMAP_PGD_POPULATE; t <= ST_TARGET_VMEMMAP_P4D_POPULATE; t++) {
+		__u32 k = t;
+		struct st_batch_slot *s = bpf_map_lookup_elem(&BATCH, &k);
+		if (!s || s->busy || !s->batch.calls)
+			continue;
+		s->busy = 1;
+		asm volatile("" ::: "memory");
+		st_batch_write(s, reason);
+		asm volatile("" ::: "memory");
+		s->busy = 0;
+	}
+}
+
+static __always_inline void st_batch_start(void *ctx, struct st_batch *b, __u8 target, __u8 method,
+					   __u64 entry_ns, __u64 id, __u64 addr)
+{
+	b->ts_ns = entry_ns;
+	b->busy_ns = 0;
+	b->addr_first = addr;
+	b->addr_last = addr;
+	b->calls = 0;
+	b->pid = id >> 32;
+	b->tid = (__u32)id;
+	b->cpu = bpf_get_smp_processor_id();
+	b->kind = ST_KIND_BATCH;
+	b->target = target;
+	b->method = method;
+	b->reason = 0;
+	b->stack_bytes = 0;
+	bpf_get_current_comm(b->comm, sizeof(b->comm));
+	if (st_cfg_capture_stack)
+		b->stack_bytes = bpf_get_stack(ctx, b->stack, sizeof(b->stack), 0);
+}
+
+static __always_inline void st_batch_count(struct st_batch *b, __u64 entry_ns, __u64 now, __u64 addr)
+{
+	b->calls += 1;
+	b->end_ns = now;
+	b->busy_ns += now - entry_ns;
+	if (addr < b->addr_first)
+		b->addr_first = addr;
+	if (addr > b->addr_last)
+		b->addr_last = addr;
+}
+
+/* A call that found its top-level entry present, at its exit. */
+static __always_inline void st_batch_add(void *ctx, __u8 target, __u8 method, __u64 entry_ns,
+					 __u64 now, __u64 id, __u64 addr, __u32 slot)
+{
+	__u32 k = target;
+	struct st_batch_slot *s = bpf_map_lookup_elem(&BATCH, &k);
+
+	if (!s || s->busy) {
+		/* Its updater was preempted mid-update: this call alone. */
+		struct st_batch *b = bpf_ringbuf_reserve(&EVENTS, sizeof(*b), 0);
+		if (!b) {
+			st_count_lost(ST_LOST_EVENTS);
+			return;
+		}
+		st_batch_start(ctx, b, target, method, entry_ns, id, addr);
+		st_batch_count(b, entry_ns, now, addr);
+		b->reason = ST_BATCH_LONE;
+		bpf_ringbuf_submit(b, 0);
+		return;
+	}
+	s->busy = 1;
+	asm volatile("" ::: "memory");
+	if (s->batch.calls) {
+		__u8 why = 0;
+		if (s->batch.tid != (__u32)id || s->slot != slot)
+			why = ST_BATCH_OTHER;
+		else if (now - s->batch.ts_ns > st_cfg_batch_ns)
+			why = ST_BATCH_AGE;
+		else if (s->batch.calls == 0xffffffff)
+			why = ST_BATCH_FULL;
+		if (why)
+			st_batch_write(s, why);
+	}
+	if (!s->batch.calls) {
+		st_batch_start(ctx, &s->batch, target, method, entry_ns, id, addr);
+		s->slot = slot;
+		st_pending_add(1);
+	}
+	st_batch_count(&s->batch, entry_ns, now, addr);
+	asm volatile("" ::: "memory");
+	s->busy = 0;
+}
+
 static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u64 a0, __u64 a1,
 				       __u64 a2)
 {
@@ -94,11 +258,27 @@ static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u6
 	__u64 id = bpf_get_current_pid_tgid();
 	struct st_inflight_key key = { .tid = (__u32)id, .target = target };
 	struct st_inflight in = { .ts_ns = now, .args = { a0, a1, a2 } };
+	int slot = st_batchable(target) ? st_present_slot(st_batch_addr(target, a0, a1)) : -1;
 
-	if (bpf_map_update_elem(&INFLIGHT, &key, &in, BPF_ANY)) {
+	long full;
+
+	if (slot >= 0) {
+		in.flags = ST_INFLIGHT_BATCHED;
+		in.slot = slot;
+		full = bpf_map_update_elem(&INFLIGHT, &key, &in, BPF_ANY);
+		if (!full)
+			return 0; /* counted at its exit */
+		/* No room to remember it: traced alone (its exit lacks the entry). */
+	} else {
+		full = bpf_map_update_elem(&INFLIGHT, &key, &in, BPF_ANY);
+	}
+	if (full) {
 		st_count_lost(ST_LOST_INFLIGHT);
 		st_diag(ST_DIAG_INFLIGHT_FULL, target, now, id);
 	}
+	/* A sync, or a call that may populate: the batches before it are written first. */
+	if (st_cfg_batch_ns && (st_batchable(target) || target <= ST_TARGET_SYNC_GLOBAL_PGDS))
+		st_flush_cpu(ST_BATCH_SYNC);
 
 	struct st_event *e = bpf_ringbuf_reserve(&EVENTS, sizeof(*e), 0);
 	if (!e) {
@@ -122,13 +302,22 @@ static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u6
 }
 
 /* fexit passes arguments and return value; kretprobe only the return value. */
-static __always_inline int st_on_exit(__u8 target, __u8 method, int have_args, __u64 a0, __u64 a1,
-				      __u64 a2, __u64 ret)
+static __always_inline int st_on_exit(void *ctx, __u8 target, __u8 method, int have_args, __u64 a0,
+				      __u64 a1, __u64 a2, __u64 ret)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
 	struct st_inflight_key key = { .tid = (__u32)id, .target = target };
 	struct st_inflight *in = bpf_map_lookup_elem(&INFLIGHT, &key);
+
+	if (in && (in->flags & ST_INFLIGHT_BATCHED)) {
+		__u64 entry_ns = in->ts_ns;
+		__u64 addr = st_batch_addr(target, in->args[0], in->args[1]);
+		__u32 slot = in->slot;
+		bpf_map_delete_elem(&INFLIGHT, &key);
+		st_batch_add(ctx, target, method, entry_ns, now, id, addr, slot);
+		return 0;
+	}
 
 	struct st_event *e = bpf_ringbuf_reserve(&EVENTS, sizeof(*e), 0);
 	if (!e) {
@@ -158,6 +347,20 @@ static __always_inline int st_on_exit(__u8 target, __u8 method, int have_args, _
 	return 0;
 }
 
+/*
+ * Run by the daemon with BPF_PROG_TEST_RUN on one CPU (BPF_F_TEST_RUN_ON_CPU:
+ * in an interrupt there, or in the daemon's task on its own CPU): writes that
+ * CPU's open batches, so that every batchable call that ended before a scan
+ * is read before the scan's results are judged. A batch being updated (by a
+ * call the interrupt or a preemption stopped mid-update) is left for later.
+ */
+SEC("raw_tp")
+int st_flush(void *ctx)
+{
+	st_flush_cpu(ST_BATCH_FLUSH);
+	return 0;
+}
+
 /* Arguments of a traced function through its BPF trampoline; absent ones read 0. */
 static __always_inline __u64 st_fn_arg(void *ctx, __u32 n)
 {
@@ -178,7 +381,7 @@ static __always_inline __u64 st_fn_arg(void *ctx, __u32 n)
 	{                                                                                       \
 		__u64 ret = 0;                                                                \
 		bpf_get_func_ret(ctx, &ret);                                                   \
-		return st_on_exit(target, ST_METHOD_FENTRY, 1, st_fn_arg(ctx, 0),            \
+		return st_on_exit(ctx, target, ST_METHOD_FENTRY, 1, st_fn_arg(ctx, 0),       \
 				  st_fn_arg(ctx, 1), st_fn_arg(ctx, 2), ret);                \
 	}                                                                                       \
 	SEC("kprobe/" #name)                                                                    \
@@ -190,7 +393,7 @@ static __always_inline __u64 st_fn_arg(void *ctx, __u32 n)
 	SEC("kretprobe/" #name)                                                                 \
 	int kretprobe_##name(struct pt_regs *ctx)                                              \
 	{                                                                                       \
-		return st_on_exit(target, ST_METHOD_KPROBE, 0, 0, 0, 0, PT_REGS_RC(ctx));    \
+		return st_on_exit(ctx, target, ST_METHOD_KPROBE, 0, 0, 0, 0, PT_REGS_RC(ctx)); \
 	}
 
 ST_PROGRAMS(arch_sync_kernel_mappings, ST_TARGET_ARCH_SYNC_KERNEL_MAPPINGS)

@@ -8,6 +8,7 @@
 //! records (`lost`).
 
 pub mod attach;
+pub mod batch_flush;
 pub mod clock;
 pub mod core_facts;
 pub mod diag;

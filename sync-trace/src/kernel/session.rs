@@ -2,7 +2,7 @@
 //! `run` share.
 
 use aya::{Ebpf, EbpfLoader};
-use sync_trace_common::raw;
+use sync_trace_common::{batch, raw};
 
 use super::{
     attach::{attach_all, AttachChoice},
@@ -26,6 +26,12 @@ pub struct Options {
     /// The attach method (`run --attach`).
     pub attach: AttachChoice,
 }
+
+/// A batch of populate calls (events.h, "Batches") older than this is
+/// written at its next call. Batches are also written before every scan, so
+/// this only bounds how long a batch stays open while calls keep coming: a
+/// fifth of `run`'s default grace window.
+const BATCH_NS: u64 = 20_000_000;
 
 /// Raises RLIMIT_MEMLOCK for kernels that still charge BPF maps to it
 /// (before 5.11); newer kernels use memcg accounting and ignore it.
@@ -60,10 +66,19 @@ impl Session {
         raise_memlock();
         let capture: u32 = opts.capture_stack.into();
         let force: u32 = opts.force_log.into();
+        // Batches need init_top_pgt (whether a call's top-level entry is
+        // already present) and, on kernels that can run 5-level paging,
+        // pgdir_shift; without init_top_pgt every call is traced alone.
+        let top = facts.kallsyms.address_of("init_top_pgt").unwrap_or(0);
+        let shift = facts.kallsyms.address_of("pgdir_shift").unwrap_or(0);
+        let batch_ns = if top == 0 { 0 } else { BATCH_NS };
         let mut loader = EbpfLoader::new();
         loader
             .override_global(raw::GLOBAL_CAPTURE_STACK, &capture, true)
-            .override_global(raw::GLOBAL_FORCE_LOG, &force, true);
+            .override_global(raw::GLOBAL_FORCE_LOG, &force, true)
+            .override_global(raw::GLOBAL_INIT_TOP_PGT, &top, true)
+            .override_global(raw::GLOBAL_PGDIR_SHIFT, &shift, true)
+            .override_global(batch::GLOBAL_BATCH_NS, &batch_ns, true);
         if let Some(bytes) = opts.ring_bytes {
             loader.map_max_entries(raw::MAP_EVENTS, bytes);
         }

@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
-use sync_trace_common::{raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawEvent, Target};
+use sync_trace_common::{
+    raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawBatch, RawEvent, Target,
+};
 
 use super::kallsyms::Kallsyms;
-use crate::record::{CompletedCall, Record, Task};
+use crate::record::{Batch, CompletedCall, Record, Task};
 
 /// A call whose entry was read and whose exit was not yet. Fixed-size: no
 /// allocation per event.
@@ -84,6 +86,34 @@ impl Tracer {
                         .collect()
                 })
                 .unwrap_or_default(),
+            batch: None,
+        }
+        .into_record(&self.layout)
+    }
+
+    /// A batch of populate calls (`struct st_batch`): one `call` record
+    /// that counts them.
+    pub fn on_batch(&self, b: &RawBatch, syms: &Kallsyms) -> Record {
+        CompletedCall {
+            ts_ns: b.ts_ns,
+            end_ns: b.end_ns,
+            duration_ns: b.busy_ns,
+            task: Task {
+                cpu: b.cpu,
+                pid: b.pid,
+                tid: b.tid,
+                comm: b.comm(),
+            },
+            function: b.target,
+            start: b.addr_first,
+            end: b.addr_first,
+            method: b.method,
+            entry_seen: true,
+            frames: b.frames().iter().map(|&a| syms.format(a)).collect(),
+            batch: Some(Batch {
+                calls: b.calls,
+                addr_last: b.addr_last,
+            }),
         }
         .into_record(&self.layout)
     }
@@ -179,6 +209,43 @@ ffffffff81300400 T vmemmap_populate
         };
         assert_eq!((c.addr, c.end), (Hex(start), Some(Hex(end))));
         assert_eq!((c.ts_ns, c.end_ns), (100, 900));
+    }
+
+    #[test]
+    fn a_batch_is_one_call_record_that_counts_its_calls() {
+        let syms = Kallsyms::parse(SYMS);
+        let t = Tracer::new(layout());
+        let e = ev(Kind::Entry, Target::VmemmapP4dPopulate, 0, 0, 0, 0);
+        let b = RawBatch {
+            ts_ns: 1_000,
+            end_ns: 90_000,
+            busy_ns: 40_000,
+            addr_first: 0xffffea8000000000,
+            addr_last: 0xffffea80001ff000,
+            calls: 512,
+            pid: 50,
+            tid: 51,
+            cpu: 1,
+            target: Target::VmemmapP4dPopulate,
+            method: Method::Fentry,
+            reason: sync_trace_common::BatchReason::Flush,
+            stack_bytes: 32,
+            comm: e.comm,
+            stack: e.stack,
+        };
+        let Record::Call(c) = t.on_batch(&b, &syms) else {
+            panic!()
+        };
+        assert_eq!((c.ts_ns, c.end_ns, c.duration_ns), (1_000, 90_000, 40_000));
+        assert_eq!((c.calls, c.calls()), (Some(512), 512));
+        assert_eq!(
+            (c.addr, c.addr_last, c.end),
+            (Hex(0xffffea8000000000), Some(Hex(0xffffea80001ff000)), None)
+        );
+        assert_eq!(c.stack[0], "arch_sync_kernel_mappings+0x4");
+        let json = serde_json::to_value(Record::Call(c)).unwrap();
+        assert_eq!(json["calls"], 512);
+        assert_eq!(json["addr_last"], "0xffffea80001ff000");
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Model {
                 self.decide(out, None, false);
             }
             Record::Call(c) => {
-                self.summary.count_call(c.function.symbol());
+                self.summary.count_call(c.function.symbol(), c.calls());
                 self.note_call(c);
             }
             Record::Populate(p) => self.pairing.on_populate(p, out, &mut self.summary),

@@ -82,9 +82,10 @@ pub fn line(r: &Record) -> String {
             c.task.comm,
             c.task.pid,
             c.function.symbol(),
-            match c.end {
-                Some(end) => format!("phys {}..{}", c.addr, end),
-                None => format!("addr={}", c.addr),
+            match (c.end, c.calls, c.addr_last) {
+                (Some(end), ..) => format!("phys {}..{}", c.addr, end),
+                (None, Some(n), Some(last)) => format!("x{n} addr={}..{}", c.addr, last),
+                _ => format!("addr={}", c.addr),
             },
             c.duration_ns as f64 / 1e3,
             c.method.name(),

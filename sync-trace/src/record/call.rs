@@ -28,6 +28,16 @@ pub struct CompletedCall {
     pub entry_seen: bool,
     /// Symbolized entry stack, innermost first, probe frames included.
     pub frames: Vec<String>,
+    /// A batch of populate calls (`struct st_batch`): how many, and the
+    /// highest address (`start` is the lowest).
+    pub batch: Option<Batch>,
+}
+
+/// What a `call` record that stands for a batch of calls adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub calls: u32,
+    pub addr_last: u64,
 }
 
 impl CompletedCall {
@@ -43,6 +53,7 @@ impl CompletedCall {
             method,
             entry_seen,
             frames,
+            batch,
         } = self;
         let stack: Vec<String> = frames
             .into_iter()
@@ -60,6 +71,8 @@ impl CompletedCall {
                 method,
                 entry_seen,
                 stack,
+                calls: batch.map(|b| b.calls),
+                addr_last: batch.map(|b| Hex(b.addr_last)),
             });
         }
         let helper = start == end;
@@ -133,7 +146,13 @@ impl SyncRecord {
     }
 }
 
-/// One completed call of a traced populate function (`vmemmap_p4d_populate`, …).
+/// One completed call of a traced populate function (`vmemmap_p4d_populate`, …),
+/// or a batch of them (`calls`): consecutive calls of one task over one
+/// top-level slot that was already present when each entered, so that none
+/// can be a population. A batch's `ts_ns` is its first call's entry,
+/// `end_ns` its last call's exit, `duration_ns` the sum of the calls'
+/// durations, `addr` and `addr_last` the lowest and highest address, and its
+/// stack the first call's, taken at its exit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub ts_ns: u64,
@@ -151,4 +170,17 @@ pub struct CallRecord {
     pub method: Method,
     pub entry_seen: bool,
     pub stack: Vec<String>,
+    /// A batch: the number of calls it counts (absent: one call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<u32>,
+    /// A batch: the highest address of its calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr_last: Option<Hex>,
+}
+
+impl CallRecord {
+    /// The kernel calls this record stands for.
+    pub fn calls(&self) -> u64 {
+        self.calls.map_or(1, u64::from)
+    }
 }

@@ -48,7 +48,7 @@ mod walk;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
-    call::{CallRecord, CompletedCall, SyncRecord, Task},
+    call::{Batch, CallRecord, CompletedCall, SyncRecord, Task},
     caller::Caller,
     hex::Hex,
     histogram::{Bucket, Histogram},

@@ -9,10 +9,14 @@ use serde::{Deserialize, Serialize};
 use super::{Histogram, LatencyKind};
 
 fn bump(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str) {
+    bump_by(map, a, b, 1);
+}
+
+fn bump_by(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str, n: u64) {
     *map.entry(a.to_string())
         .or_default()
         .entry(b.to_string())
-        .or_default() += 1;
+        .or_default() += n;
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -67,8 +71,10 @@ impl Summary {
         }
     }
 
-    pub fn count_call(&mut self, function: &str) {
-        bump(&mut self.counts, function, "call");
+    /// `calls` kernel calls of a populate function (a `call` record stands
+    /// for one call, or for a batch of them).
+    pub fn count_call(&mut self, function: &str, calls: u64) {
+        bump_by(&mut self.counts, function, "call", calls);
     }
 
     pub fn count_population(&mut self, region: &str, source: &str) {

@@ -11,7 +11,7 @@ pub mod report;
 
 use self::guest::run_stress;
 use self::plan::expected;
-use self::report::{check, layout_of, matches_plan, setup_populations, summarize};
+use self::report::{check, layout_of, matches_plan, setup_populations, setup_records, summarize};
 
 use crate::guest_binary::{build_guest_sync_trace, workspace_root};
 use crate::vm::KernelId;
@@ -139,10 +139,18 @@ pub fn run(args: StressArgs) -> Result<i32> {
     if args.paths.contains(&HotplugPath::Nvdimm) {
         let got = setup_populations(&o.output);
         println!("xtask stress: NVDIMM setup populated {got:?}");
+        let (calls, records, lost) = setup_records(&o.output);
+        println!(
+            "xtask stress: NVDIMM setup: {calls} populate calls in {records} call records, {lost} kernel records lost"
+        );
     }
     match &s {
         Ok(s) => {
             println!("xtask stress: report slots {:?}", s.slots);
+            println!(
+                "xtask stress: kernel records lost while cycling: {}",
+                s.lost
+            );
             if args.setup_under_stress {
                 // No setup section: the NVDIMM's entries are in the stress report.
                 println!("xtask stress: not compared with the plan (--setup-under-stress)");

@@ -7,13 +7,16 @@ use super::StressArgs;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use sync_trace::record::{LayoutRecord, Record};
+use sync_trace::record::{CallRecord, LayoutRecord, Record};
+use sync_trace_common::Target;
 
 /// The guest's report: verdict line, populated slots (region, slot, verdict).
 pub struct Summary {
     pub verdict: String,
     pub populations: u64,
     pub slots: Vec<(String, u64, String)>,
+    /// Kernel records lost (ring buffer full).
+    pub lost: u64,
 }
 
 /// Reads `stress.json`, or for a run without the NVDIMM (`sync-trace run` traced)
@@ -39,6 +42,7 @@ pub fn summarize(files: &[(String, Vec<u8>)]) -> Result<Summary> {
             verdict: r["verdict"].as_str().unwrap_or("?").to_string(),
             populations: r["totals"]["populations"].as_u64().unwrap_or(0),
             slots,
+            lost: r["totals"]["lost"].as_u64().unwrap_or(0),
         });
     }
     let b = get("run.ndjson").context("the guest sent no report")?;
@@ -60,7 +64,18 @@ pub fn summarize(files: &[(String, Vec<u8>)]) -> Result<Summary> {
         },
         populations: slots.len() as u64,
         slots,
+        lost: lost_events(&recs),
     })
+}
+
+/// Ring-buffer records lost, from the `lost` records.
+fn lost_events(recs: &[Record]) -> u64 {
+    recs.iter()
+        .filter_map(|r| match r {
+            Record::Lost(l) if l.what == "events" => Some(l.count),
+            _ => None,
+        })
+        .sum()
 }
 
 /// The daemon's records among the lines of `text` (`sync-trace run --json`); other lines
@@ -107,6 +122,28 @@ fn population_verdicts(recs: &[Record]) -> Vec<(String, u64, String)> {
 /// The populations of the traced NVDIMM setup (`sync-trace run --json` lines of the
 /// `nvdimm-setup` step).
 pub fn setup_populations(output: &str) -> Vec<(String, u64, String)> {
+    population_verdicts(&records(&setup_section(output)))
+}
+
+/// What the traced NVDIMM setup cost in the ring: (populate calls, their `call` records,
+/// records lost).
+pub fn setup_records(output: &str) -> (u64, u64, u64) {
+    let recs = records(&setup_section(output));
+    let calls: Vec<&CallRecord> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Call(c) if c.function != Target::InitMemoryMapping => Some(c),
+            _ => None,
+        })
+        .collect();
+    (
+        calls.iter().map(|c| c.calls()).sum(),
+        calls.len() as u64,
+        lost_events(&recs),
+    )
+}
+
+fn setup_section(output: &str) -> String {
     let mut sect = String::new();
     let mut inside = false;
     for l in output.lines() {
@@ -117,7 +154,7 @@ pub fn setup_populations(output: &str) -> Vec<(String, u64, String)> {
             sect.push('\n');
         }
     }
-    population_verdicts(&records(&sect))
+    sect
 }
 
 /// Compares a run with its plan: clean, one population per new entry, each paired.
@@ -128,6 +165,14 @@ pub fn check(args: &StressArgs, o: &StressOutcome) -> Result<()> {
     let s = summarize(&o.files)?;
     if o.exit_status != 0 || !s.verdict.starts_with("clean") {
         bail!("exit {}: verdict: {}", o.exit_status, s.verdict);
+    }
+    // Populate calls over present entries are batched in the kernel: the ring keeps up.
+    let (_, _, setup_lost) = setup_records(&o.output);
+    if s.lost + setup_lost > 0 {
+        bail!(
+            "{} kernel records lost ({setup_lost} in the NVDIMM setup): the EVENTS ring overflowed",
+            s.lost + setup_lost
+        );
     }
     matches_plan(args, o, &s)
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: host checks, then guest scenarios on real Debian
 //! kernels. Every failure is collected; the last line counts them.
 
+mod batches;
 pub mod browser;
 mod bug;
 mod exporter;

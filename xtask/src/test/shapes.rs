@@ -8,6 +8,7 @@ use sync_trace::record::{
 };
 use sync_trace_common::{Region, Target};
 
+use super::batches::check_batched;
 use super::hotadd::{
     bounded_by_mapping, no_unsynced, populated_and_paired, vmemmap_helper_sync, AT_32T, AT_512G,
     SLOT_DIRECT_32T, SLOT_DIRECT_512G, SLOT_VMEMMAP_32T,
@@ -164,6 +165,10 @@ pub fn check_devmap(o: &Output, kernel: KernelId) -> Result<()> {
     bounded_by_mapping(o, "run", SLOT_DIRECT_32T, AT_32T)?;
 
     no_unsynced(o, "run")?;
+    // 64 compound pages of 2 MiB, each with 8 pages of struct pages: 512
+    // pages of memory map, each one call of both populate functions.
+    let (calls, records) = check_batched(o, "run", kernel, 512)?;
+    println!("    devmap: {calls} vmemmap populate calls in {records} call records, none lost");
     o.expect_exit("audit", 0)?;
     o.expect_exit("rmmod", 0)
 }

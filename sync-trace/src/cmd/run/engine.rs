@@ -8,8 +8,8 @@ use sync_trace_common::{Kind, RawRecord};
 
 use crate::{
     kernel::{
-        clock::monotonic_ns, diag, kallsyms::Kallsyms, lost::LostCounters, scan::Scanner,
-        slot_set::SlotSet, trace::Tracer,
+        batch_flush::BatchFlush, clock::monotonic_ns, diag, kallsyms::Kallsyms, lost::LostCounters,
+        scan::Scanner, slot_set::SlotSet, trace::Tracer,
     },
     model::Model,
     output::sink::Sink,
@@ -27,6 +27,8 @@ pub(super) struct Engine<'a> {
     pub(super) scanner: Scanner,
     pub(super) model: Model,
     pub(super) lost: LostCounters,
+    /// The kernel's open batches of populate calls, flushed before scans.
+    pub(super) batches: BatchFlush,
     /// Records made and not yet written.
     pub(super) out: Vec<Record>,
     /// PGDs of walks that wrote no `verify` record, not yet counted.
@@ -60,6 +62,12 @@ impl Engine<'_> {
                 Ok(RawRecord::Event(ev)) => ev,
                 Ok(RawRecord::Diag(d)) => {
                     diag::log(&d);
+                    continue;
+                }
+                Ok(RawRecord::Batch(b)) => {
+                    let rec = self.tracer.on_batch(&b, self.syms);
+                    self.out.push(rec.clone());
+                    self.model.observe(&rec, &mut self.out);
                     continue;
                 }
                 Err(e) => {
@@ -103,6 +111,7 @@ impl Engine<'_> {
         trigger: Trigger,
         want: Walk,
     ) -> anyhow::Result<()> {
+        self.batches.flush()?;
         let synced = self.drain(ring)?;
         let due: SlotSet = self.model.due_slots(monotonic_ns()).into_iter().collect();
         let slots = match want {

@@ -23,6 +23,7 @@ use super::StopSignals;
 use crate::{
     cli::RunArgs,
     kernel::{
+        batch_flush::BatchFlush,
         kallsyms::Kallsyms,
         lost::LostCounters,
         scan::Scanner,
@@ -221,23 +222,30 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         on_ready,
         stop,
     } = hooks;
-    let (mut session, scanner, before) = open_session(&args)?;
-    let syms: &Kallsyms = &session.facts.kallsyms;
+    let (session, scanner, before) = open_session(&args)?;
+    let Session {
+        ebpf,
+        facts,
+        statuses,
+    } = session;
+    let mut batches = BatchFlush::new(ebpf);
+    let syms: &Kallsyms = &facts.kallsyms;
     let mut model = Model::new(args.grace.as_nanos() as u64);
     let (layout, layout_rec) = baseline(&mut model, &before, syms.has_kasan());
-    let metrics = start_metrics(&args, &layout, &session.statuses).await?;
+    let metrics = start_metrics(&args, &layout, &statuses).await?;
     let sink = match on_record {
         Some(observer) => Sink::observed(args.json, observer),
         None => Sink::stdout(args.json),
     };
     let mut sink = sink.with_metrics(metrics);
-    let (mut rings, lost) = open_rings(&mut session.ebpf, before.ts_ns())?;
+    let (mut rings, lost) = open_rings(batches.ebpf_mut(), before.ts_ns())?;
     let mut engine = Engine {
         syms,
         tracer: Tracer::new(layout),
         scanner,
         model,
         lost,
+        batches,
         out: Vec::with_capacity(16),
         quiet_walks: Vec::new(),
         walk_failed: false,
@@ -265,6 +273,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     )
     .await?;
 
+    engine.batches.flush()?;
     engine.drain(rings.events.get_mut())?;
     log::info!("scans: {}", engine.scanner.stats());
     engine.model.finish(&mut engine.out);

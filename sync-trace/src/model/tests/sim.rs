@@ -62,6 +62,8 @@ pub(super) fn call(entry: u64, end: u64) -> Record {
         method: Method::Fentry,
         entry_seen: true,
         stack: vec![],
+        calls: None,
+        addr_last: None,
     })
 }
 

@@ -92,7 +92,7 @@ fn scan(missing: bool) -> Vec<u8> {
     r.core = raw::CORE_NEEDED;
     r.status = raw::SCAN_DONE;
     for slot in [273, 337, 402, 468, 511] {
-        r.top[slot] = 0x1000 * slot as u64 | 0x67;
+        r.top[slot] = (0x1000 * slot as u64) | 0x67;
     }
     let table = r;
     r.ts_ns = 1_000_000;

@@ -58,6 +58,13 @@ pub enum Command {
     /// cycle. Exit 0 when clean, 3 when a population went unsynced or a PGD
     /// mismatched, 1 on error (docs/stress.md).
     Stress(crate::cmd::stress::StressArgs),
+    /// The capabilities `run` needs to attach, to switch to `--user`, and
+    /// keeps once attached: what a deployment grants (docs/security.md).
+    Capabilities {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Bound of one pgd_list walk (one PGD per process, plus lazily held mms).
@@ -104,6 +111,11 @@ pub struct RunArgs {
     /// least 4096. Small sizes force losses (a test of loss accounting).
     #[arg(long, hide = true, value_parser = parse_ring_size)]
     pub test_ring_size: Option<u32>,
+    /// After attaching, switch to this user (name or uid) keeping only
+    /// CAP_BPF (docs/security.md); the uid this process already runs as
+    /// keeps it.
+    #[arg(long, default_value = crate::kernel::least_privilege::DEFAULT_USER)]
+    pub user: Option<String>,
 }
 
 /// The one line a usage error is reported as: clap's message, which names

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{cmd_demo, cmd_vm, fixtures, image, stress, test};
+use xtask::{cmd_demo, cmd_vm, fixtures, fuzz, image, stress, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -29,6 +29,9 @@ enum Cmd {
     Image(image::ImageArgs),
     /// Record the replay fixtures (sync-trace/tests/fixtures) again from guest runs.
     Fixtures(fixtures::FixturesArgs),
+    /// Fuzz every decoder and parser under libFuzzer, coverage-guided (1,000,000 inputs per
+    /// target by default); prints the inputs run per target.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Cmd::Test(args) => test::run(args),
         Cmd::Image(args) => image::run(args),
         Cmd::Fixtures(args) => fixtures::run(args),
+        Cmd::Fuzz(args) => fuzz::run(args),
     };
     match result {
         Ok(status) => std::process::exit(status),

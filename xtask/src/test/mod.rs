@@ -3,6 +3,7 @@
 
 mod bug;
 mod exporter;
+mod exporter_abuse;
 mod host;
 mod hotadd;
 mod module;
@@ -85,6 +86,10 @@ pub fn run(args: TestArgs) -> Result<i32> {
     if wanted("host/exporter-replay") {
         let t = Instant::now();
         tally.record("host/exporter-replay", t, exporter::replay_endpoint(&bin));
+    }
+    if wanted("host/exporter-abuse") {
+        let t = Instant::now();
+        tally.record("host/exporter-abuse", t, exporter_abuse::abuse(&bin));
     }
     if args.only.is_none() && !args.no_host {
         let t = Instant::now();

@@ -24,6 +24,7 @@ use crate::{
     cli::RunArgs,
     kernel::{
         kallsyms::Kallsyms,
+        least_privilege::{self, User},
         lost::LostCounters,
         scan::Scanner,
         session::{kernel_release, Options, Session},
@@ -220,6 +221,16 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         on_ready,
         stop,
     } = hooks;
+    // What attaching needs is named first; then what the switch needs.
+    crate::kernel::privilege::preflight().map_err(anyhow::Error::msg)?;
+    let user = match &args.user {
+        Some(u) => {
+            let u = User::resolve(u)?;
+            least_privilege::preflight(&u)?;
+            Some(u)
+        }
+        None => None,
+    };
     let (mut session, scanner, before) = open_session(&args)?;
     let syms: &Kallsyms = &session.facts.kallsyms;
     let mut model = Model::new(args.grace.as_nanos() as u64);
@@ -249,6 +260,9 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     // reported before `ready`.
     engine.scan(rings.events.get_mut(), Trigger::Baseline, Walk::All)?;
     engine.flush(&mut sink)?;
+    if let Some(u) = &user {
+        least_privilege::drop_to(u)?;
+    }
     match on_ready {
         Some(ready) => ready(),
         None => eprintln!("ready"),

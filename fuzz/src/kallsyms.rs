@@ -36,7 +36,10 @@ pub fn run(data: &[u8]) {
 fn check_resolve(k: &Kallsyms, addr: u64) {
     if let Some((name, off)) = k.resolve(addr) {
         assert!(off <= addr, "offset past the address");
-        assert!(k.address_of(name).is_some(), "{name} resolved but not found");
+        assert!(
+            k.address_of(name).is_some(),
+            "{name} resolved but not found"
+        );
     }
     let f = k.format(addr);
     assert!(!f.is_empty() && !f.contains(['\n', '\r']), "{f:?}");

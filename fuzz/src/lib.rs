@@ -17,8 +17,11 @@ pub mod ring;
 pub mod scan;
 pub mod seeds;
 
-/// Every target: its name (the binary in fuzz_targets/) and its function.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+/// A target: its name (the binary in fuzz_targets/) and its function.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: [Target; 5] = [
     ("ring", ring::run),
     ("scan", scan::run),
     ("kallsyms", kallsyms::run),

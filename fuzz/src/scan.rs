@@ -70,7 +70,10 @@ pub fn run(data: &[u8]) {
         assert!(s.present_kernel_slots().all(|slot| slot < PTRS));
         for slot in KERNEL_HALF..PTRS {
             if s.missing(slot) + s.mismatch(slot) > 0 {
-                assert!(s.complete() && s.checked(slot), "a count from an incomplete walk");
+                assert!(
+                    s.complete() && s.checked(slot),
+                    "a count from an incomplete walk"
+                );
             }
         }
         let _ = s.has_disagreement();

@@ -37,7 +37,11 @@ fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
 /// of every target, and a diagnostic.
 fn ring() -> Vec<u8> {
     let mut v = vec![0];
-    for base in [0xffff_8880_0000_0000u64, 0xffff_c900_0000_0000, 0xffff_ea00_0000_0000] {
+    for base in [
+        0xffff_8880_0000_0000u64,
+        0xffff_c900_0000_0000,
+        0xffff_ea00_0000_0000,
+    ] {
         v.extend_from_slice(&base.to_le_bytes());
     }
     v.extend_from_slice(&100u16.to_le_bytes());
@@ -115,9 +119,17 @@ fn scan(missing: bool) -> Vec<u8> {
 
 fn cli() -> Vec<Vec<u8>> {
     let mut v = vec![b"\0run\0--duration\x001s\0--json".to_vec()];
-    for (i, value) in [&b"10s"[..], b"9464", b"100ms", b"50ms", b"10s", b"1000", b"4096"]
-        .iter()
-        .enumerate()
+    for (i, value) in [
+        &b"10s"[..],
+        b"9464",
+        b"100ms",
+        b"50ms",
+        b"10s",
+        b"1000",
+        b"4096",
+    ]
+    .iter()
+    .enumerate()
     {
         let mut s = vec![1, i as u8];
         s.extend_from_slice(value);

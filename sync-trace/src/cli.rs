@@ -138,7 +138,9 @@ pub fn usage_error_line(e: &clap::Error, args: &[OsString]) -> String {
         }
     }
     let text = e.render().to_string();
-    let body = text.rfind("\n\nUsage:").map_or(text.as_str(), |i| &text[..i]);
+    let body = text
+        .rfind("\n\nUsage:")
+        .map_or(text.as_str(), |i| &text[..i]);
     let problem = body
         .lines()
         .map(str::trim)

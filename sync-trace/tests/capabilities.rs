@@ -5,7 +5,9 @@
 use std::{collections::BTreeSet, path::Path, process::Command};
 
 fn deploy(file: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(file);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -24,7 +26,10 @@ fn needed() -> (BTreeSet<String>, Vec<String>) {
             .map(|c| c.as_str().expect("a name").to_string())
             .collect()
     };
-    let granted = list("attach").into_iter().chain(list("switch_user")).collect();
+    let granted = list("attach")
+        .into_iter()
+        .chain(list("switch_user"))
+        .collect();
     (granted, list("after_attach"))
 }
 
@@ -54,7 +59,10 @@ fn daemonset_grants_exactly_what_is_needed() {
         .iter()
         .position(|l| l.trim() == "add:")
         .expect("capabilities.add in the DaemonSet");
-    assert!(lines[add - 1].trim() == "drop: [\"ALL\"]", "drop ALL before add");
+    assert!(
+        lines[add - 1].trim() == "drop: [\"ALL\"]",
+        "drop ALL before add"
+    );
     let set: BTreeSet<String> = lines[add + 1..]
         .iter()
         .map_while(|l| l.trim().strip_prefix("- "))

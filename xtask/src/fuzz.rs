@@ -128,7 +128,11 @@ pub fn fuzz_one(bins: &Path, dir: &Path, target: &str, runs: u64) -> Result<Targ
     let corpus = dir.join("corpus").join(target);
     let artifacts = dir.join("artifacts").join(target);
     std::fs::create_dir_all(&artifacts)?;
-    let max_len = if target == "scan" { 64 * 1024 } else { 16 * 1024 };
+    let max_len = if target == "scan" {
+        64 * 1024
+    } else {
+        16 * 1024
+    };
     let mut c = Command::new(bins.join(target));
     c.arg(&corpus)
         .arg(format!("-runs={runs}"))
@@ -155,7 +159,10 @@ pub fn fuzz_one(bins: &Path, dir: &Path, target: &str, runs: u64) -> Result<Targ
             .skip_while(|l| !l.starts_with("thread '"))
             .nth(1)
             .unwrap_or("");
-        bail!("fuzz target {target} failed: {why} {panic} (input: {input}; rerun: {} {input})", bins.join(target).display());
+        bail!(
+            "fuzz target {target} failed: {why} {panic} (input: {input}; rerun: {} {input})",
+            bins.join(target).display()
+        );
     }
     let stat = |name: &str| {
         log.lines()
@@ -168,6 +175,8 @@ pub fn fuzz_one(bins: &Path, dir: &Path, target: &str, runs: u64) -> Result<Targ
             .with_context(|| format!("fuzz target {target}: libFuzzer printed no input count"))?,
         seconds,
         peak_rss_mb: stat("peak_rss_mb").unwrap_or(0),
-        corpus: std::fs::read_dir(&corpus).map(|d| d.count() as u64).unwrap_or(0),
+        corpus: std::fs::read_dir(&corpus)
+            .map(|d| d.count() as u64)
+            .unwrap_or(0),
     })
 }

@@ -40,8 +40,14 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
 
 /// `sync-trace capabilities`.
 fn capabilities(json: bool) -> anyhow::Result<i32> {
-    use crate::kernel::least_privilege::{names, AFTER_ATTACH, DEFAULT_USER, TO_ATTACH, TO_SWITCH_USER};
-    let (attach, switch, after) = (names(&TO_ATTACH), names(&TO_SWITCH_USER), names(&AFTER_ATTACH));
+    use crate::kernel::least_privilege::{
+        names, AFTER_ATTACH, DEFAULT_USER, TO_ATTACH, TO_SWITCH_USER,
+    };
+    let (attach, switch, after) = (
+        names(&TO_ATTACH),
+        names(&TO_SWITCH_USER),
+        names(&AFTER_ATTACH),
+    );
     if json {
         println!(
             "{}",

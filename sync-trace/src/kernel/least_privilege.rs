@@ -89,7 +89,9 @@ impl User {
                 uid: NOBODY_ID,
                 gid: NOBODY_ID,
             }),
-            None => bail!("--user {spec}: no such user in /etc/passwd; give a user name or a numeric uid"),
+            None => bail!(
+                "--user {spec}: no such user in /etc/passwd; give a user name or a numeric uid"
+            ),
         }
     }
 }
@@ -144,12 +146,15 @@ pub fn drop_to(user: &User) -> anyhow::Result<()> {
         "PR_SET_NO_NEW_PRIVS",
     )?;
     if have.contains(&Capability::CAP_SETPCAP) {
-        for c in caps::all().difference(&keep) {
+        // Only those this kernel knows: dropping another is EINVAL.
+        let known = caps::runtime::thread_all_supported();
+        for c in known.difference(&keep) {
             caps::drop(None, CapSet::Bounding, *c)
                 .map_err(|e| anyhow!("dropping {c} from the bounding set: {e}"))?;
         }
     }
-    caps::clear(None, CapSet::Ambient).map_err(|e| anyhow!("clearing ambient capabilities: {e}"))?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| anyhow!("clearing ambient capabilities: {e}"))?;
     caps::clear(None, CapSet::Inheritable)
         .map_err(|e| anyhow!("clearing inheritable capabilities: {e}"))?;
     // SAFETY: getuid has no preconditions.
@@ -166,10 +171,11 @@ pub fn drop_to(user: &User) -> anyhow::Result<()> {
         }
         caps::securebits::set_keepcaps(false).map_err(|e| anyhow!("PR_SET_KEEPCAPS: {e}"))?;
     }
-    caps::set(None, CapSet::Permitted, &keep)
-        .map_err(|e| anyhow!("keeping only {keep:?} permitted: {e}"))?;
+    // Effective first: it must stay a subset of permitted.
     caps::set(None, CapSet::Effective, &keep)
         .map_err(|e| anyhow!("keeping only {keep:?} effective: {e}"))?;
+    caps::set(None, CapSet::Permitted, &keep)
+        .map_err(|e| anyhow!("keeping only {keep:?} permitted: {e}"))?;
     let now = caps::read(None, CapSet::Permitted).context("reading capabilities back")?;
     if now != keep {
         bail!("capabilities after the drop are {now:?}, not {keep:?}");
@@ -206,7 +212,14 @@ mod tests {
         assert!(AFTER_ATTACH.iter().all(|c| granted().contains(c)));
         assert_eq!(
             names(&granted()),
-            ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYSLOG", "CAP_SETUID", "CAP_SETGID"]
+            [
+                "CAP_BPF",
+                "CAP_PERFMON",
+                "CAP_SYS_ADMIN",
+                "CAP_SYSLOG",
+                "CAP_SETUID",
+                "CAP_SETGID"
+            ]
         );
     }
 }

@@ -154,7 +154,9 @@ pub fn abuse(bin: &Path) -> Result<()> {
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")?;
         half_open.push(s);
     }
-    server.scrape().context("with 2,000 half-open connections")?;
+    server
+        .scrape()
+        .context("with 2,000 half-open connections")?;
 
     // An oversized header: refused with 431, not buffered.
     let mut s = server.connect()?;
@@ -165,7 +167,8 @@ pub fn abuse(bin: &Path) -> Result<()> {
     // The server may answer and close before reading it all.
     let _ = s.write_all(big.as_bytes());
     let mut head = [0u8; 12];
-    s.read_exact(&mut head).context("no answer to an oversized header")?;
+    s.read_exact(&mut head)
+        .context("no answer to an oversized header")?;
     ensure!(
         &head == b"HTTP/1.1 431",
         "oversized header answered {:?}, expected 431",
@@ -228,7 +231,9 @@ pub fn abuse(bin: &Path) -> Result<()> {
     }
     let rss_after = server.rss_kib()?;
     stop.store(true, Ordering::Relaxed);
-    let read = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    let read = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))??;
     drop(half_open);
     ensure!(read >= 5, "the slow reader got only {read} bytes");
     let grown = rss_after.saturating_sub(rss_before);
@@ -239,9 +244,15 @@ pub fn abuse(bin: &Path) -> Result<()> {
     let (_, after) = server.scrape()?;
     for line in EXPECTED {
         ensure!(body.lines().any(|l| l == line), "metrics lack `{line}`");
-        ensure!(after.lines().any(|l| l == line), "after the abuse, metrics lack `{line}`");
+        ensure!(
+            after.lines().any(|l| l == line),
+            "after the abuse, metrics lack `{line}`"
+        );
     }
-    if after.lines().any(|l| l.starts_with("sync_trace_events_lost_total") && !l.ends_with(" 0")) {
+    if after
+        .lines()
+        .any(|l| l.starts_with("sync_trace_events_lost_total") && !l.ends_with(" 0"))
+    {
         bail!("events counted lost after the abuse");
     }
     println!(

@@ -68,7 +68,8 @@ pub fn unprivileged(bin: &std::path::Path) -> Result<()> {
             );
         }
         let lines: Vec<&str> = err.lines().collect();
-        if lines.len() != 1 || !caps.iter().all(|c| lines[0].contains(c)) || !out.stdout.is_empty() {
+        if lines.len() != 1 || !caps.iter().all(|c| lines[0].contains(c)) || !out.stdout.is_empty()
+        {
             bail!("unprivileged `{what}` did not name {caps:?} in one line on stderr (and nothing on stdout): {err}");
         }
     }

@@ -29,7 +29,7 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor-monitoring.coreos.com-v1.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring.coreos.com-v1.json",
 }
-CAPS = {"BPF", "PERFMON", "SYS_ADMIN", "SYSLOG"}
+CAPS = {"BPF", "PERFMON", "SYS_ADMIN", "SYSLOG", "SETUID", "SETGID"}
 HOST_MOUNTS = {"/sys/kernel/debug", "/sys/kernel/tracing", "/sys/fs/bpf", "/sys/kernel/btf"}
 META_KEYS = {"name", "namespace", "labels", "annotations"}
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 EXEC = "/usr/local/bin/sync-trace run --metrics-addr 127.0.0.1:9464"
-CAPS = {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYSLOG"}
+CAPS = {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYSLOG", "CAP_SETUID", "CAP_SETGID"}
 # Observed with strace on `sync-trace replay --metrics-addr` (runtime, HTTP
 # exporter) plus what loading and attaching BPF programs adds.
 SYSCALLS = """

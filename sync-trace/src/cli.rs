@@ -1,7 +1,7 @@
 //! Command-line interface. Flags, exit codes and output formats are a
 //! contract: see README.md and docs/.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +58,13 @@ pub enum Command {
     /// cycle. Exit 0 when clean, 3 when a population went unsynced or a PGD
     /// mismatched, 1 on error (docs/stress.md).
     Stress(crate::cmd::stress::StressArgs),
+    /// The capabilities `run` needs to attach, to switch to `--user`, and
+    /// keeps once attached: what a deployment grants (docs/security.md).
+    Capabilities {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Bound of one pgd_list walk (one PGD per process, plus lazily held mms).
@@ -110,6 +117,45 @@ pub struct RunArgs {
     /// least 4096. Small sizes force losses (a test of loss accounting).
     #[arg(long, hide = true, value_parser = parse_ring_size)]
     pub test_ring_size: Option<u32>,
+    /// After attaching, switch to this user (name or uid) keeping only
+    /// CAP_BPF (docs/security.md); the uid this process already runs as
+    /// keeps it.
+    #[arg(long, default_value = crate::kernel::least_privilege::DEFAULT_USER)]
+    pub user: Option<String>,
+}
+
+/// The one line a usage error is reported as: clap's message, which names
+/// the problem and the flag, without the usage and tips that follow it
+/// (what `--help` shows). A value with line breaks of its own stays in the
+/// line, its breaks as spaces: everything up to the usage is kept.
+/// clap does not say which argument is not UTF-8: `args` (the command
+/// line) tells.
+pub fn usage_error_line(e: &clap::Error, args: &[OsString]) -> String {
+    if e.kind() == clap::error::ErrorKind::InvalidUtf8 {
+        if let Some(i) = args.iter().position(|a| a.to_str().is_none()) {
+            let after = match args.get(i.wrapping_sub(1)) {
+                Some(prev) if i > 1 => format!(" (after `{}`)", prev.to_string_lossy()),
+                _ => String::new(),
+            };
+            return format!(
+                "sync-trace: argument {i} `{}`{after} is not valid UTF-8: give flags and values as UTF-8 text (see `sync-trace --help`)",
+                args[i].to_string_lossy().replace(['\n', '\r'], " ")
+            );
+        }
+    }
+    let text = e.render().to_string();
+    let body = text
+        .rfind("\n\nUsage:")
+        .map_or(text.as_str(), |i| &text[..i]);
+    let problem = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let problem = problem.replace('\r', " ");
+    let problem = problem.strip_prefix("error: ").unwrap_or(&problem);
+    format!("sync-trace: {problem} (see `sync-trace --help`)")
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {

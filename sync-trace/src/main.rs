@@ -12,24 +12,15 @@ const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version: stdout, 0
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             e.exit()
         }
         Err(e) => {
-            // One line: clap's first line names the problem; the usage and
-            // tips that follow it are what `--help` shows.
-            let text = e.render().to_string();
-            let problem = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(" ");
-            let problem = problem.strip_prefix("error: ").unwrap_or(&problem);
-            eprintln!("sync-trace: {problem} (see `sync-trace --help`)");
+            eprintln!("{}", sync_trace::cli::usage_error_line(&e, &args));
             return ExitCode::from(EXIT_USAGE);
         }
     };

@@ -7,6 +7,7 @@ pub mod cmd_demo;
 pub mod cmd_vm;
 pub mod deps;
 pub mod fixtures;
+pub mod fuzz;
 pub mod guest_binary;
 pub mod image;
 pub mod initramfs;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use xtask::{bench, cmd_demo, cmd_vm, fixtures, image, stress, test};
+use xtask::{bench, cmd_demo, cmd_vm, fixtures, fuzz, image, stress, test};
 
 /// Developer tasks for sync-trace.
 #[derive(Parser)]
@@ -32,6 +32,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Record the replay fixtures (sync-trace/tests/fixtures) again from guest runs.
     Fixtures(fixtures::FixturesArgs),
+    /// Fuzz every decoder and parser under libFuzzer, coverage-guided (1,000,000 inputs per
+    /// target by default); prints the inputs run per target.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() {
@@ -47,6 +50,7 @@ fn main() {
         Cmd::Image(args) => image::run(args),
         Cmd::Fixtures(args) => fixtures::run(args),
         Cmd::Bench(args) => bench::run(args),
+        Cmd::Fuzz(args) => fuzz::run(args),
     };
     match result {
         Ok(status) => std::process::exit(status),

@@ -57,6 +57,9 @@ impl FromStr for HotAdd {
         if addr % section != 0 || size % section != 0 || size == 0 {
             bail!("hot-add {s:?}: address and size must be multiples of 128 MiB (the x86_64 section size)");
         }
+        if addr.checked_add(size).is_none() {
+            bail!("hot-add {s:?}: the range runs past the end of the address space");
+        }
         Ok(HotAdd { addr, size })
     }
 }

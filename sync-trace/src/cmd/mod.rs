@@ -34,7 +34,37 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         )),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Stress(args) => runtime()?.block_on(stress::stress(args)),
+        Command::Capabilities { json } => capabilities(json),
     }
+}
+
+/// `sync-trace capabilities`.
+fn capabilities(json: bool) -> anyhow::Result<i32> {
+    use crate::kernel::least_privilege::{
+        names, AFTER_ATTACH, DEFAULT_USER, TO_ATTACH, TO_SWITCH_USER,
+    };
+    let (attach, switch, after) = (
+        names(&TO_ATTACH),
+        names(&TO_SWITCH_USER),
+        names(&AFTER_ATTACH),
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "attach": attach,
+                "switch_user": switch,
+                "after_attach": after,
+                "default_user": DEFAULT_USER,
+            })
+        );
+    } else {
+        println!("attach: {}", attach.join(" "));
+        println!("switch_user: {}", switch.join(" "));
+        println!("after_attach: {}", after.join(" "));
+        println!("default_user: {DEFAULT_USER}");
+    }
+    Ok(0)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

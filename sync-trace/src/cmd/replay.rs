@@ -35,18 +35,24 @@ pub fn read_records(path: &Path) -> anyhow::Result<Vec<Record>> {
             )
         })?))
     };
+    parse_records(reader, &path.display().to_string())
+}
+
+/// Reads the records of a recording named `name` (in errors) from `reader`.
+/// A line that is not a record is an error naming `name`, the line number
+/// and what serde found wrong, on one line.
+pub fn parse_records(reader: impl BufRead, name: &str) -> anyhow::Result<Vec<Record>> {
     let mut recs = Vec::new();
     for (i, line) in reader.lines().enumerate() {
-        let line =
-            line.with_context(|| format!("{}: cannot read line {}", path.display(), i + 1))?;
+        let line = line.map_err(|e| anyhow!("{name}:{}: cannot read the line ({e})", i + 1))?;
         if line.trim().is_empty() {
             continue;
         }
         let rec: Record = serde_json::from_str(&line).map_err(|e| {
             anyhow!(
-                "{}:{}: not a sync-trace event ({e}); replay reads the NDJSON of `sync-trace run --json`",
-                path.display(),
-                i + 1
+                "{name}:{}: not a sync-trace event ({}); replay reads the NDJSON of `sync-trace run --json`",
+                i + 1,
+                e.to_string().replace(['\n', '\r'], " ")
             )
         })?;
         recs.push(rec);

@@ -39,9 +39,10 @@ pub fn implausible_layout(r: &RawScan) -> Option<String> {
     let size = r.page_size;
     let ok = size >= 64
         && size.is_multiple_of(8)
-        && r.list_off + 8 <= size
-        && r.pt_mm_off + 8 <= size
-        && r.refcount_off + 4 <= size
+        // In u64: offsets come from the kernel and may be anything.
+        && u64::from(r.list_off) + 8 <= u64::from(size)
+        && u64::from(r.pt_mm_off) + 8 <= u64::from(size)
+        && u64::from(r.refcount_off) + 4 <= u64::from(size)
         && r.mm_pgd_off.is_multiple_of(8)
         && r.mm_pgd_off < 4096;
     (!ok).then(|| {

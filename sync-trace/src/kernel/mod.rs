@@ -14,6 +14,7 @@ pub mod core_facts;
 pub mod diag;
 pub mod facts;
 pub mod kallsyms;
+pub mod least_privilege;
 pub mod lost;
 pub mod privilege;
 pub mod scan;

@@ -178,7 +178,8 @@ impl Scanner {
         // `busy_ns` accumulates over the walk's runs.
         let mut busy = 0;
         let mut per_run = |r: &RawScan, stats: &mut ScanStats| {
-            stats.walk_run(r.busy_ns - busy);
+            // Saturating: the counter is the kernel's, and may be anything.
+            stats.walk_run(r.busy_ns.saturating_sub(busy));
             busy = r.busy_ns;
         };
         per_run(&r, &mut self.stats);

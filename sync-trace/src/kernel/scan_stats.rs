@@ -37,7 +37,7 @@ impl ScanStats {
     pub fn table(&mut self, r: &RawScan) {
         self.tables += 1;
         self.runs += 1;
-        self.busy_ns += r.busy_ns;
+        self.busy_ns = self.busy_ns.saturating_add(r.busy_ns);
         self.max_run_ns = self.max_run_ns.max(r.max_run_ns);
     }
 
@@ -56,7 +56,7 @@ impl ScanStats {
     pub fn walk(&mut self, r: &RawScan) {
         self.walks += 1;
         self.runs += u64::from(r.runs);
-        self.busy_ns += r.busy_ns;
+        self.busy_ns = self.busy_ns.saturating_add(r.busy_ns);
         self.max_run_ns = self.max_run_ns.max(r.max_run_ns);
         self.max_walk_run_ns = self.max_walk_run_ns.max(r.max_run_ns);
     }

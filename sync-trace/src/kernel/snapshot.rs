@@ -143,8 +143,8 @@ impl Snapshot {
             };
         }
         out.raw.status |= raw::SCAN_CONFIRMED;
-        out.raw.runs += self.raw.runs;
-        out.raw.busy_ns += self.raw.busy_ns;
+        out.raw.runs = out.raw.runs.saturating_add(self.raw.runs);
+        out.raw.busy_ns = out.raw.busy_ns.saturating_add(self.raw.busy_ns);
         out.raw.max_run_ns = out.raw.max_run_ns.max(self.raw.max_run_ns);
         out
     }

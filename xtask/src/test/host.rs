@@ -36,31 +36,42 @@ pub fn run(args: &[&str]) -> Result<()> {
     cargo(args)
 }
 
-/// Without privilege, `probe` exits 1 with one line naming what is missing.
+/// Without privilege, `probe`, `run`, `audit` and `stress` exit 1 with one
+/// line naming the missing capabilities.
 pub fn unprivileged(bin: &std::path::Path) -> Result<()> {
-    // setpriv (util-linux) drops to nobody with no capabilities.
-    let out = cmd::output_any(
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-            ])
-            .arg(bin)
-            .arg("probe"),
-        None,
-    )?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() != Some(1) {
-        bail!(
-            "unprivileged probe exited {:?}, expected 1: {err}",
-            out.status.code()
-        );
-    }
-    let lines: Vec<&str> = err.lines().collect();
-    if lines.len() != 1 || !lines[0].contains("CAP_BPF") || !lines[0].contains("CAP_PERFMON") {
-        bail!("unprivileged probe did not name the missing capabilities in one line: {err}");
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["probe"], &["CAP_BPF", "CAP_PERFMON"]),
+        (&["run", "--duration", "1s"], &["CAP_BPF", "CAP_PERFMON"]),
+        (&["audit"], &["CAP_BPF", "CAP_PERFMON"]),
+        (&["stress", "--cycles", "1"], &["CAP_SYS_ADMIN"]),
+    ];
+    for (args, caps) in cases {
+        // setpriv (util-linux) drops to nobody with no capabilities.
+        let out = cmd::output_any(
+            Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                ])
+                .arg(bin)
+                .args(args),
+            None,
+        )?;
+        let what = args.join(" ");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(1) {
+            bail!(
+                "unprivileged `{what}` exited {:?}, expected 1: {err}",
+                out.status.code()
+            );
+        }
+        let lines: Vec<&str> = err.lines().collect();
+        if lines.len() != 1 || !caps.iter().all(|c| lines[0].contains(c)) || !out.stdout.is_empty()
+        {
+            bail!("unprivileged `{what}` did not name {caps:?} in one line on stderr (and nothing on stdout): {err}");
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod batches;
 pub mod browser;
 mod bug;
 mod exporter;
+mod exporter_abuse;
 mod host;
 mod hotadd;
 mod module;
@@ -94,6 +95,10 @@ pub fn run(args: TestArgs) -> Result<i32> {
     if wanted("host/report-browser") {
         let t = Instant::now();
         tally.record("host/report-browser", t, browser::report_in_browser(&bin));
+    }
+    if wanted("host/exporter-abuse") {
+        let t = Instant::now();
+        tally.record("host/exporter-abuse", t, exporter_abuse::abuse(&bin));
     }
     if args.only.is_none() && !args.no_host {
         let t = Instant::now();

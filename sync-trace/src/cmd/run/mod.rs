@@ -25,6 +25,7 @@ use crate::{
     kernel::{
         batch_flush::BatchFlush,
         kallsyms::Kallsyms,
+        least_privilege::{self, User},
         lost::LostCounters,
         scan::Scanner,
         session::{kernel_release, Options, Session},
@@ -222,6 +223,16 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         on_ready,
         stop,
     } = hooks;
+    // What attaching needs is named first; then what the switch needs.
+    crate::kernel::privilege::preflight().map_err(anyhow::Error::msg)?;
+    let user = match &args.user {
+        Some(u) => {
+            let u = User::resolve(u)?;
+            least_privilege::preflight(&u)?;
+            Some(u)
+        }
+        None => None,
+    };
     let (session, scanner, before) = open_session(&args)?;
     let Session {
         ebpf,
@@ -258,6 +269,9 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     // reported before `ready`.
     engine.scan(rings.events.get_mut(), Trigger::Baseline, Walk::All)?;
     engine.flush(&mut sink)?;
+    if let Some(u) = &user {
+        least_privilege::drop_to(u)?;
+    }
     match on_ready {
         Some(ready) => ready(),
         None => eprintln!("ready"),

@@ -40,6 +40,12 @@ pub enum BlockSpec {
     None,
 }
 
+/// More block numbers than a machine has: 2^20 blocks of 128 MiB are
+/// 128 TiB, twice what 4-level paging addresses (MAX_PHYSMEM_BITS 46), and
+/// far more memory than 5-level machines are built with. Also bounds what
+/// parsing one `--blocks` value allocates (8 MiB).
+const MAX_BLOCKS: u64 = 1 << 20;
+
 /// Parses `--blocks`: `all-offlinable`, `none`, or numbers and ranges.
 pub fn parse_blocks(s: &str) -> Result<BlockSpec, String> {
     match s.trim() {
@@ -59,6 +65,11 @@ pub fn parse_blocks(s: &str) -> Result<BlockSpec, String> {
                 let (a, b) = (num(a)?, num(b)?);
                 if a > b {
                     return Err(format!("{part:?}: the range is backwards"));
+                }
+                if b - a >= MAX_BLOCKS || ids.len() as u64 + (b - a) >= MAX_BLOCKS {
+                    return Err(format!(
+                        "{part:?}: more than {MAX_BLOCKS} memory blocks; no machine has that many"
+                    ));
                 }
                 ids.extend(a..=b);
             }

@@ -107,6 +107,8 @@ fn run_args() -> RunArgs {
         no_stacks: false,
         test_kernel_log: false,
         test_ring_size: None,
+        // stress keeps root: it onlines and offlines memory until it ends.
+        user: None,
     }
 }
 

@@ -9,7 +9,16 @@ act() { echo "$1" > $T/trigger && cat $T/last; }
 step start
 # A mismatch appears with no sync after it: only the periodic full walk finds
 # it (every 10 s by default); a short period keeps the run short.
-start_run --walk-every 500ms
+# The metrics endpoint listens on loopback, which the initramfs leaves down.
+ifconfig lo 127.0.0.1 up
+start_run --walk-every 500ms --metrics-addr 9464
+# Attached: run is now user nobody with CAP_BPF alone (every thread), and
+# still serves metrics; every step after this one detects as nobody.
+step privileges
+for f in /proc/$RUN_PID/task/*/status; do
+    sed -nE 's/^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):[[:space:]]*/\1=/p' "$f" | tr '\t' ' '
+done
+echo "metrics_lines=$(wget -q -O - http://127.0.0.1:9464/metrics | grep -c '^sync_trace_')"
 step synced
 act sync; sleep 0.5; audit
 step lower
@@ -28,6 +37,7 @@ act sync; sleep 0.5
 step mismatch
 act mismatch; sleep 1; audit
 step run
+echo "metrics_unsynced=$(wget -q -O - http://127.0.0.1:9464/metrics | grep -c '^sync_trace_unsynced_populations_total{.*} [1-9]')"
 stop_run
 # A synced population inside a storm of syncs, with a one-page ring buffer:
 # records are lost around it, and its verdict must say so.

@@ -1,0 +1,4 @@
+//! libFuzzer entry point of [`sync_trace_fuzz::replay`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sync_trace_fuzz::replay::run(data));

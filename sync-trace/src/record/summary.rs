@@ -8,11 +8,25 @@ use serde::{Deserialize, Serialize};
 
 use super::{Histogram, LatencyKind};
 
+/// Counts one of `a`/`b`; allocates the keys only the first time (this
+/// runs for every traced call).
 fn bump(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str) {
+    if let Some(n) = map.get_mut(a).and_then(|m| m.get_mut(b)) {
+        *n += 1;
+        return;
+    }
     *map.entry(a.to_string())
         .or_default()
         .entry(b.to_string())
         .or_default() += 1;
+}
+
+/// The value of `key`, made the first time it is asked for.
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -60,10 +74,7 @@ impl Summary {
     pub fn count_sync(&mut self, function: &str, caller: &str, duration_ns: Option<u64>) {
         bump(&mut self.counts, function, caller);
         if let Some(ns) = duration_ns {
-            self.sync_duration
-                .entry(function.to_string())
-                .or_default()
-                .record(ns);
+            entry(&mut self.sync_duration, function).record(ns);
         }
     }
 
@@ -81,10 +92,7 @@ impl Summary {
         } else {
             self.paired += 1;
         }
-        self.latency
-            .entry(kind.name().to_string())
-            .or_default()
-            .record(latency_ns);
+        entry(&mut self.latency, kind.name()).record(latency_ns);
     }
 
     /// A confirmed unsynced population is counted as such even when records
@@ -99,7 +107,7 @@ impl Summary {
 
     /// A bounded buffer dropped an entry: counted, and logged the first time.
     pub fn count_dropped(&mut self, what: &str) {
-        let n = self.dropped.entry(what.to_string()).or_default();
+        let n = entry(&mut self.dropped, what);
         if *n == 0 {
             log::warn!(
                 "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"

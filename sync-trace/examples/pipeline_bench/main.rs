@@ -1,11 +1,15 @@
 //! Host benchmark of sync-trace's userspace path; no kernel needed.
 //!
 //! Run:
-//!     cargo run --release -p sync-trace --example pipeline_bench -- [--quick]
+//!     cargo run --release -p sync-trace --example pipeline_bench -- [--quick] [--only pipeline|replay|verify]
+//!
+//! (`--only` measures one group of figures, e.g. under a profiler.)
 //!
 //! Prints one JSON object per line on stdout, one per figure, and nothing
 //! else there (progress goes to stderr):
 //!     {"figure": NAME, "value": NUMBER, "unit": UNIT, "target": NUMBER|null, "baseline": NUMBER|null}
+//! Rates are per CPU second of this process (single-threaded: one core),
+//! so that other load on the machine does not change them much.
 //! `target` is the bound to meet: a minimum for a unit ending in `/s`, a
 //! maximum otherwise. `baseline` is the figure of the same run that this
 //! one is compared with (RSS and ns/PGD at the smallest count), or null.
@@ -29,6 +33,7 @@
 //! Exits 1 with a one-line error when a check of what the path computed
 //! fails (the benchmark then measured a broken path).
 
+mod clock;
 mod pipeline;
 mod replay;
 mod rss;
@@ -80,7 +85,29 @@ fn human(n: u64) -> String {
     }
 }
 
-fn bench(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
+/// Groups of figures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Pipeline,
+    Replay,
+    Verify,
+}
+
+fn bench(c: &Counts, only: Option<Group>, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
+    let wants = |g: Group| only.is_none_or(|o| o == g);
+    if wants(Group::Pipeline) {
+        bench_pipeline(c, emit)?;
+    }
+    if wants(Group::Replay) {
+        bench_replay(c, emit)?;
+    }
+    if wants(Group::Verify) {
+        bench_verify(c, emit)?;
+    }
+    Ok(())
+}
+
+fn bench_pipeline(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
     eprintln!("pipeline: {} events", human(c.pipeline[2]));
     let m = pipeline::run(&c.pipeline, Box::new(io::sink()))?;
     emit(figure(
@@ -100,7 +127,10 @@ fn bench(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
         };
         emit(figure(&name, kib as f64, "KiB", target, baseline));
     }
+    Ok(())
+}
 
+fn bench_replay(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("sync-trace-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> anyhow::Result<()> {
@@ -135,12 +165,15 @@ fn bench(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
         Ok(())
     })();
     std::fs::remove_dir_all(&dir).ok();
-    result?;
+    result
+}
 
+fn bench_verify(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
     let mut first = None;
     for n in c.pgds {
         eprintln!("verification pass: {} PGDs", human(n as u64));
-        let ns = walk::ns_per_pgd(n, c.walk_reps)?;
+        // Short passes are repeated more: the best of about 100 k PGDs.
+        let ns = walk::ns_per_pgd(n, c.walk_reps.max(100_000 / n))?;
         let base: Option<f64> = first;
         emit(figure(
             &format!("verify_ns_per_pgd_{}", human(n as u64)),
@@ -155,16 +188,28 @@ fn bench(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    let mut counts = &FULL;
+    let mut only = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let counts = match args.as_slice() {
-        [] => &FULL,
-        [q] if q == "--quick" => &QUICK,
-        _ => {
-            eprintln!("pipeline_bench: unknown arguments {args:?}; the only flag is --quick");
-            return ExitCode::from(2);
-        }
-    };
-    match bench(counts, &mut |line| println!("{line}")) {
+    let mut it = args.iter().map(String::as_str);
+    while let Some(a) = it.next() {
+        only = match (a, a.eq("--only").then(|| it.next()).flatten()) {
+            ("--quick", _) => {
+                counts = &QUICK;
+                only
+            }
+            (_, Some("pipeline")) => Some(Group::Pipeline),
+            (_, Some("replay")) => Some(Group::Replay),
+            (_, Some("verify")) => Some(Group::Verify),
+            _ => {
+                eprintln!(
+                    "pipeline_bench: unknown argument `{a}`; the flags are --quick and --only pipeline|replay|verify"
+                );
+                return ExitCode::from(2);
+            }
+        };
+    }
+    match bench(counts, only, &mut |line| println!("{line}")) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pipeline_bench: {e:#}");
@@ -188,7 +233,7 @@ mod tests {
             walk_reps: 1,
         };
         let mut lines = Vec::new();
-        bench(&tiny, &mut |l| lines.push(l)).unwrap();
+        bench(&tiny, None, &mut |l| lines.push(l)).unwrap();
         let mut names = Vec::new();
         for l in &lines {
             let v: serde_json::Value = serde_json::from_str(l).expect(l);

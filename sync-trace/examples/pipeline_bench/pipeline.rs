@@ -3,7 +3,7 @@
 //! model), the scan that follows it, then the batch to the sink (metrics
 //! and NDJSON).
 
-use std::{io::Write, sync::Arc, time::Instant};
+use std::{io::Write, sync::Arc};
 
 use anyhow::{ensure, Context as _};
 use sync_trace::{
@@ -18,6 +18,7 @@ use sync_trace::{
 use sync_trace_common::raw::EVENT_SIZE;
 
 use crate::{
+    clock::cpu_secs,
     rss::rss_kib,
     stream::{self, Stream, POP_EVERY},
 };
@@ -65,7 +66,7 @@ pub fn run(checkpoints: &[u64], out: Box<dyn Write + Send>) -> anyhow::Result<Me
     let mut batch = Vec::new();
     let (mut events, mut written, mut rss) = (0u64, 1u64, Vec::new());
     let last = *checkpoints.last().context("no checkpoint")?;
-    let t0 = Instant::now();
+    let t0 = cpu_secs();
     for &at in checkpoints {
         while events < at {
             let scan = stream.fill(&mut batch);
@@ -81,7 +82,7 @@ pub fn run(checkpoints: &[u64], out: Box<dyn Write + Send>) -> anyhow::Result<Me
         }
         rss.push((events, rss_kib()?));
     }
-    let secs = t0.elapsed().as_secs_f64();
+    let secs = cpu_secs() - t0;
     pipe.model.finish(&mut pipe.out);
     let Some(Record::Summary(s)) = pipe.out.last().cloned() else {
         anyhow::bail!("the model wrote no summary");

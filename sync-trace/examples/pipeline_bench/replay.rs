@@ -6,7 +6,6 @@ use std::{
     io::{self, BufWriter, Write},
     path::Path,
     sync::{Arc, Mutex},
-    time::Instant,
 };
 
 use anyhow::{ensure, Context as _};
@@ -17,6 +16,7 @@ use sync_trace::{
 };
 
 use crate::{
+    clock::cpu_secs,
     pipeline::{self, GRACE_NS},
     rss::{peak_kib, reset_peak, rss_kib},
     stream::POP_EVERY,
@@ -66,9 +66,9 @@ pub fn replay(path: &Path, calls: u64) -> anyhow::Result<Replayed> {
     let before = rss_kib()?;
     let tail = Tail::default();
     let mut sink = Sink::writer(true, Box::new(tail.clone()));
-    let t0 = Instant::now();
+    let t0 = cpu_secs();
     replay_into(RecordReader::open(path)?, GRACE_NS, true, &mut sink)?;
-    let secs = t0.elapsed().as_secs_f64();
+    let secs = cpu_secs() - t0;
     let peak = peak_kib()?;
     let last = tail.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let Ok(Record::Summary(s)) = serde_json::from_slice::<Record>(&last) else {

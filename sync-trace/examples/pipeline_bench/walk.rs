@@ -9,7 +9,7 @@
 //! 4 KiB page per PGD, so per-PGD cache misses are if anything more
 //! frequent there; the guest figures measure the real walk.
 
-use std::{io, sync::Arc, time::Instant};
+use std::{io, sync::Arc};
 
 use anyhow::ensure;
 use sync_trace::{
@@ -23,7 +23,10 @@ use sync_trace::{
 };
 use sync_trace_common::raw::{RawScan, HALF, KERNEL_HALF, PTRS, SCAN_DONE, SCAN_WALKED};
 
-use crate::stream::{self, POP_SLOT};
+use crate::{
+    clock::cpu_secs,
+    stream::{self, POP_SLOT},
+};
 
 /// Distinct simulated PGD tables (kernel halves).
 const TABLES: usize = 1024;
@@ -113,7 +116,7 @@ pub fn ns_per_pgd(pgds: usize, reps: usize) -> anyhow::Result<f64> {
             .map(|s| s - KERNEL_HALF)
             .collect();
         base.raw.nslots = list.len() as u32;
-        let t0 = Instant::now();
+        let t0 = cpu_secs();
         let snap = verify_walks(|| {
             Ok(sync_trace::kernel::snapshot::Snapshot {
                 raw: kernel.walk(&base.raw, &list),
@@ -125,7 +128,7 @@ pub fn ns_per_pgd(pgds: usize, reps: usize) -> anyhow::Result<f64> {
             _ => None,
         });
         sink.emit_all(&mut out)?;
-        best = best.min(t0.elapsed().as_secs_f64());
+        best = best.min(cpu_secs() - t0);
         let Some(v) = verify else {
             anyhow::bail!("a pass over {pgds} PGDs wrote no verify record");
         };

@@ -21,11 +21,11 @@
 //!   core; target 10,000,000.
 //! - `pipeline_rss_kib_at_<N>_events`: RSS after N events (1 M, 10 M,
 //!   100 M; quick: 100 k, 1 M, 2 M); target 1.1× the first.
-//! - `replay_records_per_s_<N>` and `replay_peak_rss_growth_kib_<N>`:
-//!   `replay` (reader → model → NDJSON, discarded) of a recording of N
-//!   records the pipeline wrote to a temporary directory (1 M and 10 M;
-//!   quick: 20 k and 200 k); the peak RSS above what the process held
-//!   before, target 1.1× the first + 1 MiB.
+//! - `replay_records_per_s_<N>` and `replay_peak_rss_kib_<N>`: `replay`
+//!   (reader → model → NDJSON, discarded) of a recording of N records the
+//!   pipeline wrote to a temporary directory (1 M and 10 M; quick: 20 k
+//!   and 200 k); the process's peak RSS during the replay (reset before
+//!   it), target 1.1× the first + 1 MiB.
 //! - `verify_ns_per_pgd_<N>`: one verification pass over N simulated PGDs
 //!   (1 k, 10 k, 100 k; the same in quick), per PGD; linear when flat:
 //!   target 1.5× the first.
@@ -65,7 +65,13 @@ const QUICK: Counts = Counts {
 };
 
 /// One output line.
-fn figure(name: &str, value: f64, unit: &str, target: Option<f64>, baseline: Option<f64>) -> String {
+fn figure(
+    name: &str,
+    value: f64,
+    unit: &str,
+    target: Option<f64>,
+    baseline: Option<f64>,
+) -> String {
     let num = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
     let mut s = String::new();
     let _ = write!(
@@ -134,7 +140,7 @@ fn bench_replay(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> 
     let dir = std::env::temp_dir().join(format!("sync-trace-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> anyhow::Result<()> {
-        let mut first_growth = None;
+        let mut first_peak = None;
         for n in c.replay {
             let path = dir.join(format!("replay-{n}.ndjson"));
             eprintln!("replay: recording {} records", human(n));
@@ -150,17 +156,16 @@ fn bench_replay(c: &Counts, emit: &mut dyn FnMut(String)) -> anyhow::Result<()> 
                 None,
                 None,
             ));
-            let growth = r.peak_growth_kib as f64;
-            let base: Option<f64> = first_growth;
+            let peak = r.peak_kib as f64;
+            let base: Option<f64> = first_peak;
             emit(figure(
-                &format!("replay_peak_rss_growth_kib_{label}"),
-                growth,
+                &format!("replay_peak_rss_kib_{label}"),
+                peak,
                 "KiB",
                 base.map(|b| 1.1 * b + 1024.0),
                 base,
             ));
-            eprintln!("replay: peak RSS {} KiB", r.peak_kib);
-            first_growth.get_or_insert(growth);
+            first_peak.get_or_insert(peak);
         }
         Ok(())
     })();
@@ -237,8 +242,16 @@ mod tests {
         let mut names = Vec::new();
         for l in &lines {
             let v: serde_json::Value = serde_json::from_str(l).expect(l);
-            assert!(v["value"].as_f64().is_some_and(|x| x > 0.0 || v["unit"] == "KiB"), "{l}");
-            assert!(v["unit"].is_string() && v.get("target").is_some() && v.get("baseline").is_some(), "{l}");
+            assert!(
+                v["value"]
+                    .as_f64()
+                    .is_some_and(|x| x > 0.0 || v["unit"] == "KiB"),
+                "{l}"
+            );
+            assert!(
+                v["unit"].is_string() && v.get("target").is_some() && v.get("baseline").is_some(),
+                "{l}"
+            );
             names.push(v["figure"].as_str().unwrap().to_string());
         }
         assert_eq!(
@@ -249,9 +262,9 @@ mod tests {
                 "pipeline_rss_kib_at_8k_events",
                 "pipeline_rss_kib_at_12k_events",
                 "replay_records_per_s_1k",
-                "replay_peak_rss_growth_kib_1k",
+                "replay_peak_rss_kib_1k",
                 "replay_records_per_s_2k",
-                "replay_peak_rss_growth_kib_2k",
+                "replay_peak_rss_kib_2k",
                 "verify_ns_per_pgd_100",
                 "verify_ns_per_pgd_200",
                 "verify_ns_per_pgd_400",

@@ -18,7 +18,7 @@ use sync_trace::{
 use crate::{
     clock::cpu_secs,
     pipeline::{self, GRACE_NS},
-    rss::{peak_kib, reset_peak, rss_kib},
+    rss::{peak_kib, reset_peak},
     stream::POP_EVERY,
 };
 
@@ -54,8 +54,7 @@ impl Write for Tail {
 
 pub struct Replayed {
     pub secs: f64,
-    /// Peak RSS during the replay above the RSS before it, KiB.
-    pub peak_growth_kib: u64,
+    /// Peak RSS during the replay (from the RSS before it), KiB.
     pub peak_kib: u64,
 }
 
@@ -63,7 +62,6 @@ pub struct Replayed {
 /// the verdicts: every population of the recording paired.
 pub fn replay(path: &Path, calls: u64) -> anyhow::Result<Replayed> {
     reset_peak()?;
-    let before = rss_kib()?;
     let tail = Tail::default();
     let mut sink = Sink::writer(true, Box::new(tail.clone()));
     let t0 = cpu_secs();
@@ -82,7 +80,6 @@ pub fn replay(path: &Path, calls: u64) -> anyhow::Result<Replayed> {
     );
     Ok(Replayed {
         secs,
-        peak_growth_kib: peak.saturating_sub(before),
         peak_kib: peak,
     })
 }

@@ -64,7 +64,10 @@ pub fn kallsyms() -> Kallsyms {
     for (i, s) in SYMBOLS.iter().enumerate() {
         text += &format!("{:016x} T {s}\n", TEXT + 0x1000 * (i as u64 + 1));
     }
-    text += &format!("{:016x} D _end\n", TEXT + 0x1000 * (SYMBOLS.len() as u64 + 1));
+    text += &format!(
+        "{:016x} D _end\n",
+        TEXT + 0x1000 * (SYMBOLS.len() as u64 + 1)
+    );
     Kallsyms::parse(&text)
 }
 
@@ -80,10 +83,10 @@ pub fn table_scan(ts_ns: u64, with_pop: bool) -> Snapshot {
     raw.status = SCAN_DONE;
     raw.page_size = 64;
     for s in BOOT_SLOTS {
-        raw.top[s] = 0x1000 * s as u64 | 0x63; // present, rw, accessed, dirty
+        raw.top[s] = (0x1000 * s as u64) | 0x63; // present, rw, accessed, dirty
     }
     if with_pop {
-        raw.top[POP_SLOT] = 0x1000 * POP_SLOT as u64 | 0x63;
+        raw.top[POP_SLOT] = (0x1000 * POP_SLOT as u64) | 0x63;
     }
     Snapshot { raw }
 }

@@ -213,4 +213,40 @@ mod tests {
             .iter()
             .any(|r| matches!(r, Record::Summary(_))));
     }
+
+    /// Counts the writes it gets.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<(usize, Vec<u8>)>>);
+
+    impl std::io::Write for Writes {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let mut w = self.0.lock().unwrap();
+            w.0 += 1;
+            w.1.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_is_one_write_and_a_long_one_goes_in_chunks() {
+        let w = Writes::default();
+        let mut sink = Sink::writer(true, Box::new(w.clone()));
+        let mut batch: Vec<Record> = (0..10).map(|i| sync(1_000 * i)).collect();
+        let lines = json(&batch).join("\n") + "\n";
+        sink.emit_all(&mut batch).unwrap();
+        assert_eq!(w.0.lock().unwrap().0, 1);
+        assert_eq!(
+            String::from_utf8(w.0.lock().unwrap().1.clone()).unwrap(),
+            lines
+        );
+        // Put without a flush: written once CHUNK bytes are formatted.
+        let one = serde_json::to_string(&sync(0)).unwrap().len() + 1;
+        for _ in 0..CHUNK / one + 1 {
+            sink.put(&sync(0)).unwrap();
+        }
+        assert_eq!(w.0.lock().unwrap().0, 2);
+    }
 }

@@ -81,7 +81,7 @@ pub fn table_scan(ts_ns: u64, with_pop: bool) -> Snapshot {
     raw.vmemmap_base = VMEMMAP_BASE;
     raw.pgdir_shift = PGDIR_SHIFT;
     raw.status = SCAN_DONE;
-    raw.page_size = 64;
+    raw.page_size = 64; // sizeof(struct page) on x86_64
     for s in BOOT_SLOTS {
         raw.top[s] = (0x1000 * s as u64) | 0x63; // present, rw, accessed, dirty
     }

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use sync_trace_common::{
     raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawBatch, RawEvent, Target,
 };
@@ -22,18 +24,40 @@ struct InFlight {
 /// Calls of one thread in flight at once, across targets; more means a
 /// runaway and entries are dropped (their exits then show `entry_seen: false`).
 const MAX_IN_FLIGHT: usize = 4096;
+/// Symbolized return addresses kept; the cache starts over beyond (the
+/// call sites of the syncs are a few hundred on a busy kernel).
+const MAX_FRAMES_CACHED: usize = 16_384;
 
 pub struct Tracer {
-    in_flight: HashMap<(u32, Target), InFlight>,
+    /// By thread and target. (foldhash: SipHash, std's default, was a
+    /// tenth of the time per event.)
+    in_flight: HashMap<(u32, Target), InFlight, RandomState>,
     layout: Layout,
+    /// `symbol+0xoff` of the return addresses seen: a frame is looked up
+    /// and formatted once, then copied. The tracer is always given the
+    /// session's one symbol table.
+    frames: HashMap<u64, String, RandomState>,
 }
 
 impl Tracer {
     pub fn new(layout: Layout) -> Self {
         Self {
-            in_flight: HashMap::with_capacity(256),
+            in_flight: HashMap::with_capacity_and_hasher(256, RandomState::default()),
             layout,
+            frames: HashMap::with_capacity_and_hasher(256, RandomState::default()),
         }
+    }
+
+    fn frame(&mut self, addr: u64, syms: &Kallsyms) -> String {
+        if let Some(f) = self.frames.get(&addr) {
+            return f.clone();
+        }
+        if self.frames.len() >= MAX_FRAMES_CACHED {
+            self.frames.clear();
+        }
+        let f = syms.format(addr);
+        self.frames.insert(addr, f.clone());
+        f
     }
 
     /// Feeds one record; returns the completed call, if this was an exit.
@@ -82,7 +106,7 @@ impl Tracer {
                 .map(|p| {
                     p.stack[..p.frames]
                         .iter()
-                        .map(|&a| syms.format(a))
+                        .map(|&a| self.frame(a, syms))
                         .collect()
                 })
                 .unwrap_or_default(),

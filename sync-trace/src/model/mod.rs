@@ -259,6 +259,13 @@ impl Model {
         self.pairing.next_deadline().into_iter().chain(held).min()
     }
 
+    /// Whether a sync read now can decide a verdict: a population is held
+    /// or waits for its sync. (A sync read while none does can still pair
+    /// with a population written later; its losses are read by then.)
+    pub fn awaits_sync(&self) -> bool {
+        !self.held.is_empty() || self.pairing.pending() > 0
+    }
+
     /// Ends the run: writes what is still held, then the `summary` record.
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.decide(out, None, true);

@@ -162,9 +162,12 @@ impl Pairing {
             self.syncs.pop_front();
             summary.count_dropped("sync_history");
         }
-        let mut kept = s.clone();
-        kept.stack = Vec::new(); // not needed for pairing
-        self.syncs.push_back(kept);
+        // The stack is not needed for pairing: not copied.
+        self.syncs.push_back(SyncRecord {
+            task: s.task.clone(),
+            stack: Vec::new(),
+            ..*s
+        });
     }
 
     pub fn on_lost(&mut self, l: &LostRecord) {

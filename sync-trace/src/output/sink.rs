@@ -1,10 +1,12 @@
 //! Where records go: stdout, as text lines or NDJSON, the metrics, which
 //! get every input through here, and an in-process observer (`stress`).
+//!
+//! Records are formatted into one buffer that goes to the writer in one
+//! `write` per batch (or per [`CHUNK`] bytes): a record costs no system
+//! call of its own, whether stdout is a terminal, a pipe or a file.
 
-use std::{
-    io::{self, Write},
-    sync::Arc,
-};
+use std::io::{self, Write};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
@@ -14,20 +16,33 @@ use crate::record::Record;
 /// Receives every record a sink emits, in the order emitted.
 pub type Observer = Box<dyn FnMut(&Record) + Send>;
 
+/// Bytes of formatted records that go to the writer at once even before
+/// the batch ends (a long `replay` writes in chunks of this size).
+pub const CHUNK: usize = 64 * 1024;
+
 pub struct Sink {
     /// NDJSON (in the order made) rather than text lines (sorted by time).
     json: bool,
     /// `None`: nothing is written (the records go to the observer).
-    out: Option<io::BufWriter<io::Stdout>>,
+    out: Option<Box<dyn Write + Send>>,
+    /// Formatted records not yet handed to `out`.
+    buf: Vec<u8>,
     metrics: Option<Arc<Metrics>>,
     observer: Option<Observer>,
 }
 
 impl Sink {
     pub fn stdout(json: bool) -> Self {
+        Self::writer(json, Box::new(io::stdout()))
+    }
+
+    /// Writes to `out` (`stdout` is this with the process's stdout; the
+    /// benchmark writes to `io::sink()`).
+    pub fn writer(json: bool, out: Box<dyn Write + Send>) -> Self {
         Self {
             json,
-            out: Some(io::BufWriter::new(io::stdout())),
+            out: Some(out),
+            buf: Vec::with_capacity(CHUNK + 4096),
             metrics: None,
             observer: None,
         }
@@ -40,6 +55,7 @@ impl Sink {
         Self {
             json,
             out: None,
+            buf: Vec::new(),
             metrics: None,
             observer: Some(observer),
         }
@@ -74,15 +90,20 @@ impl Sink {
         self.flush()
     }
 
-    /// A record to the metrics, the observer and stdout's buffer.
-    fn put(&mut self, r: &Record) -> anyhow::Result<()> {
+    /// A record to the metrics, the observer and the buffer; the buffer
+    /// goes to the writer once it holds [`CHUNK`] bytes.
+    pub fn put(&mut self, r: &Record) -> anyhow::Result<()> {
         self.count(r);
-        if let Some(out) = &mut self.out {
+        if self.out.is_some() {
             if self.json {
-                serde_json::to_writer(&mut *out, r)?;
-                out.write_all(b"\n")?;
+                serde_json::to_writer(&mut self.buf, r)?;
+                self.buf.push(b'\n');
             } else {
-                writeln!(out, "{}", text::line(r))?;
+                self.buf.extend_from_slice(text::line(r).as_bytes());
+                self.buf.push(b'\n');
+            }
+            if self.buf.len() >= CHUNK {
+                self.write_buf()?;
             }
         }
         if let Some(observer) = &mut self.observer {
@@ -91,7 +112,19 @@ impl Sink {
         Ok(())
     }
 
-    fn flush(&mut self) -> anyhow::Result<()> {
+    fn write_buf(&mut self) -> anyhow::Result<()> {
+        if let Some(out) = &mut self.out {
+            if !self.buf.is_empty() {
+                out.write_all(&self.buf).context("cannot write to stdout")?;
+                self.buf.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands what is buffered to the writer and flushes it.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.write_buf()?;
         if let Some(out) = &mut self.out {
             out.flush().context("cannot write to stdout")?;
         }
@@ -179,5 +212,41 @@ mod tests {
             .unwrap()
             .iter()
             .any(|r| matches!(r, Record::Summary(_))));
+    }
+
+    /// Counts the writes it gets.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<(usize, Vec<u8>)>>);
+
+    impl std::io::Write for Writes {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let mut w = self.0.lock().unwrap();
+            w.0 += 1;
+            w.1.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_is_one_write_and_a_long_one_goes_in_chunks() {
+        let w = Writes::default();
+        let mut sink = Sink::writer(true, Box::new(w.clone()));
+        let mut batch: Vec<Record> = (0..10).map(|i| sync(1_000 * i)).collect();
+        let lines = json(&batch).join("\n") + "\n";
+        sink.emit_all(&mut batch).unwrap();
+        assert_eq!(w.0.lock().unwrap().0, 1);
+        assert_eq!(
+            String::from_utf8(w.0.lock().unwrap().1.clone()).unwrap(),
+            lines
+        );
+        // Put without a flush: written once CHUNK bytes are formatted.
+        let one = serde_json::to_string(&sync(0)).unwrap().len() + 1;
+        for _ in 0..CHUNK / one + 1 {
+            sink.put(&sync(0)).unwrap();
+        }
+        assert_eq!(w.0.lock().unwrap().0, 2);
     }
 }

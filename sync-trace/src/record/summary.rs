@@ -8,15 +8,30 @@ use serde::{Deserialize, Serialize};
 
 use super::{Histogram, LatencyKind};
 
+/// Counts one of `a`/`b`; allocates the keys only the first time (this
+/// runs for every traced call).
 fn bump(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str) {
     bump_by(map, a, b, 1);
 }
 
 fn bump_by(map: &mut BTreeMap<String, BTreeMap<String, u64>>, a: &str, b: &str, n: u64) {
+    // The keys are made once: later bumps of a known pair allocate nothing.
+    if let Some(v) = map.get_mut(a).and_then(|m| m.get_mut(b)) {
+        *v += n;
+        return;
+    }
     *map.entry(a.to_string())
         .or_default()
         .entry(b.to_string())
         .or_default() += n;
+}
+
+/// The value of `key`, made the first time it is asked for.
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -64,10 +79,7 @@ impl Summary {
     pub fn count_sync(&mut self, function: &str, caller: &str, duration_ns: Option<u64>) {
         bump(&mut self.counts, function, caller);
         if let Some(ns) = duration_ns {
-            self.sync_duration
-                .entry(function.to_string())
-                .or_default()
-                .record(ns);
+            entry(&mut self.sync_duration, function).record(ns);
         }
     }
 
@@ -87,10 +99,7 @@ impl Summary {
         } else {
             self.paired += 1;
         }
-        self.latency
-            .entry(kind.name().to_string())
-            .or_default()
-            .record(latency_ns);
+        entry(&mut self.latency, kind.name()).record(latency_ns);
     }
 
     /// A confirmed unsynced population is counted as such even when records
@@ -105,7 +114,7 @@ impl Summary {
 
     /// A bounded buffer dropped an entry: counted, and logged the first time.
     pub fn count_dropped(&mut self, what: &str) {
-        let n = self.dropped.entry(what.to_string()).or_default();
+        let n = entry(&mut self.dropped, what);
         if *n == 0 {
             log::warn!(
                 "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"

@@ -4,14 +4,13 @@
 use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
-use sync_trace_common::{Kind, RawRecord};
 
+use super::pipeline::Pipeline;
 use crate::{
     kernel::{
-        batch_flush::BatchFlush, clock::monotonic_ns, diag, kallsyms::Kallsyms, lost::LostCounters,
-        scan::Scanner, slot_set::SlotSet, trace::Tracer,
+        batch_flush::BatchFlush, clock::monotonic_ns, lost::LostCounters, scan::Scanner,
+        slot_set::SlotSet,
     },
-    model::Model,
     output::sink::Sink,
     record::{Record, Trigger},
 };
@@ -22,15 +21,12 @@ const WALK_RETRY: Duration = Duration::from_millis(10);
 
 /// The tracer, the scanner and the model, advanced together.
 pub(super) struct Engine<'a> {
-    pub(super) syms: &'a Kallsyms,
-    pub(super) tracer: Tracer,
+    /// Ring-buffer records through the tracer and the model.
+    pub(super) pipe: Pipeline<'a>,
     pub(super) scanner: Scanner,
-    pub(super) model: Model,
     pub(super) lost: LostCounters,
     /// The kernel's open batches of populate calls, flushed before scans.
     pub(super) batches: BatchFlush,
-    /// Records made and not yet written.
-    pub(super) out: Vec<Record>,
     /// PGDs of walks that wrote no `verify` record, not yet counted.
     pub(super) quiet_walks: Vec<u32>,
     /// The last walk ended early: wait before the next deadline walk.
@@ -40,13 +36,7 @@ pub(super) struct Engine<'a> {
 impl Engine<'_> {
     /// Reads the loss counters and feeds the `lost` records to the model.
     pub(super) fn poll_lost(&mut self) -> anyhow::Result<()> {
-        let from = self.out.len();
-        self.lost.poll(&mut self.out)?;
-        let new: Vec<Record> = self.out[from..].to_vec();
-        for r in &new {
-            self.model.observe(r, &mut self.out);
-        }
-        Ok(())
+        poll_lost(&mut self.lost, &mut self.pipe)
     }
 
     /// Reads the loss counters, then every pending ring-buffer record, and
@@ -57,44 +47,16 @@ impl Engine<'_> {
     pub(super) fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<SlotSet> {
         self.poll_lost()?;
         let mut synced = SlotSet::empty();
+        let lost = &mut self.lost;
         while let Some(item) = ring.next() {
-            let ev = match RawRecord::from_bytes(&item) {
-                Ok(RawRecord::Event(ev)) => ev,
-                Ok(RawRecord::Diag(d)) => {
-                    diag::log(&d);
-                    continue;
-                }
-                Ok(RawRecord::Batch(b)) => {
-                    let rec = self.tracer.on_batch(&b, self.syms);
-                    self.out.push(rec.clone());
-                    self.model.observe(&rec, &mut self.out);
-                    continue;
-                }
-                Err(e) => {
-                    self.model.count_undecodable();
-                    log::error!("{e}");
-                    continue;
-                }
-            };
-            if ev.kind == Kind::Entry {
-                self.model.note_entry(ev.target, ev.ts_ns, ev.args);
+            // A sync can decide a verdict: losses that happened before it
+            // was read must be known.
+            let covered = self
+                .pipe
+                .on_ring_record(&item, |pipe| poll_lost(lost, pipe))?;
+            for slot in covered.into_iter().flatten() {
+                synced.insert(slot);
             }
-            let Some(rec) = self.tracer.on_event(&ev, self.syms) else {
-                continue;
-            };
-            if let Record::Sync(s) = &rec {
-                // A sync can decide a verdict: losses that happened before
-                // it was read must be known.
-                self.poll_lost()?;
-                if s.start.0 <= s.end.0 {
-                    (s.slot_first..=s.slot_last).for_each(|slot| {
-                        synced.insert(slot);
-                    });
-                }
-            }
-            // The call first, then what it caused.
-            self.out.push(rec.clone());
-            self.model.observe(&rec, &mut self.out);
         }
         Ok(synced)
     }
@@ -113,7 +75,12 @@ impl Engine<'_> {
     ) -> anyhow::Result<()> {
         self.batches.flush()?;
         let synced = self.drain(ring)?;
-        let due: SlotSet = self.model.due_slots(monotonic_ns()).into_iter().collect();
+        let due: SlotSet = self
+            .pipe
+            .model
+            .due_slots(monotonic_ns())
+            .into_iter()
+            .collect();
         let slots = match want {
             Walk::None => due,
             Walk::Synced(s) => s.union(&synced).union(&due),
@@ -129,9 +96,9 @@ impl Engine<'_> {
         };
         self.walk_failed = walk && snap.incomplete() && !snap.truncated();
         self.drain(ring)?;
-        let before = self.out.len();
-        self.model.on_scan(&snap, trigger, &mut self.out);
-        let reported = self.out[before..]
+        let before = self.pipe.out.len();
+        self.pipe.model.on_scan(&snap, trigger, &mut self.pipe.out);
+        let reported = self.pipe.out[before..]
             .iter()
             .any(|r| matches!(r, Record::Verify(_)));
         if walk && !reported {
@@ -142,7 +109,8 @@ impl Engine<'_> {
 
     /// How long until the next grace deadline a walk can judge.
     pub(super) fn grace_wait(&self) -> Duration {
-        self.model
+        self.pipe
+            .model
             .next_deadline()
             .map(|d| Duration::from_nanos(d.saturating_sub(monotonic_ns())))
             .map(|w| {
@@ -161,8 +129,18 @@ impl Engine<'_> {
         for pgds in self.quiet_walks.drain(..) {
             sink.count_walk(pgds);
         }
-        sink.emit_all(&mut self.out)
+        sink.emit_all(&mut self.pipe.out)
     }
+}
+
+/// Reads the loss counters into `lost` records, which go to the model.
+fn poll_lost(lost: &mut LostCounters, pipe: &mut Pipeline<'_>) -> anyhow::Result<()> {
+    let mut new = Vec::new();
+    lost.poll(&mut new)?;
+    for r in new {
+        pipe.observe(r);
+    }
+    Ok(())
 }
 
 /// What a scan walks besides the slots whose grace window closed.

@@ -3,6 +3,7 @@
 
 mod engine;
 mod hooks;
+pub mod pipeline;
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,6 +20,7 @@ use tokio::{
 
 use self::engine::{Engine, Walk};
 pub use self::hooks::{OnReady, RunHooks};
+use self::pipeline::Pipeline;
 use super::StopSignals;
 use crate::{
     cli::RunArgs,
@@ -31,7 +33,6 @@ use crate::{
         session::{kernel_release, Options, Session},
         snapshot::Snapshot,
         target_status::{any_sync_attached, TargetStatus},
-        trace::Tracer,
     },
     model::Model,
     output::{
@@ -251,13 +252,10 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     let mut sink = sink.with_metrics(metrics);
     let (mut rings, lost) = open_rings(batches.ebpf_mut(), before.ts_ns())?;
     let mut engine = Engine {
-        syms,
-        tracer: Tracer::new(layout),
+        pipe: Pipeline::new(syms, layout, model),
         scanner,
-        model,
         lost,
         batches,
-        out: Vec::with_capacity(16),
         quiet_walks: Vec::new(),
         walk_failed: false,
     };
@@ -290,7 +288,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     engine.batches.flush()?;
     engine.drain(rings.events.get_mut())?;
     log::info!("scans: {}", engine.scanner.stats());
-    engine.model.finish(&mut engine.out);
+    engine.pipe.model.finish(&mut engine.pipe.out);
     engine.flush(&mut sink)?;
     Ok(exit)
 }

@@ -15,7 +15,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use strum::IntoEnumIterator;
+use strum::{IntoEnumIterator, VariantNames};
 use sync_trace_common::{Paging, Region};
 
 use self::labels::{
@@ -44,7 +44,17 @@ pub struct Metrics {
     lost: Counter,
     probe_attached: Family<ProbeLabels, Gauge>,
     build_info: Family<BuildLabels, Gauge>,
+    /// The `syncs` counter of each sync function and caller (at
+    /// `function * CALLERS + caller`) and the `sync_duration` histogram of
+    /// each function (at `function`), by [`SYNC_FUNCTIONS`]' order: every
+    /// traced sync updates them, without a label lookup.
+    sync_counts: Vec<Counter>,
+    sync_durations: Vec<Histogram>,
 }
+
+/// Values of [`Caller`].
+const CALLERS: usize = 5;
+const _: () = assert!(Caller::VARIANTS.len() == CALLERS);
 
 /// What the metrics describe: set once at start.
 pub struct Context<'a> {
@@ -55,7 +65,7 @@ pub struct Context<'a> {
 
 impl Metrics {
     pub fn new(ctx: &Context<'_>) -> Self {
-        let m = Self {
+        let mut m = Self {
             registry: Registry::default(),
             populations: Family::default(),
             syncs: Family::default(),
@@ -71,6 +81,8 @@ impl Metrics {
             lost: Counter::default(),
             probe_attached: Family::default(),
             build_info: Family::default(),
+            sync_counts: Vec::with_capacity(SYNC_FUNCTIONS.len() * CALLERS),
+            sync_durations: Vec::with_capacity(SYNC_FUNCTIONS.len()),
         };
         // Every known label set exists from the first scrape, at 0.
         for region in Region::ALL {
@@ -91,15 +103,18 @@ impl Metrics {
             drop(m.uncertain.get_or_create(&VerdictLabels { verdict }));
         }
         for function in SYNC_FUNCTIONS {
-            for caller in Caller::iter() {
-                drop(m.syncs.get_or_create(&SyncLabels {
+            for (i, caller) in Caller::iter().enumerate() {
+                debug_assert_eq!(i, caller as usize);
+                let c = m.syncs.get_or_create_owned(&SyncLabels {
                     function: function.symbol(),
                     caller: caller.name(),
-                }));
+                });
+                m.sync_counts.push(c);
             }
-            drop(m.sync_duration.get_or_create(&FunctionLabels {
+            let h = m.sync_duration.get_or_create_owned(&FunctionLabels {
                 function: function.symbol(),
-            }));
+            });
+            m.sync_durations.push(h);
         }
         for p in ctx.probes {
             let method = p.method.map_or("none", |m| m.name());
@@ -199,6 +214,13 @@ impl Metrics {
     pub fn observe(&self, rec: &Record) {
         match rec {
             Record::Sync(s) => {
+                if let Some(f) = SYNC_FUNCTIONS.iter().position(|&t| t == s.function) {
+                    self.sync_counts[f * CALLERS + s.caller as usize].inc();
+                    if s.entry_seen {
+                        self.sync_durations[f].observe(s.duration_ns as f64 / 1e9);
+                    }
+                    return;
+                }
                 let function = s.function.symbol();
                 self.syncs
                     .get_or_create(&SyncLabels {

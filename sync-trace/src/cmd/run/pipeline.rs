@@ -1,0 +1,88 @@
+//! The path of one ring-buffer record through userspace, without the
+//! kernel: decode (sync-trace-common) → tracer → model, into the records
+//! to write. `run`'s engine feeds it from the ring buffer; the pipeline
+//! benchmark (examples/pipeline_bench.rs) from a synthetic stream.
+
+use std::ops::RangeInclusive;
+
+use sync_trace_common::{Kind, Layout, RawRecord};
+
+use crate::{
+    kernel::{diag, kallsyms::Kallsyms, trace::Tracer},
+    model::Model,
+    record::Record,
+};
+
+pub struct Pipeline<'a> {
+    pub syms: &'a Kallsyms,
+    pub tracer: Tracer,
+    pub model: Model,
+    /// Records made and not yet written.
+    pub out: Vec<Record>,
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(syms: &'a Kallsyms, layout: Layout, model: Model) -> Self {
+        Self {
+            syms,
+            tracer: Tracer::new(layout),
+            model,
+            out: Vec::with_capacity(16),
+        }
+    }
+
+    /// An observed record goes out, then what the model derives from it.
+    pub fn observe(&mut self, rec: Record) {
+        let at = self.out.len();
+        self.model.observe(&rec, &mut self.out);
+        self.out.insert(at, rec);
+    }
+
+    /// Feeds one ring-buffer record. Diagnostics are logged, undecodable
+    /// records counted and logged. `before_sync` runs before a completed
+    /// sync that can decide a verdict reaches the model (`run` reads the
+    /// loss counters there, three system calls: not for every sync).
+    /// Returns the kernel slots a completed sync covered.
+    pub fn on_ring_record(
+        &mut self,
+        bytes: &[u8],
+        before_sync: impl FnOnce(&mut Self) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<RangeInclusive<usize>>> {
+        let ev = match RawRecord::from_bytes(bytes) {
+            Ok(RawRecord::Event(ev)) => ev,
+            Ok(RawRecord::Diag(d)) => {
+                diag::log(&d);
+                return Ok(None);
+            }
+            Ok(RawRecord::Batch(b)) => {
+                // A batch of populate calls that cannot be populations.
+                let rec = self.tracer.on_batch(&b, self.syms);
+                self.observe(rec);
+                return Ok(None);
+            }
+            Err(e) => {
+                self.model.count_undecodable();
+                log::error!("{e}");
+                return Ok(None);
+            }
+        };
+        if ev.kind == Kind::Entry {
+            self.model.note_entry(ev.target, ev.ts_ns, ev.args);
+        }
+        let Some(rec) = self.tracer.on_event(&ev, self.syms) else {
+            return Ok(None);
+        };
+        let mut synced = None;
+        if let Record::Sync(s) = &rec {
+            if self.model.awaits_sync() {
+                before_sync(self)?;
+            }
+            if s.start.0 <= s.end.0 {
+                synced = Some(s.slot_first..=s.slot_last);
+            }
+        }
+        // The call first, then what it caused.
+        self.observe(rec);
+        Ok(synced)
+    }
+}

@@ -58,6 +58,14 @@ pub enum Command {
     /// cycle. Exit 0 when clean, 3 when a population went unsynced or a PGD
     /// mismatched, 1 on error (docs/stress.md).
     Stress(crate::cmd::stress::StressArgs),
+    /// Started by `stress`: once its stdin closes (the `stress` that started it ended, also by
+    /// SIGKILL), restores the memory blocks and dax devices its journal lists, if the journal
+    /// is still there (docs/stress.md).
+    #[command(hide = true)]
+    StressRestoreWatch {
+        #[arg(long)]
+        journal: PathBuf,
+    },
 }
 
 /// Bound of one pgd_list walk (one PGD per process, plus lazily held mms).

@@ -34,6 +34,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         )),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Stress(args) => runtime()?.block_on(stress::stress(args)),
+        Command::StressRestoreWatch { journal } => stress::journal::watch(journal),
     }
 }
 

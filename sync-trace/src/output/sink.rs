@@ -6,8 +6,6 @@ use std::{
     sync::Arc,
 };
 
-use anyhow::Context as _;
-
 use super::{metrics::Metrics, text};
 use crate::record::Record;
 
@@ -18,16 +16,21 @@ pub struct Sink {
     /// NDJSON (in the order made) rather than text lines (sorted by time).
     json: bool,
     /// `None`: nothing is written (the records go to the observer).
-    out: Option<io::BufWriter<io::Stdout>>,
+    out: Option<io::BufWriter<Box<dyn Write + Send>>>,
     metrics: Option<Arc<Metrics>>,
     observer: Option<Observer>,
 }
 
 impl Sink {
     pub fn stdout(json: bool) -> Self {
+        Self::to(json, Box::new(io::stdout()))
+    }
+
+    /// Writes to `out` (stdout but in tests).
+    fn to(json: bool, out: Box<dyn Write + Send>) -> Self {
         Self {
             json,
-            out: Some(io::BufWriter::new(io::stdout())),
+            out: Some(io::BufWriter::new(out)),
             metrics: None,
             observer: None,
         }
@@ -78,11 +81,15 @@ impl Sink {
     fn put(&mut self, r: &Record) -> anyhow::Result<()> {
         self.count(r);
         if let Some(out) = &mut self.out {
-            if self.json {
-                serde_json::to_writer(&mut *out, r)?;
-                out.write_all(b"\n")?;
+            let written = if self.json {
+                serde_json::to_writer(&mut *out, r)
+                    .map_err(io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
             } else {
-                writeln!(out, "{}", text::line(r))?;
+                writeln!(out, "{}", text::line(r))
+            };
+            if let Err(e) = written {
+                self.stdout_gone(&e);
             }
         }
         if let Some(observer) = &mut self.observer {
@@ -93,9 +100,23 @@ impl Sink {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         if let Some(out) = &mut self.out {
-            out.flush().context("cannot write to stdout")?;
+            if let Err(e) = out.flush() {
+                self.stdout_gone(&e);
+            }
         }
         Ok(())
+    }
+
+    /// Stdout cannot be written any more (a closed pipe, a full disk): one line on stderr, and
+    /// records go on to the metrics and the observer only. Tracing goes on: the kernel still
+    /// has to be watched, and `/metrics` still counts what it sees.
+    fn stdout_gone(&mut self, e: &io::Error) {
+        eprintln!("{}", stdout_gone_line(e));
+        // What is still buffered cannot be written either; dropping the writer tries once more
+        // and ignores the error.
+        if let Some(out) = self.out.take() {
+            drop(out.into_parts());
+        }
     }
 
     /// Emits and clears a batch of records; returns whether one was a
@@ -116,6 +137,13 @@ impl Sink {
         self.flush()?;
         Ok(unsynced)
     }
+}
+
+/// The one line `run` writes when its stdout goes away.
+fn stdout_gone_line(e: &io::Error) -> String {
+    format!(
+        "sync-trace: cannot write records to stdout ({e}); no more records are written there, tracing goes on (see the metrics)"
+    )
 }
 
 #[cfg(test)]
@@ -148,6 +176,39 @@ mod tests {
         recs.iter()
             .map(|r| serde_json::to_string(r).unwrap())
             .collect()
+    }
+
+    /// A pipe whose reader has gone.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_stops_the_writes_not_the_counting() {
+        let mut sink = Sink::to(true, Box::new(ClosedPipe)).with_metrics(Some(Arc::new(
+            crate::output::metrics::Metrics::new(&crate::output::metrics::Context {
+                kernel: "6.12.0",
+                paging: sync_trace_common::Paging::Four,
+                probes: &[],
+            }),
+        )));
+        sink.emit(&sync(1_000)).unwrap();
+        assert!(sink.out.is_none(), "the writer is given up after the error");
+        let mut batch = vec![sync(2_000), sync(3_000)];
+        assert!(!sink.emit_all(&mut batch).unwrap());
+        let text = sink.metrics.as_ref().unwrap().prometheus_text();
+        assert!(
+            text.lines().any(|l| l.starts_with("sync_trace_syncs_total{") && l.ends_with(" 3")),
+            "{text}"
+        );
+        assert!(stdout_gone_line(&io::ErrorKind::BrokenPipe.into()).lines().count() == 1);
     }
 
     #[test]

@@ -57,8 +57,15 @@ impl Engine<'_> {
         let mut synced = SlotSet::empty();
         while let Some(item) = ring.next() {
             let ev = match RawRecord::from_bytes(&item) {
-                Ok(RawRecord::Event(ev)) => ev,
+                Ok(RawRecord::Event(ev)) => {
+                    self.model.count_received(match ev.kind {
+                        Kind::Entry => "entry",
+                        Kind::Exit => "exit",
+                    });
+                    ev
+                }
                 Ok(RawRecord::Diag(d)) => {
+                    self.model.count_received("diag");
                     diag::log(&d);
                     continue;
                 }

@@ -19,7 +19,7 @@
 //! - `memoryN/valid_zones`: of an online block, the zone it is in
 //!   (`Normal`, `Movable`, ...); of an offline one, the zones it may go to.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sysfs::{SysfsRoot, WriteError};
 
@@ -74,7 +74,7 @@ pub fn parse_blocks(s: &str) -> Result<BlockSpec, String> {
 }
 
 /// A memory block as found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     pub id: u64,
     pub online: bool,

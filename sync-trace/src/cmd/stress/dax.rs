@@ -31,7 +31,7 @@
 //! and `mappingN/end` (inclusive) where the kernel has them (5.10+),
 //! else `resource` (start) and `size`, divided by `block_size_bytes`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     blocks::{self, Skipped, MEMORY},
@@ -43,7 +43,7 @@ pub const DRIVERS: &str = "bus/dax/drivers";
 pub const DEVICE_DAX: &str = "device_dax";
 pub const KMEM: &str = "kmem";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Devdax,
@@ -62,7 +62,7 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaxDevice {
     pub name: String,
     pub mode: Mode,

@@ -17,6 +17,7 @@ mod cycle;
 mod dax;
 mod glue;
 mod html;
+pub mod journal;
 mod observer;
 mod progress;
 mod report;
@@ -111,6 +112,11 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
         ));
     }
     let root = SysfsRoot::default();
+    // A stress killed before it restored (and its watcher with it) left its journal: put
+    // that state back before this one is taken as found.
+    for line in journal::recover(&root, &root.journal())? {
+        eprintln!("sync-trace stress: {line} (left by a stress that ended before restoring)");
+    }
     let spec = args.blocks.clone().unwrap_or(BlockSpec::Movable);
     let dax_wanted = match args.dax.clone() {
         None | Some(dax::DaxSpec::All) => None,
@@ -126,6 +132,8 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     .map_err(anyhow::Error::msg)?;
     plan.check_writable(&root).map_err(anyhow::Error::msg)?;
 
+    // Restores from the journal if this process dies before it restores by itself.
+    let watcher = journal::Watcher::spawn(&root.journal())?;
     let mut builder = ReportBuilder::default();
     let mut progress = Progress::new(plan.cycles);
     let cycler_plan = plan.clone();
@@ -140,6 +148,7 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
         SETTLE,
     )
     .await?;
+    drop(watcher);
     drop(progress);
 
     let error = match (&traced.run, &traced.cycled) {

@@ -205,10 +205,16 @@ mod tests {
         assert!(!sink.emit_all(&mut batch).unwrap());
         let text = sink.metrics.as_ref().unwrap().prometheus_text();
         assert!(
-            text.lines().any(|l| l.starts_with("sync_trace_syncs_total{") && l.ends_with(" 3")),
+            text.lines()
+                .any(|l| l.starts_with("sync_trace_syncs_total{") && l.ends_with(" 3")),
             "{text}"
         );
-        assert!(stdout_gone_line(&io::ErrorKind::BrokenPipe.into()).lines().count() == 1);
+        assert!(
+            stdout_gone_line(&io::ErrorKind::BrokenPipe.into())
+                .lines()
+                .count()
+                == 1
+        );
     }
 
     #[test]

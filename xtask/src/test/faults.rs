@@ -179,7 +179,10 @@ fn stderr(o: &Output, step: &str) -> Result<Vec<String>> {
 /// Stdout a closed pipe or a full disk: the run goes on and counts what it traces, and says so
 /// in one line.
 fn check_output_gone(o: &Output) -> Result<()> {
-    ensure!(num(o, "pipe", "head_lines")? == 1, "pipe: head read no line");
+    ensure!(
+        num(o, "pipe", "head_lines")? == 1,
+        "pipe: head read no line"
+    );
     ensure!(num(o, "full-disk", "free_kib")? == 0, "full-disk: not full");
     o.expect_exit("full-disk", 0)?;
     for step in ["pipe", "full-disk"] {

@@ -63,7 +63,13 @@ mod tests {
     #[test]
     fn a_dynamic_binary_comes_with_its_loader_and_libc() {
         let files = with_libraries(Path::new("/bin/ls")).unwrap();
-        assert!(files.iter().any(|(_, g)| g.contains("ld-linux")), "{files:?}");
-        assert!(files.iter().any(|(_, g)| g.contains("libc.so")), "{files:?}");
+        assert!(
+            files.iter().any(|(_, g)| g.contains("ld-linux")),
+            "{files:?}"
+        );
+        assert!(
+            files.iter().any(|(_, g)| g.contains("libc.so")),
+            "{files:?}"
+        );
     }
 }

@@ -261,6 +261,8 @@ fn ci() -> Vec<Scenario> {
 /// Debian's bpftool, with its libraries, is in the guest.
 fn faults_scenario() -> Scenario {
     let mut spec = spec_for(KernelId::V6_12, 4, false, &[AT_32T], "faults");
+    // Eleven runs and two `stress` starts under TCG.
+    spec.timeout = Duration::from_secs(600);
     match super::guest_tools::bpftool_files() {
         Ok(files) => spec.files.extend(files),
         // The script then fails at its first bpftool call, naming what is missing.

@@ -33,8 +33,7 @@ struct Found {
 /// Writes the journal before the first change.
 pub fn save(path: &Path, blocks: &[Block], dax: &[DaxDevice]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let found = Found {
         blocks: blocks.to_vec(),
@@ -74,7 +73,11 @@ pub fn recover(root: &SysfsRoot, path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(restored
         .into_iter()
         .map(|r| format!("restored {r}"))
-        .chain(failures.into_iter().map(|f| format!("could not restore {f}")))
+        .chain(
+            failures
+                .into_iter()
+                .map(|f| format!("could not restore {f}")),
+        )
         .collect())
 }
 

@@ -6,7 +6,8 @@ load_st_populate
 T=/sys/kernel/debug/st_populate
 PORT=9477
 act() { echo "$1" > $T/trigger && cat $T/last; }
-metrics() { wget -q -T 5 -O - "http://127.0.0.1:$PORT/metrics" | grep '^sync_trace_' | sed 's/^/metric: /'; }
+# (busybox wget's -T crashes it: timeout bounds the scrape instead.)
+metrics() { timeout 20 wget -q -O - "http://127.0.0.1:$PORT/metrics" | grep '^sync_trace_' | sed 's/^/metric: /'; }
 
 # What a tracer can leave in the kernel, one count per line (compared on the host):
 # BPF programs, links and maps (bpftool: the kernel's ID lists, whoever holds them),
@@ -84,7 +85,8 @@ act sync; sleep 0.5
 kill -0 "$PIPE_PID" 2>/dev/null && echo "alive=1" || echo "alive=0"
 metrics
 kill -TERM "$PIPE_PID"
-while kill -0 "$PIPE_PID" 2>/dev/null; do sleep 0.1; done
+# The pipeline is the only job left (a reaped-late zombie would still answer kill -0).
+wait
 grep -v ' INFO ' /tmp/pipe.err | sed 's/^/stderr: /'
 
 # Stdout a file on a full disk.

@@ -268,7 +268,10 @@ fn a_journal_left_by_a_killed_stress_is_restored() {
     std::mem::forget(g);
     assert!(f.root.journal().exists());
     let lines = journal::recover(&f.root, &f.root.journal()).unwrap();
-    assert_eq!(lines, ["restored memory1 online", "restored memory2 offline"]);
+    assert_eq!(
+        lines,
+        ["restored memory1 online", "restored memory2 offline"]
+    );
     assert_eq!(f.state(1), "online_movable");
     assert_eq!(f.state(2), "offline");
     assert!(!f.root.journal().exists());
@@ -279,5 +282,8 @@ fn a_journal_left_by_a_killed_stress_is_restored() {
     let p = plan(&f, BlockSpec::List(vec![1]), 1);
     let (r, _) = cycle(&f, &p);
     r.unwrap();
-    assert!(!f.root.journal().exists(), "a restored run keeps its journal");
+    assert!(
+        !f.root.journal().exists(),
+        "a restored run keeps its journal"
+    );
 }

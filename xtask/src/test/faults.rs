@@ -304,7 +304,7 @@ fn check_probes(o: &Output) -> Result<()> {
             u8::from(t.attached)
         );
         ensure!(
-            log.iter().any(|l| *l == series),
+            log.contains(&series),
             "{step}: no `{series}` for probe's {sym} (attached: {})",
             t.attached
         );

@@ -16,6 +16,8 @@ metrics() { timeout 20 wget -q -O - "http://127.0.0.1:$PORT/metrics" | grep '^sy
 # BPF trampoline (tracefs enabled_functions), pinned objects in /sys/fs/bpf, open perf
 # event fds of any process (/proc/*/fd), memory blocks online and dax devices.
 count() { grep -c "$@"; }
+# gone PID: the process has exited (reaped, or a zombie), or there is none.
+gone() { [ -z "$1" ] || [ ! -e "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status"; }
 state() {
     echo "bpf_progs=$(bpftool prog show | count '^[0-9]*:')"
     echo "bpf_links=$(bpftool link show | count '^[0-9]*:')"
@@ -75,14 +77,17 @@ step pipe
 rm -f /tmp/pipe.err
 sync-trace run --json --metrics-addr 127.0.0.1:$PORT 2>/tmp/pipe.err | head -n 1 >/tmp/pipe.out &
 HEAD_PID=$!
-wait "$HEAD_PID"
+# (`wait` would wait for the whole pipeline, the run included; an exited process of a job not
+# yet reaped is a zombie, which kill -0 cannot tell from a live one.)
+i=0
+while ! gone "$HEAD_PID" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 echo "head_lines=$(count . /tmp/pipe.out)"
 PIPE_PID=$(pidof sync-trace)
 i=0
 while ! grep -q '^ready' /tmp/pipe.err && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 act sync; sleep 0.5
 act sync; sleep 0.5
-kill -0 "$PIPE_PID" 2>/dev/null && echo "alive=1" || echo "alive=0"
+gone "$PIPE_PID" && echo "alive=0" || echo "alive=1"
 metrics
 kill -TERM "$PIPE_PID"
 # The pipeline is the only job left (a reaped-late zombie would still answer kill -0).
@@ -100,7 +105,7 @@ i=0
 while ! grep -q '^ready' /tmp/full.err && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 act sync; sleep 0.5
 act sync; sleep 0.5
-kill -0 "$FULL_PID" 2>/dev/null && echo "alive=1" || echo "alive=0"
+gone "$FULL_PID" && echo "alive=0" || echo "alive=1"
 metrics
 kill -TERM "$FULL_PID"
 wait "$FULL_PID"
@@ -143,7 +148,7 @@ stress_until_offline() {
     SPID=$!
     i=0
     while [ "$(online)" -ge "$1" ]; do
-        if ! kill -0 "$SPID" 2>/dev/null || [ $i -gt 1200 ]; then
+        if gone "$SPID" || [ $i -gt 1200 ]; then
             echo "stress offlined nothing:"; cat /tmp/stress.err; return 1
         fi
         sleep 0.05; i=$((i + 1))

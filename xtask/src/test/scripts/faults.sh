@@ -1,6 +1,8 @@
 # Faults: loss counted exactly; kill -9 and SIGTERM leave nothing behind; stdout a closed
 # pipe or a full disk; a fork/exit storm while a DIMM is hot-added at 32 TiB and every PGD is
 # walked. bpftool (Debian's, with its libraries) is in the guest.
+# /metrics is scraped on loopback (the guest has no other network).
+ip link set lo up
 bpftool version >/dev/null || { echo "bpftool does not run in the guest"; exit 1; }
 load_st_populate
 T=/sys/kernel/debug/st_populate
@@ -120,7 +122,12 @@ dmesg -c >/dev/null
 # The DIMM comes up online and movable: `stress` below can offline its blocks.
 echo online_movable >/sys/devices/system/memory/auto_online_blocks
 start_run --walk-every 200ms
-storm() { n=0; while [ ! -e /tmp/storm.stop ]; do /bin/true; n=$((n + 1)); done; echo "$n" >"/tmp/storm.$1"; }
+# Each loop goes on until told to stop and until it has forked 500 processes.
+storm() {
+    n=0
+    while [ ! -e /tmp/storm.stop ] || [ $n -lt 500 ]; do /bin/true; n=$((n + 1)); done
+    echo "$n" >"/tmp/storm.$1"
+}
 rm -f /tmp/storm.*
 storm 1 &
 S1=$!
@@ -142,24 +149,30 @@ audit
 # `stress` killed (SIGKILL) while a block of the DIMM is offline: its watcher puts the block
 # back from the journal; then SIGTERM: it restores by itself and prints its report.
 online() { cat /sys/devices/system/memory/memory*/online | count 1; }
-# stress_until_offline: starts `stress` and waits until it has a block offline.
-stress_until_offline() {
+# stress_stopped_offline ONLINE: starts `stress` and stops it (SIGSTOP) at a moment it has a
+# block offline (fewer than ONLINE online); it cycles fast, so a stop that comes after the
+# block is back online lets it go on and tries again.
+stress_stopped_offline() {
     sync-trace stress --duration 24h >/tmp/stress.out 2>/tmp/stress.err &
     SPID=$!
     i=0
-    while [ "$(online)" -ge "$1" ]; do
-        if gone "$SPID" || [ $i -gt 1200 ]; then
-            echo "stress offlined nothing:"; cat /tmp/stress.err; return 1
+    while [ $i -lt 2400 ]; do
+        gone "$SPID" && break
+        if [ "$(online)" -lt "$1" ]; then
+            kill -STOP "$SPID"
+            [ "$(online)" -lt "$1" ] && return 0
+            kill -CONT "$SPID"
         fi
         sleep 0.05; i=$((i + 1))
     done
+    echo "stress offlined nothing:"; cat /tmp/stress.err; return 1
 }
 step stress-before
 sleep 1
 state
 ONLINE=$(online)
 step stress-kill9-during
-stress_until_offline "$ONLINE"
+stress_stopped_offline "$ONLINE"
 state
 kill -KILL "$SPID"
 wait "$SPID"
@@ -173,8 +186,9 @@ state
 echo "journal=$(ls /run/sync-trace/ 2>/dev/null | count .)"
 sed 's/^/stderr: /' /tmp/stress.err | grep -v ': stress: cycle'
 step stress-term
-stress_until_offline "$ONLINE"
+stress_stopped_offline "$ONLINE"
 kill -TERM "$SPID"
+kill -CONT "$SPID"
 wait "$SPID"
 echo "exit=$?"
 sleep 1

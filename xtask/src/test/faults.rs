@@ -171,7 +171,8 @@ fn stderr(o: &Output, step: &str) -> Result<Vec<String>> {
     Ok(o.lines_of(step)?
         .iter()
         .filter_map(|l| l.strip_prefix("stderr: "))
-        .filter(|l| *l != "ready")
+        // What every run says when it starts.
+        .filter(|l| *l != "ready" && !l.starts_with("serving metrics on "))
         .map(str::to_string)
         .collect())
 }

@@ -65,6 +65,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Started by `stress`: once its stdin closes (the `stress` that started it ended, also by
+    /// SIGKILL), restores the memory blocks and dax devices its journal lists, if the journal
+    /// is still there (docs/stress.md).
+    #[command(hide = true)]
+    StressRestoreWatch {
+        #[arg(long)]
+        journal: PathBuf,
+    },
 }
 
 /// Bound of one pgd_list walk (one PGD per process, plus lazily held mms).

@@ -50,6 +50,17 @@ impl Model {
         }
     }
 
+    /// A kernel record read from the ring buffer (`entry`, `exit` or `diag`).
+    pub fn count_received(&mut self, kind: &str) {
+        // Once per kernel record: no allocation after the first of a kind.
+        match self.summary.received.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.summary.received.insert(kind.to_string(), 1);
+            }
+        }
+    }
+
     pub fn count_undecodable(&mut self) {
         self.summary.undecodable += 1;
     }

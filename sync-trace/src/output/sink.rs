@@ -8,8 +8,6 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
 use super::{metrics::Metrics, text};
 use crate::record::Record;
 
@@ -115,8 +113,11 @@ impl Sink {
     fn write_buf(&mut self) -> anyhow::Result<()> {
         if let Some(out) = &mut self.out {
             if !self.buf.is_empty() {
-                out.write_all(&self.buf).context("cannot write to stdout")?;
+                let written = out.write_all(&self.buf);
                 self.buf.clear();
+                if let Err(e) = written {
+                    self.stdout_gone(&e);
+                }
             }
         }
         Ok(())
@@ -126,9 +127,20 @@ impl Sink {
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.write_buf()?;
         if let Some(out) = &mut self.out {
-            out.flush().context("cannot write to stdout")?;
+            if let Err(e) = out.flush() {
+                self.stdout_gone(&e);
+            }
         }
         Ok(())
+    }
+
+    /// Stdout cannot be written any more (a closed pipe, a full disk): one line on stderr, and
+    /// records go on to the metrics and the observer only. Tracing goes on: the kernel still
+    /// has to be watched, and `/metrics` still counts what it sees.
+    fn stdout_gone(&mut self, e: &io::Error) {
+        eprintln!("{}", stdout_gone_line(e));
+        self.out = None;
+        self.buf = Vec::new();
     }
 
     /// Emits and clears a batch of records; returns whether one was a
@@ -149,6 +161,13 @@ impl Sink {
         self.flush()?;
         Ok(unsynced)
     }
+}
+
+/// The one line `run` writes when its stdout goes away.
+fn stdout_gone_line(e: &io::Error) -> String {
+    format!(
+        "sync-trace: cannot write records to stdout ({e}); no more records are written there, tracing goes on (see the metrics)"
+    )
 }
 
 #[cfg(test)]
@@ -181,6 +200,45 @@ mod tests {
         recs.iter()
             .map(|r| serde_json::to_string(r).unwrap())
             .collect()
+    }
+
+    /// A pipe whose reader has gone.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_stops_the_writes_not_the_counting() {
+        let mut sink = Sink::writer(true, Box::new(ClosedPipe)).with_metrics(Some(Arc::new(
+            crate::output::metrics::Metrics::new(&crate::output::metrics::Context {
+                kernel: "6.12.0",
+                paging: sync_trace_common::Paging::Four,
+                probes: &[],
+            }),
+        )));
+        sink.emit(&sync(1_000)).unwrap();
+        assert!(sink.out.is_none(), "the writer is given up after the error");
+        let mut batch = vec![sync(2_000), sync(3_000)];
+        assert!(!sink.emit_all(&mut batch).unwrap());
+        let text = sink.metrics.as_ref().unwrap().prometheus_text();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("sync_trace_syncs_total{") && l.ends_with(" 3")),
+            "{text}"
+        );
+        assert!(
+            stdout_gone_line(&io::ErrorKind::BrokenPipe.into())
+                .lines()
+                .count()
+                == 1
+        );
     }
 
     #[test]

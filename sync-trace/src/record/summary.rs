@@ -66,6 +66,11 @@ pub struct Summary {
     pub lost: BTreeMap<String, u64>,
     /// Records the daemon could not decode.
     pub undecodable: u64,
+    /// Kernel records read from the ring buffer, by kind: `entry` and `exit` (one of each per
+    /// traced call), `diag`. With `lost.events` they account for every record the kernel
+    /// programs tried to write: a `run`'s own count (`replay` leaves it empty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub received: BTreeMap<String, u64>,
     /// What a bounded buffer of the daemon had to drop, by buffer.
     #[serde(default)]
     pub dropped: BTreeMap<String, u64>,

@@ -71,7 +71,16 @@ MODULE_PARM_DESC(devmap_phys,
 /* init_mm, from init_mm_addr: not exported, so &init_mm cannot be used in a module. */
 struct mm_struct *st_mm;
 /* void arch_sync_kernel_mappings(unsigned long start, unsigned long end), arch/x86/mm/init_64.c. */
-void (*st_sync)(unsigned long start, unsigned long end);
+static void (*st_sync_fn)(unsigned long start, unsigned long end);
+
+/* Syncs this module has called (debugfs "syncs"): what a tracer must account for exactly. */
+static atomic_t st_syncs_issued = ATOMIC_INIT(0);
+
+void st_sync(unsigned long start, unsigned long end)
+{
+	atomic_inc(&st_syncs_issued);
+	st_sync_fn(start, end);
+}
 
 static struct dentry *st_dir;
 
@@ -207,7 +216,7 @@ static int __init st_init(void)
 	}
 #endif
 	st_mm = (struct mm_struct *)init_mm_addr;
-	st_sync = (void *)sync_addr;
+	st_sync_fn = (void *)sync_addr;
 	if (!st_mm->pgd) {
 		pr_err("init_mm_addr: init_mm.pgd is NULL\n");
 		return -EINVAL;
@@ -221,6 +230,7 @@ static int __init st_init(void)
 	debugfs_create_file("trigger", 0200, st_dir, NULL, &st_trigger_fops);
 	debugfs_create_file("last", 0444, st_dir, NULL, &st_last_fops);
 	debugfs_create_file("slots", 0444, st_dir, NULL, &st_slots_fops);
+	debugfs_create_atomic_t("syncs", 0444, st_dir, &st_syncs_issued);
 
 	pr_info("loaded: %d-level paging, init_mm.pgd=%px, PGDIR_SHIFT=%d, kernel slots %lu..%d, cpu_entry_area slot %lu, page_offset_base=0x%lx vmalloc_base=0x%lx VMALLOC_END=0x%lx vmemmap_base=0x%lx, first free slot %d\n",
 		pgtable_l5_enabled() ? 5 : 4, st_mm->pgd, PGDIR_SHIFT, pgd_index(PAGE_OFFSET),

@@ -51,7 +51,8 @@ struct st_late {
 /* st_main.c: the module parameter delay_ms, and the kernel objects from the parameters. */
 extern unsigned int st_delay_ms;
 extern struct mm_struct *st_mm;
-extern void (*st_sync)(unsigned long start, unsigned long end);
+/* arch_sync_kernel_mappings(start, end) through sync_addr, counted in the debugfs file "syncs". */
+void st_sync(unsigned long start, unsigned long end);
 extern unsigned long st_devmap_phys;
 
 /* st_layout.c */

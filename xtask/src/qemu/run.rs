@@ -286,8 +286,10 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
             }
         }
         if start.elapsed() > cfg.timeout {
+            // Where the script was: its last lines, as they came.
+            let script = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
             bail!(
-                "guest timed out after {} s (raise the timeout?); last console lines:\n{}",
+                "guest timed out after {} s (raise the timeout?); last console lines:\n{}\nlast script lines:\n{script}",
                 cfg.timeout.as_secs(),
                 tail()
             );

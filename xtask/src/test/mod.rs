@@ -6,6 +6,8 @@ pub mod browser;
 mod bug;
 mod exporter;
 mod exporter_abuse;
+mod faults;
+mod guest_tools;
 mod host;
 mod hotadd;
 mod module;
@@ -38,7 +40,8 @@ pub struct TestArgs {
 }
 
 /// Debian packages the tests need on the host, beyond the VM's.
-const TEST_PACKAGES: &[&str] = &["clang", "llvm", "libbpf-dev", "libc6-dev"];
+/// `bpftool` goes into the faults scenario's guest (scripts/faults.sh).
+const TEST_PACKAGES: &[&str] = &["clang", "llvm", "libbpf-dev", "libc6-dev", "bpftool"];
 
 struct Tally {
     passed: Vec<String>,

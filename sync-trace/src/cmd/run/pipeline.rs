@@ -49,13 +49,21 @@ impl<'a> Pipeline<'a> {
         before_sync: impl FnOnce(&mut Self) -> anyhow::Result<()>,
     ) -> anyhow::Result<Option<RangeInclusive<usize>>> {
         let ev = match RawRecord::from_bytes(bytes) {
-            Ok(RawRecord::Event(ev)) => ev,
+            Ok(RawRecord::Event(ev)) => {
+                self.model.count_received(match ev.kind {
+                    Kind::Entry => "entry",
+                    Kind::Exit => "exit",
+                });
+                ev
+            }
             Ok(RawRecord::Diag(d)) => {
+                self.model.count_received("diag");
                 diag::log(&d);
                 return Ok(None);
             }
             Ok(RawRecord::Batch(b)) => {
                 // A batch of populate calls that cannot be populations.
+                self.model.count_received("batch");
                 let rec = self.tracer.on_batch(&b, self.syms);
                 self.observe(rec);
                 return Ok(None);

@@ -312,7 +312,9 @@ pub fn run_cycles(
     stop: &AtomicBool,
     emit: &mut dyn FnMut(CycleEvent),
 ) -> Result<(), String> {
-    let mut guard = RestoreGuard::new(root, &plan.blocks, &plan.dax);
+    let mut guard = RestoreGuard::new(root, &plan.blocks, &plan.dax)
+        .journaled(root.journal())
+        .map_err(|e| format!("{e:#}"))?;
     let res = {
         let mut c = Cycler {
             root,

@@ -18,6 +18,7 @@ mod dax;
 mod early;
 mod glue;
 mod html;
+pub mod journal;
 mod observer;
 mod progress;
 mod report;
@@ -128,6 +129,11 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
         ));
     }
     let root = SysfsRoot::default();
+    // A stress killed before it restored (and its watcher with it) left its journal: put
+    // that state back before this one is taken as found.
+    for line in journal::recover(&root, &root.journal())? {
+        eprintln!("sync-trace stress: {line} (left by a stress that ended before restoring)");
+    }
     let spec = args.blocks.clone().unwrap_or(BlockSpec::Movable);
     let dax_wanted = match args.dax.clone() {
         None | Some(dax::DaxSpec::All) => None,
@@ -145,6 +151,8 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     let mut plan = plan;
     plan.fail_at_step = args.test_fail_at_step;
 
+    // Restores from the journal if this process dies before it restores by itself.
+    let watcher = journal::Watcher::spawn(&root.journal())?;
     let mut builder = ReportBuilder::default();
     let mut progress = Progress::new(plan.cycles);
     let cycler_plan = plan.clone();
@@ -161,6 +169,7 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     )
     .await?;
     drop(observer);
+    drop(watcher);
     drop(progress);
 
     let error = match (&traced.run, &traced.cycled) {

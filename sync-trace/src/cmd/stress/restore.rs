@@ -1,9 +1,10 @@
 //! The restore guard: the state every cycled block and device was found in,
 //! put back by `restore()` on the normal path and by `Drop` on every other
 //! one (an error returned with `?`, a panic unwinding). Ctrl-C and SIGTERM
-//! reach the cycler as a stop flag, so they take the normal path.
+//! reach the cycler as a stop flag, so they take the normal path. A kill that
+//! leaves no path at all (SIGKILL) is covered by the journal (`journal.rs`).
 
-use std::{thread::sleep, time::Duration};
+use std::{path::PathBuf, thread::sleep, time::Duration};
 
 use super::{
     blocks::{self, Block},
@@ -20,6 +21,8 @@ pub struct RestoreGuard {
     blocks: Vec<Block>,
     dax: Vec<DaxDevice>,
     done: bool,
+    /// The journal of this state, removed once all is restored.
+    journal: Option<PathBuf>,
 }
 
 fn retry<T>(mut f: impl FnMut() -> Result<T, WriteError>) -> Result<T, WriteError> {
@@ -43,16 +46,37 @@ impl RestoreGuard {
             blocks: blocks.to_vec(),
             dax: dax.to_vec(),
             done: false,
+            journal: None,
         }
+    }
+
+    /// Writes the state to restore to `journal` first (before anything changes), so that it
+    /// is restored even if this process is killed before it can (`journal.rs`).
+    pub fn journaled(mut self, journal: PathBuf) -> anyhow::Result<Self> {
+        super::journal::save(&journal, &self.blocks, &self.dax)?;
+        self.journal = Some(journal);
+        Ok(self)
     }
 
     /// Puts every device, then every block, back as found. Returns one line
     /// per block or device it could not restore (empty: all restored).
     /// Idempotent: a second call finds nothing to do.
     pub fn restore(&mut self) -> Vec<String> {
+        let failures = self.restore_listed().1;
+        if failures.is_empty() {
+            if let Some(j) = &self.journal {
+                super::journal::remove(j);
+            }
+        }
+        failures
+    }
+
+    /// [`Self::restore`], also naming what it changed back: (`memory5 online`, …), failures.
+    pub fn restore_listed(&mut self) -> (Vec<String>, Vec<String>) {
         self.done = true;
         let root = &self.root;
         let mut failures = Vec::new();
+        let mut restored = Vec::new();
         for d in &self.dax {
             let now = dax::mode(root, &d.name);
             if now == d.mode {
@@ -64,7 +88,9 @@ impl RestoreGuard {
                 Mode::Unbound => Ok(()),
             };
             let after = dax::mode(root, &d.name);
-            if after != d.mode {
+            if after == d.mode {
+                restored.push(format!("{} {}", d.name, d.mode.name()));
+            } else {
                 let why = res.err().map_or_else(String::new, |e| format!(": {e}"));
                 failures.push(format!(
                     "{}: left in {} (was {}){why}",
@@ -85,7 +111,13 @@ impl RestoreGuard {
                 retry(|| blocks::offline(root, b.id))
             };
             let after = blocks::is_online(root, b.id);
-            if after != Some(b.online) {
+            if after == Some(b.online) {
+                restored.push(format!(
+                    "{} {}",
+                    b.name(),
+                    if b.online { "online" } else { "offline" }
+                ));
+            } else {
                 let state = |o: Option<bool>| match o {
                     Some(true) => "online",
                     Some(false) => "offline",
@@ -100,7 +132,7 @@ impl RestoreGuard {
                 ));
             }
         }
-        failures
+        (restored, failures)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::{
     fs,
     io::{self, Write as _},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -90,6 +90,16 @@ impl SysfsRoot {
         Self {
             root: root.into(),
             state: Arc::default(),
+        }
+    }
+
+    /// Where `stress` journals the state it found (`journal.rs`): on /run for the real /sys,
+    /// inside the tree for any other (the tests' fake sysfs).
+    pub fn journal(&self) -> PathBuf {
+        if self.root == Path::new("/sys") {
+            PathBuf::from(super::journal::JOURNAL)
+        } else {
+            self.root.join("stress-restore.json")
         }
     }
 

@@ -166,6 +166,8 @@ pub(super) fn lost(since: u64, ts: u64) -> Record {
 
 /// What reaches the model, in the order the event loop reads it: each
 /// call's entry when it starts (the model notes it), its record when it ends.
+/// (A test's sequence of records, held as they are made: their size does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Delivery {
     Entry(Target, u64, [u64; 3]),
     Record(Record),

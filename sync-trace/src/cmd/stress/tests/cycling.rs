@@ -271,3 +271,45 @@ fn the_guard_restores_on_drop_and_on_panic() {
     }
     assert_eq!(f.writes().len(), before);
 }
+
+/// A stress killed mid-cycle (no Drop, no restore) leaves its journal; recovering from it puts
+/// the blocks back and removes it; a finished run leaves none.
+#[test]
+fn a_journal_left_by_a_killed_stress_is_restored() {
+    use crate::cmd::stress::journal;
+
+    let f = Fake::new();
+    f.block(1, "online", "Movable", None);
+    f.block(2, "offline", "Normal Movable", None);
+    let found = [
+        blocks::read_block(&f.root, 1).unwrap(),
+        blocks::read_block(&f.root, 2).unwrap(),
+    ];
+    let g = RestoreGuard::new(&f.root, &found, &[])
+        .journaled(f.root.journal())
+        .unwrap();
+    blocks::offline(&f.root, 1).unwrap();
+    blocks::online(&f.root, 2, None).unwrap();
+    // SIGKILL: the guard never runs.
+    std::mem::forget(g);
+    assert!(f.root.journal().exists());
+    let lines = journal::recover(&f.root, &f.root.journal()).unwrap();
+    assert_eq!(
+        lines,
+        ["restored memory1 online", "restored memory2 offline"]
+    );
+    assert_eq!(f.state(1), "online_movable");
+    assert_eq!(f.state(2), "offline");
+    assert!(!f.root.journal().exists());
+    assert!(journal::recover(&f.root, &f.root.journal())
+        .unwrap()
+        .is_empty());
+
+    let p = plan(&f, BlockSpec::List(vec![1]), 1);
+    let (r, _) = cycle(&f, &p);
+    r.unwrap();
+    assert!(
+        !f.root.journal().exists(),
+        "a restored run keeps its journal"
+    );
+}

@@ -7,7 +7,9 @@
 
 use std::mem::{offset_of, size_of};
 
-use crate::raw::{DecodeError, COMM_LEN, DIAG_SIZE, EVENT_SIZE, MAX_STACK};
+use crate::raw::{
+    captured_frames, comm_name, DecodeError, COMM_LEN, DIAG_SIZE, EVENT_SIZE, MAX_STACK,
+};
 use crate::target::{Method, Target};
 
 /// `ST_KIND_BATCH`: the kind of every `struct st_batch` record.
@@ -166,14 +168,12 @@ impl RawBatch {
 
     /// The task name, up to its NUL.
     pub fn comm(&self) -> String {
-        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        String::from_utf8_lossy(&self.comm[..end]).into_owned()
+        comm_name(&self.comm)
     }
 
     /// The captured kernel frames (empty when capture failed or was off).
     pub fn frames(&self) -> &[u64] {
-        let n = usize::try_from(self.stack_bytes).unwrap_or(0) / 8;
-        &self.stack[..n.min(MAX_STACK)]
+        captured_frames(&self.stack, self.stack_bytes)
     }
 }
 

@@ -315,14 +315,12 @@ impl RawEvent {
 
     /// The task name, up to its NUL.
     pub fn comm(&self) -> String {
-        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        String::from_utf8_lossy(&self.comm[..end]).into_owned()
+        comm_name(&self.comm)
     }
 
     /// The captured kernel frames (empty when capture failed or was off).
     pub fn frames(&self) -> &[u64] {
-        let n = usize::try_from(self.stack_bytes).unwrap_or(0) / 8;
-        &self.stack[..n.min(MAX_STACK)]
+        captured_frames(&self.stack, self.stack_bytes)
     }
 }
 
@@ -394,6 +392,18 @@ impl RawRecord {
             got => Err(DecodeError::RecordLength { got }),
         }
     }
+}
+
+/// A kernel task name (`comm`), up to its NUL.
+pub(crate) fn comm_name(comm: &[u8; COMM_LEN]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+/// The frames `bpf_get_stack` wrote: `bytes` is its return (negative on failure).
+pub(crate) fn captured_frames(stack: &[u64; MAX_STACK], bytes: i32) -> &[u64] {
+    let n = usize::try_from(bytes).unwrap_or(0) / 8;
+    &stack[..n.min(MAX_STACK)]
 }
 
 #[cfg(test)]

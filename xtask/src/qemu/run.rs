@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -137,11 +138,24 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
     let qemu_err = cfg.work_dir.join("qemu.stderr");
     let args = qemu_args(cfg, &qmp_sock, &script_sock)?;
     let errf = File::create(&qemu_err)?;
-    let child = Command::new("qemu-system-x86_64")
+    let mut command = Command::new("qemu-system-x86_64");
+    command
         .args(&args)
         .stdin(Stdio::null())
         .stdout(errf.try_clone()?)
-        .stderr(errf)
+        .stderr(errf);
+    // QEMU dies with this thread, also when xtask is killed by a signal (Ctrl-C, SIGTERM,
+    // SIGKILL), where `KillOnDrop` never runs: no guest is left spinning on the host.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
         .spawn()
         .context("cannot start qemu-system-x86_64: install qemu-system-x86")?;
     let mut child = KillOnDrop(child);

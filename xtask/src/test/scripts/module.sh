@@ -44,7 +44,7 @@ stop_run
 step lossy
 start_run --test-ring-size 4096
 act lossy; sleep 1
-stop_run
+stop_run_verdicts
 step fail-on-unsynced
 start_run --fail-on-unsynced
 act never

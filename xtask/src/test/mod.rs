@@ -12,6 +12,7 @@ mod host;
 mod hotadd;
 mod module;
 pub mod output;
+mod privileges;
 mod prometheus;
 mod scale;
 pub mod scenarios;

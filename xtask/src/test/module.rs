@@ -174,7 +174,7 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     let top = if paging == 5 { "pgd" } else { "p4d" };
     let recs = o.records("run")?;
     o.expect_exit("run", 0)?;
-    check_privileges(o)?;
+    super::privileges::check_privileges(o)?;
 
     let synced = action(o, "synced")?;
     ensure!(
@@ -283,45 +283,6 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
 
 /// A slot cleared in init_mm is a `depopulate`, and its next population is
 /// reported again and paired.
-/// After attaching, `run` is user nobody (65534) with CAP_BPF alone in
-/// every thread (effective, permitted and bounding; nothing inheritable or
-/// ambient; no new privileges), and still serves metrics, which saw the
-/// never-synced population found after the drop.
-fn check_privileges(o: &Output) -> Result<()> {
-    /// CAP_BPF (39) alone, as /proc/PID/status prints a capability set.
-    const BPF_ONLY: &str = "0000008000000000";
-    let lines = o.lines_of("privileges")?;
-    let want: [(&str, &str); 8] = [
-        ("Uid", "65534 65534 65534 65534"),
-        ("Gid", "65534 65534 65534 65534"),
-        ("CapInh", "0000000000000000"),
-        ("CapPrm", BPF_ONLY),
-        ("CapEff", BPF_ONLY),
-        ("CapBnd", BPF_ONLY),
-        ("CapAmb", "0000000000000000"),
-        ("NoNewPrivs", "1"),
-    ];
-    for (key, value) in want {
-        let seen: Vec<&str> = lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .map(str::trim)
-            .collect();
-        ensure!(
-            !seen.is_empty() && seen.iter().all(|v| *v == value),
-            "run after attaching: {key} is {seen:?} in its threads, expected {value}"
-        );
-    }
-    let metrics: u64 = o.value("privileges", "metrics_lines")?.parse()?;
-    ensure!(metrics >= 10, "run as nobody served {metrics} metric lines");
-    let unsynced: u64 = o.value("run", "metrics_unsynced")?.parse()?;
-    ensure!(
-        unsynced >= 1,
-        "the metrics of run as nobody do not count the never-synced population"
-    );
-    Ok(())
-}
-
 fn check_clear(o: &Output, recs: &[Record]) -> Result<()> {
     let first = action(o, "clear-sync")?;
     let cleared = action(o, "clear")?;

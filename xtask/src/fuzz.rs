@@ -66,7 +66,7 @@ pub fn run(args: FuzzArgs) -> Result<i32> {
     let dir = root.join("target/fuzz");
     let bins = build(&root, &dir)?;
     let corpus = dir.join("corpus");
-    cmd::output(Command::new(bins.join("seeds")).arg(&corpus))?;
+    cmd::output(Command::new(build_seeds(&root)?).arg(&corpus))?;
     let targets: Vec<&str> = if args.targets.is_empty() {
         TARGETS.to_vec()
     } else {
@@ -120,6 +120,25 @@ pub fn build(root: &Path, dir: &Path) -> Result<PathBuf> {
         t.elapsed().as_secs_f64()
     );
     Ok(dir.join(TRIPLE).join("release"))
+}
+
+/// Builds the `seeds` program without coverage instrumentation (it does not
+/// link libFuzzer, which defines the instrumentation's hooks), in the
+/// workspace's debug target dir that `cargo test` already filled.
+fn build_seeds(root: &Path) -> Result<PathBuf> {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root)
+        .args(["build", "-p", "sync-trace-fuzz", "--features", "seeds"])
+        .args(["--bin", "seeds"])
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let status = c
+        .status()
+        .with_context(|| format!("cannot run {}", cmd::describe(&c)))?;
+    if !status.success() {
+        bail!("building the fuzz seeds program failed ({status}): see cargo's output above");
+    }
+    Ok(root.join("target/debug/seeds"))
 }
 
 /// Runs one target for `runs` inputs from its corpus; an error names the

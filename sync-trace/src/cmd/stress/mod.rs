@@ -108,6 +108,7 @@ fn run_args() -> RunArgs {
         no_stacks: false,
         test_kernel_log: false,
         test_ring_size: None,
+        test_sync_stand_in: None,
         // stress keeps root: it onlines and offlines memory until it ends.
         user: None,
     }

@@ -267,10 +267,22 @@ fn faults_scenario() -> Scenario {
     // Eleven runs and two `stress` starts under TCG: about 5 minutes on an idle host, four
     // times that with the host's two CPUs shared by several loaded guests.
     spec.timeout = Duration::from_secs(1500);
-    match super::guest_tools::bpftool_files() {
-        Ok(files) => spec.files.extend(files),
-        // The script then fails at its first bpftool call, naming what is missing.
-        Err(e) => println!("xtask test: faults: {e:#}"),
+    for files in [
+        super::guest_tools::bpftool_files(),
+        super::guest_tools::setpriv_files(),
+    ] {
+        match files {
+            Ok(files) => {
+                // The loader and libc come with both.
+                for f in files {
+                    if !spec.files.contains(&f) {
+                        spec.files.push(f);
+                    }
+                }
+            }
+            // The script then fails at its first call of the tool, naming what is missing.
+            Err(e) => println!("xtask test: faults: {e:#}"),
+        }
     }
     Scenario {
         name: "6.12/4-level/faults".into(),

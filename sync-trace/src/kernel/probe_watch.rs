@@ -5,8 +5,8 @@
 //! (`kprobes_module_callback`, `KPROBE_FLAG_GONE`), the probe never fires
 //! again, and nothing tells the perf event or the BPF link. The kernel's
 //! list of kprobes (debugfs `kprobes/list`) shows it: `[GONE]` after the
-//! line. fentry/fexit on a module function hold the module (the BPF
-//! trampoline takes a reference: `rmmod` answers "in use"), and a vmlinux
+//! line. fentry/fexit attach to vmlinux functions only (they are loaded
+//! against vmlinux's BTF, which has no module function), and a vmlinux
 //! function never goes away, so only kprobes are watched.
 //!
 //! The list is opened once as root, before `run` gives up its privileges

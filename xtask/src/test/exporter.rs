@@ -130,7 +130,7 @@ fn at_checkpoint(p: &Prometheus, prom_bin: &Path, base: &str, name: &str) -> Res
         "detached" => {
             p.wait_for(STAND_IN_UP, long, |v| v == 0.0)?;
             p.wait_for(
-                &format!("{DETACHED_ALERTS}{{alertstate=\"firing\",target=\"arch_sync_kernel_mappings\"}}"),
+                "ALERTS{alertname=\"SyncTraceProbeDetached\",alertstate=\"firing\",target=\"arch_sync_kernel_mappings\"}",
                 long,
                 |v| v >= 1.0,
             )?;

@@ -44,6 +44,9 @@ state
 # sets (root's exec then does not get it): exit 1 and one line naming it, nothing loaded.
 # CAP_SYS_ADMIN dropped: `stress` refuses; probe, audit and run show whether they need it.
 step capabilities
+# util-linux's (busybox has a setpriv of its own, earlier in PATH, without --bounding-set).
+SETPRIV=/usr/bin/setpriv
+$SETPRIV --version | grep -q util-linux || { echo "$SETPRIV is not util-linux's"; exit 1; }
 echo "kptr_restrict=$(cat /proc/sys/kernel/kptr_restrict)"
 echo "perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid)"
 for cap in bpf perfmon syslog sys_admin setuid setgid; do
@@ -58,7 +61,7 @@ for cap in bpf perfmon syslog sys_admin setuid setgid; do
             *) args="$cmd" ;;
         esac
         # shellcheck disable=SC2086
-        setpriv --inh-caps=-$cap --bounding-set=-$cap sync-trace $args >/tmp/cap.out 2>/tmp/cap.err
+        $SETPRIV --inh-caps=-$cap --bounding-set=-$cap sync-trace $args >/tmp/cap.out 2>/tmp/cap.err
         echo "cap_${cap}_${cmd}=$?"
         echo "cap_${cap}_${cmd}_stdout=$(count . /tmp/cap.out)"
         grep -v ' INFO ' /tmp/cap.err | sed "s/^/cap-err: ${cap}_${cmd}: /"

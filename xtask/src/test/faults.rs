@@ -1,5 +1,6 @@
-//! Checks of the faults scenario (scripts/faults.sh): losses counted exactly, nothing left in
-//! the kernel after `kill -9` or SIGTERM, stdout going away, and a fork/exit storm while a DIMM
+//! Checks of the faults scenario (scripts/faults.sh): each needed capability dropped alone,
+//! losses counted exactly, nothing left in
+//! the kernel after `kill -9` or SIGTERM, stdout and `stress --report` going away, and a fork/exit storm while a DIMM
 //! is hot-added and every PGD is walked.
 
 use anyhow::{bail, ensure, Context as _, Result};

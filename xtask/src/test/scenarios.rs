@@ -259,13 +259,15 @@ fn ci() -> Vec<Scenario> {
     v
 }
 
-/// Faults in one boot (6.12, 4-level): exact loss accounting, nothing left behind after
+/// Faults in one boot (6.12, 4-level): each needed capability dropped (util-linux setpriv),
+/// exact loss accounting, nothing left behind after
 /// `kill -9` or SIGTERM, stdout going away, a fork/exit storm during a hot-add at 32 TiB.
-/// Debian's bpftool, with its libraries, is in the guest.
+/// Debian's bpftool and util-linux's setpriv, with their libraries, are in the guest.
 fn faults_scenario() -> Scenario {
     let mut spec = spec_for(KernelId::V6_12, 4, false, &[AT_32T], "faults");
-    // Eleven runs and two `stress` starts under TCG: about 5 minutes on an idle host, four
-    // times that with the host's two CPUs shared by several loaded guests.
+    // Eleven runs, two `stress` starts and eighteen starts with a capability dropped (three
+    // attach) under TCG: about 5 minutes on an idle host, four times that with the host's two
+    // CPUs shared by several loaded guests.
     spec.timeout = Duration::from_secs(1500);
     for files in [
         super::guest_tools::bpftool_files(),

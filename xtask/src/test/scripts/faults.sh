@@ -1,6 +1,6 @@
-# Faults: loss counted exactly; kill -9 and SIGTERM leave nothing behind; stdout a closed
+# Faults: each needed capability dropped alone; loss counted exactly; kill -9 and SIGTERM leave nothing behind; stdout a closed
 # pipe or a full disk; a fork/exit storm while a DIMM is hot-added at 32 TiB and every PGD is
-# walked. bpftool (Debian's, with its libraries) is in the guest.
+# walked. bpftool (Debian's) and setpriv (util-linux's), with their libraries, are in the guest.
 # /metrics is scraped on loopback (the guest has no other network).
 ip link set lo up
 bpftool version >/dev/null || { echo "bpftool does not run in the guest"; exit 1; }

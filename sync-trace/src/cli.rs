@@ -125,6 +125,13 @@ pub struct RunArgs {
     /// least 4096. Small sizes force losses (a test of loss accounting).
     #[arg(long, hide = true, value_parser = parse_ring_size)]
     pub test_ring_size: Option<u32>,
+    /// Attach arch_sync_kernel_mappings' programs (kprobe/kretprobe) to this
+    /// function instead: a module function with the same `(start, end)`
+    /// arguments that calls it, such as the test module's `st_sync`. Its
+    /// calls are reported as arch_sync_kernel_mappings syncs; unloading the
+    /// module takes the probe away (a test of `detached`, docs/security.md).
+    #[arg(long, hide = true, value_name = "FUNCTION")]
+    pub test_sync_stand_in: Option<String>,
     /// After attaching, switch to this user (name or uid) keeping only
     /// CAP_BPF (docs/security.md); the uid this process already runs as
     /// keeps it.

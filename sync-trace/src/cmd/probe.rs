@@ -18,6 +18,7 @@ pub fn probe(json: bool) -> anyhow::Result<i32> {
         force_log: false,
         ring_bytes: None,
         attach: Default::default(),
+        sync_stand_in: None,
     })?;
     let kernel = kernel_release();
     let mut out = io::stdout().lock();

@@ -25,21 +25,36 @@ pub enum AttachChoice {
 /// Attaches every target that this kernel allows. Never fails as a whole:
 /// each target's outcome is in its status. The links live inside the
 /// `Ebpf`: dropping it detaches everything.
-pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts, choice: AttachChoice) -> Vec<TargetStatus> {
+/// `sync_stand_in` is a function arch_sync_kernel_mappings' programs attach
+/// to instead of it (`run --test-sync-stand-in`).
+pub fn attach_all(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    choice: AttachChoice,
+    sync_stand_in: Option<&str>,
+) -> Vec<TargetStatus> {
     Target::ALL
         .iter()
-        .map(|&t| attach_target(ebpf, facts, t, choice))
+        .map(|&t| {
+            let st = match sync_stand_in {
+                Some(f) if t == Target::ArchSyncKernelMappings => TargetStatus::at(t, f, facts),
+                _ => TargetStatus::new(t, facts),
+            };
+            attach_target(ebpf, facts, st, choice)
+        })
         .collect()
 }
 
 fn attach_target(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
-    target: Target,
+    mut st: TargetStatus,
     choice: AttachChoice,
 ) -> TargetStatus {
-    let mut st = TargetStatus::new(target, facts);
-    let sym = target.symbol();
+    // The programs are named after the target, attached to the status' function.
+    let prog = st.target.symbol();
+    let sym = st.symbol.clone();
+    let sym = sym.as_str();
     if !st.kallsyms {
         st.reason = Some(format!(
             "absent: no function `{sym}` in /proc/kallsyms (a macro or inlined in this kernel)"
@@ -50,7 +65,7 @@ fn attach_target(
     if choice == AttachChoice::Kprobe {
         why.push("fentry: not tried (--attach kprobe)".into());
     } else if let Some(btf) = facts.btf.as_ref().filter(|_| st.btf) {
-        match attach_fentry(ebpf, btf, sym) {
+        match attach_fentry(ebpf, btf, prog, sym) {
             Ok(()) => {
                 st.method = Some(Method::Fentry);
                 st.attached = true;
@@ -70,7 +85,7 @@ fn attach_target(
         ));
         return st;
     }
-    match attach_kprobe(ebpf, sym) {
+    match attach_kprobe(ebpf, prog, sym) {
         Ok(()) => {
             st.method = Some(Method::Kprobe);
             st.attached = true;
@@ -116,9 +131,9 @@ fn program_err(e: ProgramError) -> String {
     }
 }
 
-fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, sym: &str) -> Result<(), String> {
-    let entry = format!("fentry_{sym}");
-    let exit = format!("fexit_{sym}");
+fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, prog: &str, sym: &str) -> Result<(), String> {
+    let entry = format!("fentry_{prog}");
+    let exit = format!("fexit_{prog}");
     {
         let p: &mut FEntry = ebpf
             .program_mut(&entry)
@@ -145,9 +160,9 @@ fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, sym: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn attach_kprobe(ebpf: &mut Ebpf, sym: &str) -> Result<(), String> {
-    let entry = format!("kprobe_{sym}");
-    let exit = format!("kretprobe_{sym}");
+fn attach_kprobe(ebpf: &mut Ebpf, prog: &str, sym: &str) -> Result<(), String> {
+    let entry = format!("kprobe_{prog}");
+    let exit = format!("kretprobe_{prog}");
     for (i, name) in [&entry, &exit].into_iter().enumerate() {
         let p: &mut KProbe = ebpf
             .program_mut(name)

@@ -5,7 +5,8 @@
 //! compares, `verified_walk`, `core_facts`, `scan_stats`), and turning
 //! ring-buffer records into completed calls (`trace`) or log lines
 //! (kernel-side diagnostics, `diag`) and the loss counters into `lost`
-//! records (`lost`).
+//! records (`lost`), and watching for
+//! attached probes that go away (`probe_watch`).
 
 pub mod attach;
 pub mod batch_flush;
@@ -17,6 +18,7 @@ pub mod kallsyms;
 pub mod least_privilege;
 pub mod lost;
 pub mod privilege;
+pub mod probe_watch;
 pub mod scan;
 pub mod scan_stats;
 pub mod session;

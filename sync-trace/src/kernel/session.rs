@@ -25,6 +25,9 @@ pub struct Options {
     pub ring_bytes: Option<u32>,
     /// The attach method (`run --attach`).
     pub attach: AttachChoice,
+    /// A function arch_sync_kernel_mappings' programs attach to instead
+    /// (`run --test-sync-stand-in`).
+    pub sync_stand_in: Option<String>,
 }
 
 /// A batch of populate calls (events.h, "Batches") older than this is
@@ -91,7 +94,12 @@ impl Session {
             }
         })?;
         let before = before_attach(&facts)?;
-        let statuses = attach_all(&mut ebpf, &facts, opts.attach);
+        let statuses = attach_all(
+            &mut ebpf,
+            &facts,
+            opts.attach,
+            opts.sync_stand_in.as_deref(),
+        );
         Ok((
             Self {
                 ebpf,

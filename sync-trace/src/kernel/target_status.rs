@@ -11,7 +11,12 @@ pub use crate::record::probe::TargetReport as TargetStatus;
 
 impl TargetStatus {
     pub(super) fn new(target: Target, facts: &KernelFacts) -> Self {
-        let symbol = target.symbol();
+        Self::at(target, target.symbol(), facts)
+    }
+
+    /// The status of `target`'s programs attached to `symbol` (the target's
+    /// own function, or a stand-in for it).
+    pub(super) fn at(target: Target, symbol: &str, facts: &KernelFacts) -> Self {
         Self {
             target,
             symbol: symbol.to_string(),

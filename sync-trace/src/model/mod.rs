@@ -104,7 +104,11 @@ impl Model {
                 self.summary.lost.insert(l.what.clone(), l.total);
                 self.pairing.on_lost(l);
             }
-            Record::Layout(_) | Record::Paired(_) | Record::Unsynced(_) | Record::Summary(_) => {}
+            Record::Layout(_)
+            | Record::Paired(_)
+            | Record::Unsynced(_)
+            | Record::Detached(_)
+            | Record::Summary(_) => {}
         }
     }
 

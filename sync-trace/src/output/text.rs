@@ -148,6 +148,13 @@ pub fn line(r: &Record) -> String {
             m.pgds_total
         ),
         Record::Lost(l) => format!("lost: {} more {} ({} in all)", l.count, l.what, l.total),
+        Record::Detached(d) => format!(
+            "DETACHED {} ({} via {}): {}",
+            d.target.symbol(),
+            d.symbol,
+            d.method.name(),
+            d.reason
+        ),
         Record::Summary(s) => return summary(s),
     };
     match r.ts_ns() {

@@ -34,6 +34,7 @@ macro_rules! named {
 
 mod call;
 pub mod caller;
+mod detached;
 mod hex;
 mod histogram;
 mod layout;
@@ -50,6 +51,7 @@ use serde::{Deserialize, Serialize};
 pub use self::{
     call::{Batch, CallRecord, CompletedCall, SyncRecord, Task},
     caller::Caller,
+    detached::DetachedRecord,
     hex::Hex,
     histogram::{Bucket, Histogram},
     layout::LayoutRecord,
@@ -73,6 +75,7 @@ pub enum Record {
     Verify(VerifyRecord),
     Mismatch(MismatchRecord),
     Lost(LostRecord),
+    Detached(DetachedRecord),
     Summary(Summary),
 }
 
@@ -92,6 +95,7 @@ impl Record {
             Record::Verify(r) => r.ts_ns,
             Record::Mismatch(r) => r.ts_ns,
             Record::Lost(r) => r.ts_ns,
+            Record::Detached(r) => r.ts_ns,
             Record::Summary(_) => return None,
         })
     }
@@ -143,6 +147,13 @@ mod tests {
                 ts_ns: 4_000,
                 since_ns: 3_000,
             }),
+            Record::Detached(DetachedRecord {
+                ts_ns: 5_000,
+                target: sync_trace_common::Target::ArchSyncKernelMappings,
+                symbol: "st_sync".into(),
+                method: sync_trace_common::Method::Kprobe,
+                reason: "gone".into(),
+            }),
         ];
         lines.extend(written.iter().map(|r| serde_json::to_string(r).unwrap()));
         lines
@@ -186,6 +197,7 @@ mod tests {
             "verify",
             "mismatch",
             "lost",
+            "detached",
             "summary",
         ];
         assert_eq!(kinds, all.iter().map(|k| k.to_string()).collect());

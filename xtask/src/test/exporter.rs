@@ -10,6 +10,8 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
+use sync_trace::record::DetachedRecord;
+use sync_trace_common::{Method, Target};
 
 use super::{
     module,
@@ -72,6 +74,11 @@ struct Progress {
     seen: Vec<&'static str>,
 }
 
+/// The stand-in's probe (scripts/prometheus.sh, step stand-in).
+const STAND_IN_UP: &str =
+    "sync_trace_probe_attached{target=\"arch_sync_kernel_mappings\",method=\"kprobe\"}";
+const DETACHED_ALERTS: &str = "ALERTS{alertname=\"SyncTraceProbeDetached\"}";
+
 /// The host's part of each `checkpoint` of scripts/prometheus.sh; the guest waits until it
 /// returns, so the waits are bounds on a slow guest, not sleeps.
 fn at_checkpoint(p: &Prometheus, prom_bin: &Path, base: &str, name: &str) -> Result<()> {
@@ -107,6 +114,27 @@ fn at_checkpoint(p: &Prometheus, prom_bin: &Path, base: &str, name: &str) -> Res
                 |v| v >= 1.0,
             )?;
         }
+        // The stand-in's run: attached, and no SyncTraceProbeDetached (pending or firing) over
+        // more than the alert's `for` (5 s here) of scrapes.
+        "attached" => {
+            p.wait_for(STAND_IN_UP, long, |v| v == 1.0)?;
+            p.wait_for(&format!("count_over_time({STAND_IN_UP}[8s])"), long, |v| {
+                v >= 7.0
+            })?;
+            let a = p.query(DETACHED_ALERTS)?;
+            ensure!(
+                a.is_none(),
+                "SyncTraceProbeDetached is up while the probe is attached: {a:?}"
+            );
+        }
+        "detached" => {
+            p.wait_for(STAND_IN_UP, long, |v| v == 0.0)?;
+            p.wait_for(
+                "ALERTS{alertname=\"SyncTraceProbeDetached\",alertstate=\"firing\",target=\"arch_sync_kernel_mappings\"}",
+                long,
+                |v| v >= 1.0,
+            )?;
+        }
         other => bail!("unknown checkpoint {other}"),
     }
     Ok(())
@@ -138,7 +166,9 @@ pub fn prometheus_scenario(bin: &Path) -> Result<()> {
             Ok(()) => p.seen.push(match name {
                 "baseline" => "baseline",
                 "hotadd" => "hotadd",
-                _ => "never",
+                "never" => "never",
+                "attached" => "attached",
+                _ => "detached",
             }),
             Err(e) => p.errors.push(format!("at {name}: {e:#}")),
         }
@@ -152,11 +182,58 @@ pub fn prometheus_scenario(bin: &Path) -> Result<()> {
         );
     }
     ensure!(
-        p.seen == ["baseline", "hotadd", "never"],
+        p.seen == ["baseline", "hotadd", "never", "attached", "detached"],
         "checkpoints reached: {:?}",
         p.seen
     );
     let o = Output::parse(&out.output);
     o.expect_exit("run", 0).map_err(|e| anyhow!("{e:#}"))?;
-    module::never_unsynced_in(&o, "run")
+    module::never_unsynced_in(&o, "run")?;
+    check_stand_in(&o)
+}
+
+/// The stand-in's run: its sync traced while attached, then after `rmmod` one `detached`
+/// record and one line on stderr, and the run went on to exit 0.
+fn check_stand_in(o: &Output) -> Result<()> {
+    let step = "stand-in";
+    o.expect_exit(step, 0)?;
+    ensure!(o.value(step, "rmmod")? == "0", "{step}: rmmod failed");
+    let probe_syncs = o
+        .syncs(step)?
+        .iter()
+        .filter(|s| s.method == Method::Kprobe && s.function == Target::ArchSyncKernelMappings)
+        .count();
+    ensure!(
+        probe_syncs >= 1,
+        "{step}: the sync through st_sync was not traced"
+    );
+    ensure!(
+        !o.paired(step)?.is_empty(),
+        "{step}: the population through st_sync did not pair"
+    );
+    let d = o.events::<DetachedRecord>(step)?;
+    ensure!(
+        d.len() == 1
+            && d[0].target == Target::ArchSyncKernelMappings
+            && d[0].symbol == "st_sync"
+            && d[0].method == Method::Kprobe
+            && d[0].reason == "gone",
+        "{step}: expected one `detached` record of st_sync (gone), got {d:?}"
+    );
+    let said: Vec<&String> = o
+        .lines_of(step)?
+        .iter()
+        .filter(|l| l.starts_with("stderr: ") && l.contains("probe detached"))
+        .collect();
+    ensure!(
+        said.len() == 1 && said[0].contains("st_sync") && said[0].contains("unloaded"),
+        "{step}: expected one stderr line about st_sync going away, got {said:?}"
+    );
+    let kernel: Vec<&String> = o
+        .lines_of(step)?
+        .iter()
+        .filter(|l| l.starts_with("kprobes: "))
+        .collect();
+    println!("prometheus: after rmmod the kernel lists {kernel:?}");
+    Ok(())
 }

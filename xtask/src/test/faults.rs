@@ -1,5 +1,6 @@
-//! Checks of the faults scenario (scripts/faults.sh): losses counted exactly, nothing left in
-//! the kernel after `kill -9` or SIGTERM, stdout going away, and a fork/exit storm while a DIMM
+//! Checks of the faults scenario (scripts/faults.sh): each needed capability dropped alone,
+//! losses counted exactly, nothing left in
+//! the kernel after `kill -9` or SIGTERM, stdout and `stress --report` going away, and a fork/exit storm while a DIMM
 //! is hot-added and every PGD is walked.
 
 use anyhow::{bail, ensure, Context as _, Result};
@@ -283,10 +284,28 @@ fn check_stress(o: &Output) -> Result<()> {
         num(o, "stress-kill9-after", "journal")? == 0,
         "stress-kill9-after: the journal is still there"
     );
-    o.expect_exit("stress-term", 0)?;
+    // Its --report page went to a full disk: one line, the report on stdout, exit 1.
+    ensure!(
+        num(o, "stress-term", "free_kib")? == 0,
+        "stress-term: not full"
+    );
+    o.expect_exit("stress-term", 1)?;
     ensure!(
         num(o, "stress-term", "report_lines")? > 0,
         "stress-term: no report after SIGTERM"
+    );
+    ensure!(
+        num(o, "stress-term", "report_files")? == 0,
+        "stress-term: a truncated report page was left on the full disk"
+    );
+    let err = stderr(o, "stress-term")?;
+    let about: Vec<&String> = err
+        .iter()
+        .filter(|l| l.contains("/tmp/full/report.html"))
+        .collect();
+    ensure!(
+        about.len() == 1 && about[0].contains("cannot write the report to"),
+        "stress-term: expected one line about the report page on stderr, got {err:#?}"
     );
     Ok(())
 }
@@ -330,8 +349,64 @@ fn check_probes(o: &Output) -> Result<()> {
     Ok(())
 }
 
+/// The commands each capability is needed by (`sync-trace capabilities`), by setpriv's name.
+const NEEDED: [(&str, &[&str]); 6] = [
+    ("bpf", &["probe", "audit", "run", "stress"]),
+    ("perfmon", &["probe", "audit", "run", "stress"]),
+    ("syslog", &["probe", "audit", "run", "stress"]),
+    ("sys_admin", &["stress"]),
+    ("setuid", &["run"]),
+    ("setgid", &["run"]),
+];
+/// Commands that go on without CAP_SYS_ADMIN (CAP_BPF and CAP_PERFMON are enough to attach).
+const WITHOUT_SYS_ADMIN: [&str; 3] = ["probe", "audit", "run"];
+
+/// Each needed capability dropped alone: exit 1, one line on stderr naming it, nothing on
+/// stdout. Without CAP_SYS_ADMIN, probe, audit and run still work.
+fn check_capabilities(o: &Output) -> Result<()> {
+    let step = "capabilities";
+    let lines = o.lines_of(step)?;
+    for (cap, cmds) in NEEDED {
+        let name = format!("CAP_{}", cap.to_uppercase());
+        for cmd in cmds {
+            let key = format!("{cap}_{cmd}");
+            let exit = o.value(step, &format!("cap_{key}"))?;
+            let prefix = format!("cap-err: {key}: ");
+            let err: Vec<&str> = lines
+                .iter()
+                .filter_map(|l| l.strip_prefix(&prefix))
+                .collect();
+            ensure!(
+                exit == "1" && err.len() == 1 && err[0].contains(&name),
+                "{step}: `{cmd}` without {name} exited {exit}, expected 1 with one line naming {name}: {err:?}"
+            );
+            ensure!(
+                o.value(step, &format!("cap_{key}_stdout"))? == "0",
+                "{step}: `{cmd}` without {name} wrote to stdout"
+            );
+        }
+    }
+    for cmd in WITHOUT_SYS_ADMIN {
+        let exit = o.value(step, &format!("cap_sys_admin_{cmd}"))?;
+        ensure!(
+            exit == "0",
+            "{step}: `{cmd}` without CAP_SYS_ADMIN exited {exit}: {:?}",
+            lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("cap-err: sys_admin_{cmd}: ")))
+                .collect::<Vec<_>>()
+        );
+    }
+    println!(
+        "faults: each needed capability dropped alone refused with one line ({} cases)",
+        NEEDED.iter().map(|(_, c)| c.len()).sum::<usize>()
+    );
+    Ok(())
+}
+
 pub fn check_faults(o: &Output) -> Result<()> {
     check_probes(o)?;
+    check_capabilities(o)?;
     check_lossy(o)?;
     check_left_behind(o)?;
     check_output_gone(o)?;

@@ -11,6 +11,14 @@ use anyhow::{bail, Context as _, Result};
 /// Debian's bpftool (package `bpftool`).
 const BPFTOOL: &str = "/usr/sbin/bpftool";
 
+/// util-linux's setpriv (package `util-linux`): runs a command with capabilities dropped.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// `/usr/bin/setpriv` and its libraries (libcap-ng, libc), as [`bpftool_files`].
+pub fn setpriv_files() -> Result<Vec<(PathBuf, String)>> {
+    with_libraries(Path::new(SETPRIV))
+}
+
 /// `/usr/sbin/bpftool` and every library `ldd` resolves for it, each at the path the dynamic
 /// loader looks for it in the guest (the same as on the host).
 pub fn bpftool_files() -> Result<Vec<(PathBuf, String)>> {
@@ -19,8 +27,12 @@ pub fn bpftool_files() -> Result<Vec<(PathBuf, String)>> {
 
 fn with_libraries(bin: &Path) -> Result<Vec<(PathBuf, String)>> {
     if !bin.exists() {
+        let package = bin.file_name().map_or("", |n| match n.to_str() {
+            Some("setpriv") => "util-linux",
+            _ => "bpftool",
+        });
         bail!(
-            "{} is missing: install Debian's `bpftool` package",
+            "{} is missing: install Debian's `{package}` package",
             bin.display()
         );
     }

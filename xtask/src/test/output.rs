@@ -5,8 +5,8 @@ use anyhow::{anyhow, bail, Result};
 use sync_trace::{
     record::probe::ProbeReport,
     record::{
-        CallRecord, DepopulateRecord, LayoutRecord, LostRecord, MismatchRecord, PairedRecord,
-        PopulateRecord, Record, Summary, SyncRecord, UnsyncedRecord, VerifyRecord,
+        CallRecord, DepopulateRecord, DetachedRecord, LayoutRecord, LostRecord, MismatchRecord,
+        PairedRecord, PopulateRecord, Record, Summary, SyncRecord, UnsyncedRecord, VerifyRecord,
     },
 };
 
@@ -162,6 +162,7 @@ kinds!(
     Verify(VerifyRecord),
     Mismatch(MismatchRecord),
     Lost(LostRecord),
+    Detached(DetachedRecord),
     Summary(Summary),
 );
 

@@ -60,13 +60,20 @@ impl Drop for Prometheus {
 
 impl Prometheus {
     /// Starts Prometheus on loopback scraping `target` every second with
-    /// deploy/prometheus/alerts.yml evaluated every second.
+    /// deploy/prometheus/alerts.yml evaluated every second, its `for:`
+    /// durations read as seconds instead of minutes (an alert that fires
+    /// after 5 minutes of a condition fires here after 5 seconds; promtool's
+    /// unit tests, deploy/prometheus/alerts_test.yml, check the minutes).
     pub fn start(bin: &Path, target: &str) -> Result<Self> {
         let port = free_port()?;
         let dir =
             std::env::temp_dir().join(format!("sync-trace-prom-{}-{port}", std::process::id()));
         fs::create_dir_all(&dir)?;
-        let rules = workspace_root().join("deploy/prometheus/alerts.yml");
+        let rules = dir.join("alerts.yml");
+        let original = workspace_root().join("deploy/prometheus/alerts.yml");
+        let text = fs::read_to_string(&original)
+            .with_context(|| format!("cannot read {}", original.display()))?;
+        fs::write(&rules, for_in_seconds(&text)?)?;
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {}\n\
@@ -138,6 +145,30 @@ impl Prometheus {
             sleep(Duration::from_millis(250));
         }
     }
+}
+
+/// Alert rules with every `for: Nm` made `for: Ns`.
+fn for_in_seconds(rules: &str) -> Result<String> {
+    let mut n = 0;
+    let out: Vec<String> = rules
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            match t
+                .strip_prefix("for: ")
+                .and_then(|d| d.strip_suffix('m'))
+                .filter(|d| d.parse::<u32>().is_ok())
+            {
+                Some(d) => {
+                    n += 1;
+                    format!("{}for: {d}s", &l[..l.len() - t.len()])
+                }
+                None => l.to_string(),
+            }
+        })
+        .collect();
+    ensure!(n > 0, "alerts.yml has no `for: Nm` to shorten");
+    Ok(out.join("\n") + "\n")
 }
 
 /// `promtool check metrics` on a scrape.
@@ -213,4 +244,23 @@ pub fn check_endpoint(bin: &Path, base: &str) -> Result<()> {
     let (status, _, _) = get(&format!("{base}/nothing-here"), None)?;
     ensure!(status == 404, "an unknown path answered {status}, not 404");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_durations_become_seconds() {
+        let text =
+            fs::read_to_string(workspace_root().join("deploy/prometheus/alerts.yml")).unwrap();
+        let s = for_in_seconds(&text).unwrap();
+        assert!(
+            s.contains("        for: 5s\n") && s.contains("        for: 10s\n"),
+            "{s}"
+        );
+        assert!(!s.contains("for: 5m") && !s.contains("for: 10m"));
+        assert_eq!(s.lines().count(), text.lines().count());
+        assert!(for_in_seconds("groups: []\n").is_err());
+    }
 }

@@ -259,18 +259,32 @@ fn ci() -> Vec<Scenario> {
     v
 }
 
-/// Faults in one boot (6.12, 4-level): exact loss accounting, nothing left behind after
+/// Faults in one boot (6.12, 4-level): each needed capability dropped (util-linux setpriv),
+/// exact loss accounting, nothing left behind after
 /// `kill -9` or SIGTERM, stdout going away, a fork/exit storm during a hot-add at 32 TiB.
-/// Debian's bpftool, with its libraries, is in the guest.
+/// Debian's bpftool and util-linux's setpriv, with their libraries, are in the guest.
 fn faults_scenario() -> Scenario {
     let mut spec = spec_for(KernelId::V6_12, 4, false, &[AT_32T], "faults");
-    // Eleven runs and two `stress` starts under TCG: about 5 minutes on an idle host, four
-    // times that with the host's two CPUs shared by several loaded guests.
+    // Eleven runs, two `stress` starts and eighteen starts with a capability dropped (three
+    // attach) under TCG: about 5 minutes on an idle host, four times that with the host's two
+    // CPUs shared by several loaded guests.
     spec.timeout = Duration::from_secs(1500);
-    match super::guest_tools::bpftool_files() {
-        Ok(files) => spec.files.extend(files),
-        // The script then fails at its first bpftool call, naming what is missing.
-        Err(e) => println!("xtask test: faults: {e:#}"),
+    for files in [
+        super::guest_tools::bpftool_files(),
+        super::guest_tools::setpriv_files(),
+    ] {
+        match files {
+            Ok(files) => {
+                // The loader and libc come with both.
+                for f in files {
+                    if !spec.files.contains(&f) {
+                        spec.files.push(f);
+                    }
+                }
+            }
+            // The script then fails at its first call of the tool, naming what is missing.
+            Err(e) => println!("xtask test: faults: {e:#}"),
+        }
     }
     Scenario {
         name: "6.12/4-level/faults".into(),

@@ -8,7 +8,11 @@ use aya::maps::{MapData, RingBuf};
 use super::pipeline::Pipeline;
 use crate::{
     kernel::{
-        batch_flush::BatchFlush, clock::monotonic_ns, lost::LostCounters, scan::Scanner,
+        batch_flush::BatchFlush,
+        clock::monotonic_ns,
+        lost::LostCounters,
+        probe_watch::{self, ProbeWatch},
+        scan::Scanner,
         slot_set::SlotSet,
     },
     output::sink::Sink,
@@ -31,12 +35,36 @@ pub(super) struct Engine<'a> {
     pub(super) quiet_walks: Vec<u32>,
     /// The last walk ended early: wait before the next deadline walk.
     pub(super) walk_failed: bool,
+    /// The attached kprobes, checked for going away.
+    pub(super) watch: Option<ProbeWatch>,
 }
 
 impl Engine<'_> {
     /// Reads the loss counters and feeds the `lost` records to the model.
     pub(super) fn poll_lost(&mut self) -> anyhow::Result<()> {
         poll_lost(&mut self.lost, &mut self.pipe)
+    }
+
+    /// Checks that the attached kprobes are still live: one that went away
+    /// is one line on stderr and a `detached` record (which sets its
+    /// `sync_trace_probe_attached` to 0). A list that cannot be read any
+    /// more is one line, and the watch ends.
+    pub(super) fn watch_probes(&mut self) {
+        let Some(w) = self.watch.as_mut() else {
+            return;
+        };
+        match w.check(monotonic_ns()) {
+            Ok(gone) => {
+                for d in gone {
+                    log::warn!("{}", probe_watch::describe(&d));
+                    self.pipe.observe(crate::record::Record::Detached(d));
+                }
+            }
+            Err(e) => {
+                log::warn!("{e}: kprobes going away are no longer noticed");
+                self.watch = None;
+            }
+        }
     }
 
     /// Reads the loss counters, then every pending ring-buffer record, and

@@ -29,6 +29,7 @@ use crate::{
         kallsyms::Kallsyms,
         least_privilege::{self, User},
         lost::LostCounters,
+        probe_watch::ProbeWatch,
         scan::Scanner,
         session::{kernel_release, Options, Session},
         snapshot::Snapshot,
@@ -43,7 +44,8 @@ use crate::{
     record::{Hex, LayoutRecord, Record, Trigger},
 };
 
-/// How often the kernel's loss counters are read.
+/// How often the kernel's loss counters are read, and the attached kprobes
+/// checked for going away.
 const LOST_POLL: Duration = Duration::from_secs(1);
 
 /// Exit status of `run --fail-on-unsynced` after an unsynced population.
@@ -62,6 +64,7 @@ fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> 
         force_log: args.test_kernel_log,
         ring_bytes: args.test_ring_size,
         attach: args.attach,
+        sync_stand_in: args.test_sync_stand_in.clone(),
     };
     let (session, (scanner, before)) = Session::open_with(&opts, |facts| {
         let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
@@ -89,6 +92,15 @@ fn log_attach(statuses: &[TargetStatus]) {
             (false, None) => {}
         }
     }
+}
+
+/// The watch of the attached kprobes, opened while `run` still has its
+/// privileges; what cannot be watched is one line.
+fn open_watch(statuses: &[TargetStatus]) -> Option<ProbeWatch> {
+    ProbeWatch::open(statuses).unwrap_or_else(|e| {
+        log::warn!("{e}");
+        None
+    })
 }
 
 /// Takes the scan made before the probes attached as the model's baseline
@@ -201,7 +213,10 @@ async fn event_loop(
             _ = timers.sweep.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::None)?,
             _ = timers.walk.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::All)?,
             _ = sleep(grace_wait) => engine.scan(rings.events.get_mut(), Trigger::Deadline, Walk::None)?,
-            _ = timers.lost.tick() => engine.poll_lost()?,
+            _ = timers.lost.tick() => {
+                engine.poll_lost()?;
+                engine.watch_probes();
+            }
             _ = signals.recv() => return Ok(0),
             _ = &mut deadline => return Ok(0),
         }
@@ -258,6 +273,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         batches,
         quiet_walks: Vec::new(),
         walk_failed: false,
+        watch: open_watch(&statuses),
     };
     let mut timers = timers(&args).await;
     let mut signals = StopSignals::install()?.with_handle(stop);

@@ -57,7 +57,14 @@ impl<'a> EarlyReport<'a> {
                     path.display()
                 );
             }
-            Err(e) => eprintln!("stress: cannot write {}: {e}", path.display()),
+            Err(e) => {
+                // A full disk leaves a truncated copy: not worth keeping beside the last whole one.
+                let _ = std::fs::remove_file(&tmp);
+                eprintln!(
+                    "stress: cannot write {}: {e} (the run goes on)",
+                    path.display()
+                );
+            }
         }
     }
 }

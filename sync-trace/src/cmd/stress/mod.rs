@@ -108,6 +108,7 @@ fn run_args() -> RunArgs {
         no_stacks: false,
         test_kernel_log: false,
         test_ring_size: None,
+        test_sync_stand_in: None,
         // stress keeps root: it onlines and offlines memory until it ends.
         user: None,
     }
@@ -120,14 +121,15 @@ const SETTLE: Duration = Duration::from_secs(1);
 pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     if let Some(path) = &args.from_json {
         let report = read_saved(path)?;
-        write_report(&report, &args)?;
-        return Ok(report.exit_code);
+        return write_report(&report, &args);
     }
     if !has_cap_sys_admin() {
         return Err(anyhow!(
             "missing privilege: onlining and offlining memory through sysfs needs root (CAP_SYS_ADMIN); run with sudo"
         ));
     }
+    // What its tracing needs, named before any memory is touched.
+    crate::kernel::privilege::preflight().map_err(anyhow::Error::msg)?;
     let root = SysfsRoot::default();
     // A stress killed before it restored (and its watcher with it) left its journal: put
     // that state back before this one is taken as found.
@@ -181,8 +183,7 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
         _ => None,
     };
     let report = builder.finish(&plan, traced.interrupted, error);
-    write_report(&report, &args)?;
-    Ok(report.exit_code)
+    write_report(&report, &args)
 }
 
 /// A report saved with `--json`; one line naming the problem otherwise.
@@ -204,7 +205,10 @@ fn one_line(e: &anyhow::Error) -> String {
         .join(": ")
 }
 
-fn write_report(report: &report::Report, args: &StressArgs) -> anyhow::Result<()> {
+/// The report on stdout, and as a page with `--report`; the exit status. A page that cannot be
+/// written (a full disk) is one line on stderr and exit 1, or 3 when the report found
+/// something: the report on stdout is whole.
+fn write_report(report: &report::Report, args: &StressArgs) -> anyhow::Result<i32> {
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, report)?;
@@ -214,8 +218,15 @@ fn write_report(report: &report::Report, args: &StressArgs) -> anyhow::Result<()
     }
     out.flush()?;
     if let Some(path) = &args.report {
-        std::fs::write(path, html::page(report))
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        if let Err(e) = std::fs::write(path, html::page(report)) {
+            eprintln!(
+                "sync-trace stress: cannot write the report to {}: {e} (the report on stdout is complete)",
+                path.display()
+            );
+            // A truncated page is not worth keeping.
+            let _ = std::fs::remove_file(path);
+            return Ok(report.exit_code.max(1));
+        }
     }
-    Ok(())
+    Ok(report.exit_code)
 }

@@ -278,6 +278,14 @@ impl Metrics {
             Record::Lost(l) if l.what == "events" => {
                 self.lost.inc_by(l.count);
             }
+            Record::Detached(d) => {
+                self.probe_attached
+                    .get_or_create(&ProbeLabels {
+                        target: d.target.symbol(),
+                        method: d.method.name(),
+                    })
+                    .set(0);
+            }
             _ => {}
         }
     }

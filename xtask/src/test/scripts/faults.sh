@@ -1,6 +1,6 @@
-# Faults: loss counted exactly; kill -9 and SIGTERM leave nothing behind; stdout a closed
+# Faults: each needed capability dropped alone; loss counted exactly; kill -9 and SIGTERM leave nothing behind; stdout a closed
 # pipe or a full disk; a fork/exit storm while a DIMM is hot-added at 32 TiB and every PGD is
-# walked. bpftool (Debian's, with its libraries) is in the guest.
+# walked. bpftool (Debian's) and setpriv (util-linux's), with their libraries, are in the guest.
 # /metrics is scraped on loopback (the guest has no other network).
 ip link set lo up
 bpftool version >/dev/null || { echo "bpftool does not run in the guest"; exit 1; }
@@ -39,6 +39,34 @@ sync-trace probe --json; echo "exit=$?"
 
 step baseline
 state
+
+# Each capability a command needs, dropped alone by setpriv from the bounding and inheritable
+# sets (root's exec then does not get it): exit 1 and one line naming it, nothing loaded.
+# CAP_SYS_ADMIN dropped: `stress` refuses; probe, audit and run show whether they need it.
+step capabilities
+# util-linux's (busybox has a setpriv of its own, earlier in PATH, without --bounding-set).
+SETPRIV=/usr/bin/setpriv
+$SETPRIV --version | grep -q util-linux || { echo "$SETPRIV is not util-linux's"; exit 1; }
+echo "kptr_restrict=$(cat /proc/sys/kernel/kptr_restrict)"
+echo "perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid)"
+for cap in bpf perfmon syslog sys_admin setuid setgid; do
+    for cmd in probe audit run stress; do
+        case "$cap:$cmd" in
+            setuid:run | setgid:run | bpf:* | perfmon:* | syslog:* | sys_admin:*) ;;
+            *) continue ;;
+        esac
+        case "$cmd" in
+            run) args="run --duration 2s" ;;
+            stress) args="stress --cycles 1" ;;
+            *) args="$cmd" ;;
+        esac
+        # shellcheck disable=SC2086
+        $SETPRIV --inh-caps=-$cap --bounding-set=-$cap sync-trace $args >/tmp/cap.out 2>/tmp/cap.err
+        echo "cap_${cap}_${cmd}=$?"
+        echo "cap_${cap}_${cmd}_stdout=$(count . /tmp/cap.out)"
+        grep -v ' INFO ' /tmp/cap.err | sed "s/^/cap-err: ${cap}_${cmd}: /"
+    done
+done
 
 # A synced population between two storms of syncs, traced through a one-page ring buffer:
 # what was received plus what was lost is what the module issued.
@@ -151,16 +179,18 @@ audit
 online() { cat /sys/devices/system/memory/memory*/online | count 1; }
 # stress_stopped_offline ONLINE: starts `stress` and stops it (SIGSTOP) at a moment it has a
 # block offline (fewer than ONLINE online); it cycles fast, so a stop that comes after the
-# block is back online lets it go on and tries again.
+# block is back online lets it go on and tries again. Further arguments go to `stress`.
 stress_stopped_offline() {
-    sync-trace stress --duration 24h >/tmp/stress.out 2>/tmp/stress.err &
+    want=$1
+    shift
+    sync-trace stress --duration 24h "$@" >/tmp/stress.out 2>/tmp/stress.err &
     SPID=$!
     i=0
     while [ $i -lt 2400 ]; do
         gone "$SPID" && break
-        if [ "$(online)" -lt "$1" ]; then
+        if [ "$(online)" -lt "$want" ]; then
             kill -STOP "$SPID"
-            [ "$(online)" -lt "$1" ] && return 0
+            [ "$(online)" -lt "$want" ] && return 0
             kill -CONT "$SPID"
         fi
         sleep 0.05; i=$((i + 1))
@@ -185,8 +215,13 @@ sleep 1
 state
 echo "journal=$(ls /run/sync-trace/ 2>/dev/null | count .)"
 sed 's/^/stderr: /' /tmp/stress.err | grep -v ': stress: cycle'
+# SIGTERM with its --report page going to a full disk: the report on stdout, one line about
+# the page, exit 1.
 step stress-term
-stress_stopped_offline "$ONLINE"
+mount -t tmpfs -o size=64k tmpfs /tmp/full
+dd if=/dev/zero of=/tmp/full/fill bs=4k 2>/dev/null
+echo "free_kib=$(df -k /tmp/full | awk 'NR==2 {print $4}')"
+stress_stopped_offline "$ONLINE" --report /tmp/full/report.html
 kill -TERM "$SPID"
 kill -CONT "$SPID"
 wait "$SPID"
@@ -194,3 +229,6 @@ echo "exit=$?"
 sleep 1
 state
 grep -c . /tmp/stress.out | sed 's/^/report_lines=/'
+echo "report_files=$(ls /tmp/full | grep -c report)"
+grep -v -e ': stress: cycle' -e ' INFO ' /tmp/stress.err | sed 's/^/stderr: /'
+umount /tmp/full

@@ -93,7 +93,9 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     pub grace: Duration,
     /// Period of the sweep: a read of init_mm's top-level table that finds
-    /// populations no traced call announced.
+    /// populations no traced call announced. It runs in the kernel (a
+    /// bpf_timer that wakes the daemon only on a change) where the kernel
+    /// allows, else from the daemon.
     #[arg(long, value_parser = parse_duration, default_value = "50ms")]
     pub sweep: Duration,
     /// Period of the full pgd_list verification when nothing else walks it

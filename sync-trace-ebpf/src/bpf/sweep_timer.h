@@ -62,9 +62,9 @@ static __always_inline int st_sweep_read(__u64 *bits)
 		return -1;
 	for (__u32 w = 0; w < ST_SLOT_WORDS; w++) {
 		__u64 b = 0;
+		/* No branch per entry: one path for the verifier to follow. */
 		for (__u32 k = 0; k < 64; k++)
-			if (h->e[(w * 64 + k) & (ST_HALF - 1)] & ST_PAGE_PRESENT)
-				b |= 1ULL << k;
+			b |= (h->e[(w * 64 + k) & (ST_HALF - 1)] & ST_PAGE_PRESENT) << k;
 		bits[w] = b;
 	}
 	return 0;

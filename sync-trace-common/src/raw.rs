@@ -408,6 +408,17 @@ pub(crate) fn captured_frames(stack: &[u64; MAX_STACK], bytes: i32) -> &[u64] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_sweep_change_is_read_word_by_word_and_only_at_its_length() {
+        let words: Vec<u64> = (1..=2 + 2 * SLOT_WORDS as u64).collect();
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let c = RawSweepChange::from_bytes(&bytes).unwrap();
+        assert_eq!((c.ts_ns, c.prev_ns), (1, 2));
+        assert_eq!(c.before, [3, 4, 5, 6]);
+        assert_eq!(c.now, [7, 8, 9, 10]);
+        assert!(RawSweepChange::from_bytes(&bytes[..bytes.len() - 8]).is_none());
+    }
+
     use super::*;
 
     fn record(kind: u8, target: u8, method: u8, stack_bytes: i32) -> Vec<u8> {

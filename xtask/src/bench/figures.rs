@@ -315,7 +315,10 @@ fn sweep_per_period(r: &[HashMap<String, String>], pct: &[f64], c: &Ctx) -> Figu
             .iter()
             .map(|p| p / 100.0 * SWEEP_PERIOD_MS * 1e3)
             .collect();
-        (per, "upper bound: all idle CPU of the run charged to its sweeps")
+        (
+            per,
+            "upper bound: all idle CPU of the run charged to its sweeps",
+        )
     } else {
         (timer, "the kernel timer's callback, per reading")
     };

@@ -127,6 +127,10 @@ pub struct RunArgs {
     /// least 4096. Small sizes force losses (a test of loss accounting).
     #[arg(long, hide = true, value_parser = parse_ring_size)]
     pub test_ring_size: Option<u32>,
+    /// Sweep from the daemon's own timer even where the kernel's sweep can
+    /// run (the bench's baseline for the idle CPU).
+    #[arg(long, hide = true)]
+    pub test_user_sweep: bool,
     /// After attaching, switch to this user (name or uid) keeping only
     /// CAP_BPF (docs/security.md); the uid this process already runs as
     /// keeps it.

@@ -267,28 +267,35 @@ fn idle(o: &Output, c: &Ctx) -> Vec<Figure> {
         ("idle-few", Target::AtMost(IDLE_CPU_PCT)),
         ("idle-many", Target::None),
     ] {
-        let r = rows(o, step, "idle");
-        let spawned = r.first().and_then(|x| num(x, "spawned")).unwrap_or(0.0);
+        let all = rows(o, step, "idle");
+        let spawned = all.first().and_then(|x| num(x, "spawned")).unwrap_or(0.0);
+        // Lines without `sweep=` are the kernel's (older bench output).
+        let (r, user): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|x| x.get("sweep").is_none_or(|s| s != "user"));
         let pct: Vec<f64> = r.iter().filter_map(cpu_pct).collect();
+        let base: Vec<f64> = user.iter().filter_map(cpu_pct).collect();
         v.push(c.fig(
             &format!("idle CPU, {spawned} idle processes"),
             "% CPU",
             &pct,
-            None,
-            "",
+            (!base.is_empty()).then_some(&base[..]),
+            "sweep from userspace",
             target,
             "the idle window did not complete",
         ));
-        let wakeups: Vec<f64> = r
-            .iter()
-            .filter_map(|x| Some(num(x, "wakeups")? / (num(x, "us")? / 1e6)))
-            .collect();
+        let per_s = |rows: &[HashMap<String, String>]| -> Vec<f64> {
+            rows.iter()
+                .filter_map(|x| Some(num(x, "wakeups")? / (num(x, "us")? / 1e6)))
+                .collect()
+        };
+        let (wakeups, base) = (per_s(&r), per_s(&user));
         v.push(c.fig(
             &format!("idle wake-ups per second, {spawned} idle processes"),
             "/s",
             &wakeups,
-            None,
-            "",
+            (!base.is_empty()).then_some(&base[..]),
+            "sweep from userspace",
             Target::None,
             "the idle window did not complete",
         ));
@@ -414,13 +421,17 @@ idle spawned=10 procs=77 ticks=6 us=60000000 clk_tck=100
     #[test]
     fn idle_cpu_is_the_process_time_and_the_kernel_timer_time() {
         let out = "=== step idle-few\n\
-            idle spawned=10 procs=77 ticks=9 ns=30000000 wakeups=120 us=60000000 clk_tck=100 timer_readings=1250 timer_changes=0 timer_us=25000\n";
+            idle sweep=kernel spawned=10 procs=77 ticks=9 ns=30000000 wakeups=120 us=60000000 clk_tck=100 timer_readings=1250 timer_changes=0 timer_us=25000\n\
+            idle sweep=user spawned=10 procs=77 ticks=300 ns=3000000000 wakeups=1260 us=60000000 clk_tck=100 timer_readings=0\n";
         let v = guest_figures(&Output::parse(out), "6.12");
         // schedstat's ns before ticks (30 ms, not 90), the timer's 25 ms added.
         let f = get(&v, "idle CPU, 10 idle");
         assert!((f.value.unwrap() - 0.0916).abs() < 1e-3, "{f:?}");
         assert_eq!(f.met(), Some(true));
-        assert_eq!(get(&v, "idle wake-ups per second, 10").value, Some(2.0));
+        assert_eq!(f.baseline, Some(5.0));
+        assert_eq!(f.baseline_name, "sweep from userspace");
+        let f = get(&v, "idle wake-ups per second, 10");
+        assert_eq!((f.value, f.baseline), (Some(2.0), Some(21.0)));
         let f = get(&v, "sweep CPU per period");
         assert_eq!(f.value, Some(20.0));
         assert_eq!(f.note, "the kernel timer's callback, per reading");

@@ -304,7 +304,14 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     };
     // Armed before the baseline scan below: a change after the arming
     // reading is written by the timer, one before it is seen by that scan.
-    arm_sweep(&mut engine, &mut rings, facts.btf.as_ref(), args.sweep);
+    if args.test_user_sweep {
+        log::info!(
+            "sweeping from userspace every {:?}: --test-user-sweep",
+            args.sweep
+        );
+    } else {
+        arm_sweep(&mut engine, &mut rings, facts.btf.as_ref(), args.sweep);
+    }
     let mut timers = timers(&args).await;
     let mut signals = StopSignals::install()?.with_handle(stop);
 

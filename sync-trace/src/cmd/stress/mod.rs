@@ -108,6 +108,7 @@ fn run_args() -> RunArgs {
         no_stacks: false,
         test_kernel_log: false,
         test_ring_size: None,
+        test_user_sweep: false,
         // stress keeps root: it onlines and offlines memory until it ends.
         user: None,
     }

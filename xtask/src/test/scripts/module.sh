@@ -54,3 +54,5 @@ start_run --fail-on-unsynced
 act never
 ( sleep 10; kill -TERM "$RUN_PID" 2>/dev/null ) &
 wait_run
+# Where the sweep ran (its INFO line): the kernel's timer, or the daemon's own and why.
+sed -n 's/.*sweeping in the kernel every.*/sweep=kernel/p; s/.*sweeping from userspace every \(.*\)/sweep=userspace (\1)/p' /tmp/run.err

@@ -20,7 +20,7 @@ const PROGRAMS: &[(&str, &str)] = &[
 ];
 
 /// Headers the programs include; a change rebuilds them.
-const HEADERS: &[&str] = &["events.h", "pgtable_kernel.h"];
+const HEADERS: &[&str] = &["events.h", "pgtable_kernel.h", "sweep_timer.h"];
 
 fn main() -> Result<()> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

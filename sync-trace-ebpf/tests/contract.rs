@@ -21,7 +21,7 @@ use std::mem::{offset_of, size_of};
 use btf::{Btf, Shape};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use sync_trace_common::batch::{self, RawBatchC};
-use sync_trace_common::raw::{self, RawDiagC, RawEventC, RawScan};
+use sync_trace_common::raw::{self, RawDiagC, RawEventC, RawScan, RawSweepChange, RawSweepView};
 use sync_trace_common::{BatchReason, DiagCode, Kind, Method, Target};
 
 static CONTRACT_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/contract.bpf.o"));
@@ -162,6 +162,30 @@ fn structs() -> Vec<(&'static str, Option<RustStruct>)> {
                 stack_bytes,
                 comm,
                 stack,
+            })),
+        ),
+        (
+            "st_sweep_view",
+            Some(twin!(RawSweepView {
+                period_ns,
+                last_ns,
+                sweeps,
+                changes,
+                busy_ns,
+                faults,
+                lost,
+                bits,
+                arm_error,
+                armed,
+            })),
+        ),
+        (
+            "st_sweep_change",
+            Some(twin!(RawSweepChange {
+                ts_ns,
+                prev_ns,
+                before,
+                now,
             })),
         ),
         // The INFLIGHT and BATCH maps' keys and values: only the kernel
@@ -577,8 +601,20 @@ fn names_match_the_objects_symbols() {
         "global",
     );
     expect(st.0, st.1, &[batch::PROG_FLUSH], program, "program");
-    expect(scan.0, scan.1, &[raw::MAP_SCAN], maps, "map");
-    expect(scan.0, scan.1, &[raw::PROG_SCAN], program, "program");
+    expect(
+        scan.0,
+        scan.1,
+        &[raw::MAP_SCAN, raw::MAP_SWEEP, raw::MAP_SWEEP_RING],
+        maps,
+        "map",
+    );
+    expect(
+        scan.0,
+        scan.1,
+        &[raw::PROG_SCAN, raw::PROG_SWEEP_ARM],
+        program,
+        "program",
+    );
     expect(
         scan.0,
         scan.1,
@@ -593,6 +629,7 @@ fn names_match_the_objects_symbols() {
             raw::GLOBAL_MAX_PGDS,
             raw::GLOBAL_RUN_BUDGET_NS,
             raw::GLOBAL_MAX_RESTARTS,
+            raw::GLOBAL_SWEEP_NS,
         ],
         rodata,
         "global",

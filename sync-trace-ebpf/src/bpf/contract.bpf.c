@@ -21,6 +21,8 @@ struct st_contract {
 	struct st_inflight_key inflight_key;
 	struct st_inflight inflight;
 	struct st_scan scan;
+	struct st_sweep_view sweep_view;
+	struct st_sweep_change sweep_change;
 	struct st_batch batch;
 	struct st_batch_slot batch_slot;
 	enum st_inflight_flag inflight_flag;

@@ -297,4 +297,38 @@ _Static_assert(__builtin_offsetof(struct st_scan, top) == 64, "st_scan.top");
 _Static_assert(__builtin_offsetof(struct st_scan, slots) == 64 + 8 * ST_PTRS + 8 * ST_HALF, "st_scan.slots");
 _Static_assert(__builtin_offsetof(struct st_scan, list) == 64 + 8 * ST_PTRS + 8 * ST_HALF + 8 * ST_SLOT_WORDS + 40, "st_scan.list");
 
+/*
+ * The sweep in the kernel (sweep_timer.h, in the scan object): a bpf_timer
+ * reads init_mm's kernel half every st_cfg_sweep_ns and compares which slots
+ * are present with its last reading; only a change is written, to
+ * ST_SWEEP_RING, so an idle daemon is not woken at all. The timer is armed
+ * once by ST_PROG_SWEEP_ARM (fexit of bpf_fentry_test1, run with
+ * BPF_PROG_TEST_RUN) and lives as long as the daemon holds the map.
+ */
+#define ST_MAP_SWEEP "ST_SWEEP"           /* ARRAY[1]: the timer and struct st_sweep_view */
+#define ST_MAP_SWEEP_RING "ST_SWEEP_RING" /* BPF_MAP_TYPE_RINGBUF of struct st_sweep_change */
+#define ST_PROG_SWEEP_ARM "st_sweep_arm"  /* fexit/bpf_fentry_test1: arms the timer */
+
+/* What the timer knows, after the timer itself in the map value. */
+struct st_sweep_view {
+	__u64 period_ns;             /* st_cfg_sweep_ns */
+	__u64 last_ns;               /* bpf_ktime_get_ns() before the last reading that matched `bits` */
+	__u64 sweeps;                /* readings made (the arming one included) */
+	__u64 changes;               /* st_sweep_change records written */
+	__u64 busy_ns;               /* time spent in the timer's callback, summed */
+	__u64 faults;                /* readings that failed (the table unreadable) */
+	__u64 lost;                  /* changes not written for a full ring (retried next period) */
+	__u64 bits[ST_SLOT_WORDS];   /* present kernel-half slots (bit k of word w: slot 256 + 64w + k) */
+	__s32 arm_error;             /* bpf_timer_init/start's error when arming failed, else 0 */
+	__u32 armed;                 /* 1 once the timer runs */
+};
+
+/* A change of the present kernel-half slots, as the timer saw it. */
+struct st_sweep_change {
+	__u64 ts_ns;                 /* after the reading that saw `now` */
+	__u64 prev_ns;               /* before the last reading that saw `before` */
+	__u64 before[ST_SLOT_WORDS];
+	__u64 now[ST_SLOT_WORDS];
+};
+
 #endif

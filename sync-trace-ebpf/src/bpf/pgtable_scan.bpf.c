@@ -384,3 +384,5 @@ out:;
 	s->end_ns = t1;
 	return 0;
 }
+
+#include "sweep_timer.h"

@@ -11,10 +11,13 @@ use crate::{
 /// Exit status when a PGD lacks an entry or points elsewhere.
 pub const EXIT_DISAGREE: i32 = 3;
 
+/// The scan object's sweep period; `audit` never arms the sweep.
+const DEFAULT_SWEEP: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     privilege::preflight().map_err(anyhow::Error::msg)?;
     let facts = KernelFacts::gather().map_err(anyhow::Error::msg)?;
-    let mut scanner = Scanner::open(&facts.kallsyms, max_pgds)?;
+    let mut scanner = Scanner::open(&facts.kallsyms, max_pgds, DEFAULT_SWEEP)?;
     // The table first, for the layout: the walks compare the kernel slots.
     let table = scanner.table()?;
     let snap = scanner.verified_walk_of(&SlotSet::kernel(&table.layout()))?;

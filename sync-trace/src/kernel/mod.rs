@@ -2,7 +2,8 @@
 //! (`privilege`), its symbols (`kallsyms`) and facts (`facts`), loading and
 //! attaching the BPF programs (`session`, `attach`, `target_status`), the
 //! on-demand page-table scan (`scan`, its `snapshot`s, the `slot_set`s it
-//! compares, `verified_walk`, `core_facts`, `scan_stats`), and turning
+//! compares, `verified_walk`, `core_facts`, `scan_stats`, and the sweep
+//! timer in the kernel, `sweep`), and turning
 //! ring-buffer records into completed calls (`trace`) or log lines
 //! (kernel-side diagnostics, `diag`) and the loss counters into `lost`
 //! records (`lost`), and watching for
@@ -24,6 +25,7 @@ pub mod scan_stats;
 pub mod session;
 pub mod slot_set;
 pub mod snapshot;
+pub mod sweep;
 pub mod target_status;
 pub mod trace;
 pub mod verified_walk;

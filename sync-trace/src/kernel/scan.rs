@@ -11,13 +11,13 @@
 //!   [`Scanner::verified_walk_of`] confirms a disagreement with a second
 //!   complete walk.
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{Array, MapData},
     programs::{RawTracePoint, RawTracePointRunOptions, TestRun},
-    Ebpf, EbpfLoader, Pod,
+    Btf, Ebpf, EbpfLoader, Pod,
 };
 use sync_trace_common::raw::{self, RawScan};
 
@@ -27,6 +27,7 @@ use super::{
     scan_stats::ScanStats,
     slot_set::SlotSet,
     snapshot::Snapshot,
+    sweep::KernelSweep,
     verified_walk::verify_walks,
 };
 
@@ -69,7 +70,9 @@ const SYMBOLS: [(&str, &str, bool); 7] = [
 ];
 
 impl Scanner {
-    pub fn open(syms: &Kallsyms, max_pgds: u32) -> anyhow::Result<Self> {
+    /// The scan object loaded, its sweep timer's period set to `sweep` (armed
+    /// only by [`Scanner::arm_sweep`]).
+    pub fn open(syms: &Kallsyms, max_pgds: u32, sweep: Duration) -> anyhow::Result<Self> {
         let mut addrs = Vec::with_capacity(SYMBOLS.len());
         for (_, sym, required) in SYMBOLS {
             let a = syms.address_of(sym).unwrap_or(0);
@@ -94,6 +97,8 @@ impl Scanner {
         loader.override_global(raw::GLOBAL_MAX_PGDS, &max_pgds, true);
         loader.override_global(raw::GLOBAL_RUN_BUDGET_NS, &RUN_BUDGET_NS, true);
         loader.override_global(raw::GLOBAL_MAX_RESTARTS, &MAX_RESTARTS, true);
+        let sweep_ns = u64::try_from(sweep.as_nanos()).unwrap_or(u64::MAX).max(1);
+        loader.override_global(raw::GLOBAL_SWEEP_NS, &sweep_ns, true);
         let mut ebpf = loader
             .load(sync_trace_ebpf::PGTABLE_SCAN_BPF)
             .context("cannot load the page-table scan BPF object")?;
@@ -140,6 +145,15 @@ impl Scanner {
             .get(&key, 0)
             .context("cannot read the scan result")?
             .0)
+    }
+
+    /// Starts the sweep in the kernel (see [`KernelSweep`]).
+    pub fn arm_sweep(
+        &mut self,
+        btf: Option<&Btf>,
+        period: Duration,
+    ) -> anyhow::Result<KernelSweep> {
+        KernelSweep::arm(&mut self.ebpf, btf, period)
     }
 
     /// What the scans cost so far.

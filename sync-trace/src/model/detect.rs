@@ -4,7 +4,10 @@
 //! acts that belong to it are in); one that went from present to none is a
 //! `depopulate`. Walks of pgd_list go on to `verify.rs`.
 
-use sync_trace_common::{raw::PTRS, Layout};
+use sync_trace_common::{
+    raw::{KERNEL_HALF, PTRS, SLOT_WORDS},
+    Layout,
+};
 
 use super::verify::Verifier;
 use crate::{
@@ -88,6 +91,35 @@ impl Detector {
         seen
     }
 
+    /// What the sweep in the kernel says: at `ts_ns` the present kernel-half
+    /// slots were `bits` (bit k of word w: slot 256 + 64w + k). When that is
+    /// what the last scan saw, every slot is known to have kept its state
+    /// until `ts_ns`, as a scan then would have shown; otherwise (a scan saw
+    /// a state the timer did not) nothing is learnt. Returns whether it was
+    /// taken.
+    pub fn quiet_until(&mut self, bits: &[u64; SLOT_WORDS], ts_ns: u64) -> bool {
+        let Some(layout) = self.layout else {
+            return false;
+        };
+        let first = layout.kernel_boundary().max(KERNEL_HALF);
+        let bit = |slot: usize| {
+            let k = slot - KERNEL_HALF;
+            (bits[k / 64] >> (k % 64)) & 1 == 1
+        };
+        if (first..PTRS).any(|s| self.present[s] != bit(s)) {
+            return false;
+        }
+        for s in first..PTRS {
+            let last = if self.present[s] {
+                &mut self.last_present_ns[s]
+            } else {
+                &mut self.last_empty_ns[s]
+            };
+            *last = (*last).max(ts_ns);
+        }
+        true
+    }
+
     /// Turns a walk into `verify` and `mismatch` records.
     pub fn verify(&mut self, snap: &Snapshot, trigger: Trigger, out: &mut Vec<Record>) {
         if let (Some(layout), true) = (self.layout, snap.walked() || snap.incomplete()) {
@@ -103,6 +135,37 @@ mod tests {
     use super::*;
 
     const BOOT: [usize; 4] = [273, 402, 468, 511];
+
+    /// The kernel sweep's bits for `slots`.
+    fn bits(slots: &[usize]) -> [u64; SLOT_WORDS] {
+        let mut b = [0; SLOT_WORDS];
+        for &s in slots {
+            b[(s - KERNEL_HALF) / 64] |= 1 << ((s - KERNEL_HALF) % 64);
+        }
+        b
+    }
+
+    #[test]
+    fn a_quiet_sweep_moves_the_empty_time_only_when_it_saw_the_same_table() {
+        let mut d = Detector::default();
+        d.baseline(&Snapshot::test(1_000, &BOOT), false);
+        // The timer saw another table: nothing learnt.
+        assert!(!d.quiet_until(&bits(&[273, 402, 468, 469, 511]), 5_000));
+        // The same table at 8_000: slot 469 was still empty then.
+        assert!(d.quiet_until(&bits(&BOOT), 8_000));
+        // An older reading never moves it back.
+        assert!(d.quiet_until(&bits(&BOOT), 2_000));
+        let mut out = Vec::new();
+        let seen = d.on_scan(&Snapshot::test(9_000, &[273, 402, 468, 469, 511]), &mut out);
+        assert_eq!(
+            seen,
+            vec![Sighting {
+                slot: 469,
+                empty_ns: 8_000,
+                seen_ns: 9_000
+            }]
+        );
+    }
 
     #[test]
     fn a_new_entry_is_a_sighting_between_the_two_scans() {

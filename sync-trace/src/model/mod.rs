@@ -74,6 +74,16 @@ impl Model {
         self.detector.baseline(snap, kasan)
     }
 
+    /// The sweep in the kernel saw the present kernel-half slots `bits` at
+    /// `ts_ns` ([`Detector::quiet_until`]).
+    pub fn sweep_quiet(
+        &mut self,
+        bits: &[u64; sync_trace_common::raw::SLOT_WORDS],
+        ts_ns: u64,
+    ) -> bool {
+        self.detector.quiet_until(bits, ts_ns)
+    }
+
     /// Applies one observed record (from the kernel, the scanner, or a
     /// recording) and appends what follows from it. Derived records
     /// (`paired`, `unsynced`, `summary`) are ignored: the model makes its own.

@@ -143,24 +143,40 @@ for a in $DIMM_ADDRS; do
     n=$((n + 1))
 done
 
-# Idle CPU with default verification: utime + stime of the run over IDLE_SECS, with FEW and
-# then MANY idle processes (one mm, so one PGD on pgd_list, each).
+# Idle CPU with default verification: the CPU time of the run over IDLE_SECS, with FEW and
+# then MANY idle processes (one mm, so one PGD on pgd_list, each). `ns`: every thread's
+# sum_exec_runtime (/proc/PID/task/*/schedstat, CONFIG_SCHED_INFO), finer than the 10 ms
+# `ticks` of /proc/PID/stat; `wakeups`: the threads' context switches (voluntary and not)
+# over the window; `timer_*`: the kernel sweep's own count and time (its callback runs in
+# softirq context, charged to no process), from the run's last log line, over the whole run.
 ticks() { set -- $(cut -d' ' -f14,15 "/proc/$RUN_PID/stat"); echo $(($1 + $2)); }
+cpu_ns() { cat /proc/"$RUN_PID"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
+switches() { cat /proc/"$RUN_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {printf "%.0f", s}'; }
 procs() { ls /proc | grep -c '^[0-9]'; }
 spawn() { k=0; while [ $k -lt "$1" ]; do sleep 100000 & k=$((k + 1)); done; }
+# idle SWEEP [ARGS]: SWEEP names the run's sweep in the line (kernel, or user with
+# --test-user-sweep: the daemon's own timer, the baseline).
 idle() {
-    start_run || exit 1
+    sweep=$1; shift
+    start_run "$@" || exit 1
     sleep 2
-    a=$(ticks); t0=$(us)
+    a=$(ticks); na=$(cpu_ns); wa=$(switches); t0=$(us)
     sleep "$IDLE_SECS"
-    b=$(ticks); t1=$(us)
+    b=$(ticks); nb=$(cpu_ns); wb=$(switches); t1=$(us)
     kill -TERM "$RUN_PID"; wait "$RUN_PID"
-    echo "idle spawned=$SPAWNED procs=$(procs) ticks=$((b - a)) us=$((t1 - t0)) clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)"
-    sed -n 's/.*\(scans: .*\)/\1/p' /tmp/run.err
+    timer=$(sed -n 's/.*kernel sweep: \([0-9]*\) readings, \([0-9]*\) changes, \([0-9]*\) us in the timer.*/timer_readings=\1 timer_changes=\2 timer_us=\3/p' /tmp/run.err)
+    echo "idle sweep=$sweep spawned=$SPAWNED procs=$(procs) ticks=$((b - a)) ns=$((nb - na)) wakeups=$((wb - wa)) us=$((t1 - t0)) clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100) ${timer:-timer_readings=0}"
+    sed -n 's/.*\(scans: .*\)/\1/p; s/.*\(kernel sweep: .*\)/\1/p; s/.*\(sweeping .*\)/\1/p' /tmp/run.err
 }
+# With FEW, the sweep in the kernel and the daemon's own (the baseline) alternate.
 step idle-few
 spawn "$FEW"; SPAWNED=$FEW
-idle
+i=1
+while [ $i -le "$RUNS" ]; do
+    idle kernel
+    idle user --test-user-sweep
+    i=$((i + 1))
+done
 step idle-many
 spawn $((MANY - FEW)); SPAWNED=$MANY
-idle
+idle kernel

@@ -248,10 +248,17 @@ fn hotadd(o: &Output, c: &Ctx) -> Figure {
     )
 }
 
-/// CPU of the run over the window, in % of one CPU.
+/// CPU of the run over the window, in % of one CPU: the process's own time (`ns` from
+/// schedstat when the guest has it, else the 10 ms `ticks`) plus the kernel sweep's timer
+/// (`timer_us`, which no process is charged for; over the whole run: an upper bound).
 fn cpu_pct(x: &HashMap<String, String>) -> Option<f64> {
     let secs = num(x, "us")? / 1e6;
-    Some(100.0 * num(x, "ticks")? / num(x, "clk_tck")? / secs)
+    let own = match num(x, "ns").filter(|&n| n > 0.0) {
+        Some(ns) => ns / 1e9,
+        None => num(x, "ticks")? / num(x, "clk_tck")?,
+    };
+    let timer = num(x, "timer_us").unwrap_or(0.0) / 1e6;
+    Some(100.0 * (own + timer) / secs)
 }
 
 fn idle(o: &Output, c: &Ctx) -> Vec<Figure> {
@@ -260,40 +267,81 @@ fn idle(o: &Output, c: &Ctx) -> Vec<Figure> {
         ("idle-few", Target::AtMost(IDLE_CPU_PCT)),
         ("idle-many", Target::None),
     ] {
-        let r = rows(o, step, "idle");
-        let spawned = r.first().and_then(|x| num(x, "spawned")).unwrap_or(0.0);
+        let all = rows(o, step, "idle");
+        let spawned = all.first().and_then(|x| num(x, "spawned")).unwrap_or(0.0);
+        // Lines without `sweep=` are the kernel's (older bench output).
+        let (r, user): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|x| x.get("sweep").is_none_or(|s| s != "user"));
         let pct: Vec<f64> = r.iter().filter_map(cpu_pct).collect();
+        let base: Vec<f64> = user.iter().filter_map(cpu_pct).collect();
         v.push(c.fig(
             &format!("idle CPU, {spawned} idle processes"),
             "% CPU",
             &pct,
-            None,
-            "",
+            (!base.is_empty()).then_some(&base[..]),
+            "sweep from userspace",
             target,
             "the idle window did not complete",
         ));
+        let per_s = |rows: &[HashMap<String, String>]| -> Vec<f64> {
+            rows.iter()
+                .filter_map(|x| Some(num(x, "wakeups")? / (num(x, "us")? / 1e6)))
+                .collect()
+        };
+        let (wakeups, base) = (per_s(&r), per_s(&user));
+        v.push(c.fig(
+            &format!("idle wake-ups per second, {spawned} idle processes"),
+            "/s",
+            &wakeups,
+            (!base.is_empty()).then_some(&base[..]),
+            "sweep from userspace",
+            Target::None,
+            "the idle window did not complete",
+        ));
         if step == "idle-few" {
-            // Everything the idle run spent, charged to its sweeps: an upper bound.
-            let per: Vec<f64> = pct
-                .iter()
-                .map(|p| p / 100.0 * SWEEP_PERIOD_MS * 1e3)
-                .collect();
-            let mut f = c.fig(
-                "sweep CPU per period (50 ms)",
-                "µs",
-                &per,
-                None,
-                "",
-                Target::None,
-                "the idle window did not complete",
-            );
-            if f.value.is_some() {
-                f.note = "upper bound: all idle CPU of the run charged to its sweeps".into();
-            }
-            v.push(f);
+            v.push(sweep_per_period(&r, &pct, c));
         }
     }
     v
+}
+
+/// The sweep's CPU per period: the kernel timer's callback time per reading when the
+/// sweep ran in the kernel; else all the idle CPU of the run charged to its sweeps (an
+/// upper bound).
+fn sweep_per_period(r: &[HashMap<String, String>], pct: &[f64], c: &Ctx) -> Figure {
+    let timer: Vec<f64> = r
+        .iter()
+        .filter_map(|x| {
+            let n = num(x, "timer_readings").filter(|&n| n > 0.0)?;
+            Some(num(x, "timer_us")? / n)
+        })
+        .collect();
+    let (per, note) = if timer.is_empty() {
+        let per: Vec<f64> = pct
+            .iter()
+            .map(|p| p / 100.0 * SWEEP_PERIOD_MS * 1e3)
+            .collect();
+        (
+            per,
+            "upper bound: all idle CPU of the run charged to its sweeps",
+        )
+    } else {
+        (timer, "the kernel timer's callback, per reading")
+    };
+    let mut f = c.fig(
+        "sweep CPU per period (50 ms)",
+        "µs",
+        &per,
+        None,
+        "",
+        Target::None,
+        "the idle window did not complete",
+    );
+    if f.value.is_some() {
+        f.note = note.into();
+    }
+    f
 }
 
 #[cfg(test)]
@@ -368,5 +416,24 @@ idle spawned=10 procs=77 ticks=6 us=60000000 clk_tck=100
         let f = get(&v, "idle CPU, 0 idle");
         assert_eq!(f.value, None);
         assert_eq!(f.note, "the idle window did not complete");
+    }
+
+    #[test]
+    fn idle_cpu_is_the_process_time_and_the_kernel_timer_time() {
+        let out = "=== step idle-few\n\
+            idle sweep=kernel spawned=10 procs=77 ticks=9 ns=30000000 wakeups=120 us=60000000 clk_tck=100 timer_readings=1250 timer_changes=0 timer_us=25000\n\
+            idle sweep=user spawned=10 procs=77 ticks=300 ns=3000000000 wakeups=1260 us=60000000 clk_tck=100 timer_readings=0\n";
+        let v = guest_figures(&Output::parse(out), "6.12");
+        // schedstat's ns before ticks (30 ms, not 90), the timer's 25 ms added.
+        let f = get(&v, "idle CPU, 10 idle");
+        assert!((f.value.unwrap() - 0.0916).abs() < 1e-3, "{f:?}");
+        assert_eq!(f.met(), Some(true));
+        assert_eq!(f.baseline, Some(5.0));
+        assert_eq!(f.baseline_name, "sweep from userspace");
+        let f = get(&v, "idle wake-ups per second, 10");
+        assert_eq!((f.value, f.baseline), (Some(2.0), Some(21.0)));
+        let f = get(&v, "sweep CPU per period");
+        assert_eq!(f.value, Some(20.0));
+        assert_eq!(f.note, "the kernel timer's callback, per reading");
     }
 }

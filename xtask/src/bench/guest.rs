@@ -106,9 +106,13 @@ fn spec(kernel: KernelId, plan: &Plan, files: Vec<(PathBuf, String)>, qmp: &Path
     // offlined and the DIMM unplugged again): the kernel would otherwise online them into a
     // kernel zone, where they cannot go offline.
     s.extra_append.push("memhp_default_state=offline".into());
-    // Startup runs, storms, two idle windows, 10,000 spawns and the hot-add cycles under TCG.
-    s.timeout =
-        Duration::from_secs(600 + u64::from(plan.runs) * 240 + 2 * u64::from(plan.idle_secs) + 600);
+    // Startup runs, storms, the idle windows (two per run with few processes: the kernel's
+    // sweep and the daemon's own; one with many), 10,000 spawns and the hot-add cycles
+    // under TCG.
+    let idle_windows = 2 * u64::from(plan.runs) + 1;
+    s.timeout = Duration::from_secs(
+        600 + u64::from(plan.runs) * 240 + idle_windows * (u64::from(plan.idle_secs) + 30) + 600,
+    );
     s
 }
 

@@ -278,7 +278,40 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
     );
 
     check_lossy(o)?;
+    check_kernel_sweep(o)?;
     o.expect_exit("fail-on-unsynced", 3)
+}
+
+/// Longest wait from the module's write to the scan that sees a population
+/// no probe saw, when the sweep runs in the kernel (a reading every 50 ms;
+/// without the sweep only the walk every 10 s would see it).
+const KERNEL_SWEEP_SEEN_NS: u64 = 2_000_000_000;
+
+/// The sweep ran in the kernel (a bpf_timer), and it found the never-synced
+/// population of the fail-on-unsynced step, which no probe sees, within a
+/// few periods.
+fn check_kernel_sweep(o: &Output) -> Result<()> {
+    let sweep = o.value("fail-on-unsynced", "sweep")?;
+    ensure!(
+        sweep == "kernel",
+        "the sweep did not run in the kernel: {sweep}"
+    );
+    let never = action(o, "fail-on-unsynced")?;
+    let recs = o.records("fail-on-unsynced")?;
+    let pops = for_slot::<PopulateRecord>(&recs, never.slot);
+    let pop = pops
+        .first()
+        .with_context(|| format!("fail-on-unsynced: no populate of slot {}", never.slot))?;
+    ensure!(
+        pop.seen_ns.saturating_sub(never.ts_ns) <= KERNEL_SWEEP_SEEN_NS
+            && pop.not_before_ns <= never.ts_ns,
+        "fail-on-unsynced: slot {} written at {} but seen at {} (not before {}): not by the kernel's sweep",
+        never.slot,
+        never.ts_ns,
+        pop.seen_ns,
+        pop.not_before_ns
+    );
+    Ok(())
 }
 
 /// A slot cleared in init_mm is a `depopulate`, and its next population is

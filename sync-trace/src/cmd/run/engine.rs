@@ -14,6 +14,7 @@ use crate::{
         probe_watch::{self, ProbeWatch},
         scan::Scanner,
         slot_set::SlotSet,
+        sweep::{drain_changes, KernelSweep},
     },
     output::sink::Sink,
     record::{Record, Trigger},
@@ -37,6 +38,8 @@ pub(super) struct Engine<'a> {
     pub(super) walk_failed: bool,
     /// The attached kprobes, checked for going away.
     pub(super) watch: Option<ProbeWatch>,
+    /// The sweep in the kernel, when it runs (else `run` sweeps itself).
+    pub(super) sweep: Option<KernelSweep>,
 }
 
 impl Engine<'_> {
@@ -103,6 +106,7 @@ impl Engine<'_> {
     ) -> anyhow::Result<()> {
         self.batches.flush()?;
         let synced = self.drain(ring)?;
+        self.sweep_caught_up()?;
         let due: SlotSet = self
             .pipe
             .model
@@ -131,6 +135,43 @@ impl Engine<'_> {
             .any(|r| matches!(r, Record::Verify(_)));
         if walk && !reported {
             self.quiet_walks.push(snap.raw.pgds);
+        }
+        Ok(())
+    }
+
+    /// Tells the model what the kernel's sweep saw last (before a scan:
+    /// its reading is older than the scan's).
+    fn sweep_caught_up(&mut self) -> anyhow::Result<()> {
+        if let Some(k) = &self.sweep {
+            let v = k.view()?;
+            self.pipe.model.sweep_quiet(&v.bits, v.last_ns);
+        }
+        Ok(())
+    }
+
+    /// Changes the kernel's sweep wrote: each says until when the table was
+    /// as before it (then a scan reads the table as it is now).
+    pub(super) fn sweep_changed(
+        &mut self,
+        ring: &mut RingBuf<MapData>,
+        events: &mut RingBuf<MapData>,
+    ) -> anyhow::Result<()> {
+        let mut changes = Vec::new();
+        drain_changes(ring, &mut changes);
+        for c in &changes {
+            self.pipe.model.sweep_quiet(&c.before, c.prev_ns);
+        }
+        self.scan(events, Trigger::Sweep, Walk::None)
+    }
+
+    /// Whether the kernel's sweep still runs; when it stopped, `run` sweeps
+    /// itself from now on (an error says so).
+    pub(super) fn check_sweep(&mut self) -> anyhow::Result<()> {
+        if let Some(k) = &mut self.sweep {
+            if !k.alive(monotonic_ns())? {
+                log::error!("the sweep timer in the kernel stopped: sweeping from userspace");
+                self.sweep = None;
+            }
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
-    Ebpf,
+    Btf, Ebpf,
 };
 use sync_trace_common::{raw, Layout};
 use tokio::{
@@ -44,9 +44,9 @@ use crate::{
     record::{Hex, LayoutRecord, Record, Trigger},
 };
 
-/// How often the kernel's loss counters are read, and the attached kprobes
-/// checked for going away.
-const LOST_POLL: Duration = Duration::from_secs(1);
+/// How often the attached kprobes are checked for going away (only while
+/// some target is attached by kprobe: fentry/fexit need no watch).
+const PROBE_WATCH: Duration = Duration::from_secs(1);
 
 /// Exit status of `run --fail-on-unsynced` after an unsynced population.
 pub const EXIT_UNSYNCED: i32 = 3;
@@ -55,6 +55,18 @@ pub const EXIT_UNSYNCED: i32 = 3;
 /// runtime.
 struct Rings {
     events: AsyncFd<RingBuf<MapData>>,
+    /// The kernel sweep's changes, when it runs.
+    sweep: Option<AsyncFd<RingBuf<MapData>>>,
+}
+
+/// Waits until the kernel sweep's ring has a change; never, without one.
+async fn sweep_ready(
+    ring: &mut Option<AsyncFd<RingBuf<MapData>>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
+    match ring {
+        Some(r) => r.readable_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Opens the session and takes the baseline scan before any probe attaches.
@@ -67,7 +79,7 @@ fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> 
         sync_stand_in: args.test_sync_stand_in.clone(),
     };
     let (session, (scanner, before)) = Session::open_with(&opts, |facts| {
-        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
+        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds, args.sweep)?;
         let before = scanner.table()?;
         Ok((scanner, before))
     })?;
@@ -153,7 +165,13 @@ fn open_rings(ebpf: &mut Ebpf, since_ns: u64) -> anyhow::Result<(Rings, LostCoun
         PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
         since_ns,
     );
-    Ok((Rings { events }, lost))
+    Ok((
+        Rings {
+            events,
+            sweep: None,
+        },
+        lost,
+    ))
 }
 
 async fn timers(args: &RunArgs) -> Timers {
@@ -163,25 +181,28 @@ async fn timers(args: &RunArgs) -> Timers {
     let end = now
         .checked_add(args.duration.unwrap_or(forever))
         .unwrap_or(now + forever);
-    let lost = interval(LOST_POLL);
     let mut sweep = interval(args.sweep);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut walk = interval(args.walk_every);
     walk.set_missed_tick_behavior(MissedTickBehavior::Delay);
     walk.tick().await; // the first tick is now: the baseline walk
+    let mut watch = interval(PROBE_WATCH);
+    watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
     Timers {
-        lost,
         sweep,
         walk,
+        watch,
         end,
     }
 }
 
 /// The periodic wake-ups of the loop, and its end.
 struct Timers {
-    lost: Interval,
+    /// The sweep from userspace, when the kernel's does not run.
     sweep: Interval,
     walk: Interval,
+    /// The check of attached kprobes, when some target is attached by kprobe.
+    watch: Interval,
     /// Where `--duration` ends the run.
     end: Instant,
 }
@@ -210,19 +231,50 @@ async fn event_loop(
                 }
                 guard.clear_ready();
             }
-            _ = timers.sweep.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::None)?,
-            _ = timers.walk.tick() => engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::All)?,
-            _ = sleep(grace_wait) => engine.scan(rings.events.get_mut(), Trigger::Deadline, Walk::None)?,
-            _ = timers.lost.tick() => {
-                engine.poll_lost()?;
-                engine.watch_probes();
+            guard = sweep_ready(&mut rings.sweep) => {
+                let mut guard = guard?;
+                engine.sweep_changed(guard.get_inner_mut(), rings.events.get_mut())?;
+                guard.clear_ready();
             }
+            _ = timers.sweep.tick(), if engine.sweep.is_none() => {
+                engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::None)?
+            }
+            _ = timers.walk.tick() => {
+                engine.check_sweep()?;
+                engine.scan(rings.events.get_mut(), Trigger::Sweep, Walk::All)?
+            }
+            _ = sleep(grace_wait) => engine.scan(rings.events.get_mut(), Trigger::Deadline, Walk::None)?,
+            _ = timers.watch.tick(), if engine.watch.is_some() => engine.watch_probes(),
             _ = signals.recv() => return Ok(0),
             _ = &mut deadline => return Ok(0),
         }
         if engine.flush(sink)? && fail_on_unsynced {
             return Ok(EXIT_UNSYNCED);
         }
+    }
+}
+
+/// Starts the sweep in the kernel and waits on its ring; when it cannot run,
+/// says why and leaves the sweep to the loop's timer.
+fn arm_sweep(engine: &mut Engine<'_>, rings: &mut Rings, btf: Option<&Btf>, period: Duration) {
+    let armed = engine.scanner.arm_sweep(btf, period).and_then(|mut k| {
+        let ring = k.take_ring().context("the sweep ring was already taken")?;
+        // SAFETY: the ring buffer owns its map fd, which stays open and
+        // unchanged until the AsyncFd and its contents are dropped.
+        let fd = unsafe { AsyncFd::register(ring) }
+            .map_err(|e| anyhow!("cannot poll the sweep ring buffer: {e}"))?;
+        Ok((k, fd))
+    });
+    match armed {
+        Ok((k, fd)) => {
+            log::info!("sweeping in the kernel every {period:?}");
+            engine.sweep = Some(k);
+            rings.sweep = Some(fd);
+        }
+        Err(e) => log::info!(
+            "sweeping from userspace every {period:?}: {}",
+            crate::cmd::one_line(&e)
+        ),
     }
 }
 
@@ -274,7 +326,18 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         quiet_walks: Vec::new(),
         walk_failed: false,
         watch: open_watch(&statuses),
+        sweep: None,
     };
+    // Armed before the baseline scan below: a change after the arming
+    // reading is written by the timer, one before it is seen by that scan.
+    if args.test_user_sweep {
+        log::info!(
+            "sweeping from userspace every {:?}: --test-user-sweep",
+            args.sweep
+        );
+    } else {
+        arm_sweep(&mut engine, &mut rings, facts.btf.as_ref(), args.sweep);
+    }
     let mut timers = timers(&args).await;
     let mut signals = StopSignals::install()?.with_handle(stop);
 
@@ -304,6 +367,17 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     engine.batches.flush()?;
     engine.drain(rings.events.get_mut())?;
     log::info!("scans: {}", engine.scanner.stats());
+    if let Some(k) = &engine.sweep {
+        let v = k.view()?;
+        log::info!(
+            "kernel sweep: {} readings, {} changes, {} us in the timer, {} failed readings, {} changes retried",
+            v.sweeps,
+            v.changes,
+            v.busy_ns / 1000,
+            v.faults,
+            v.lost
+        );
+    }
     engine.pipe.model.finish(&mut engine.pipe.out);
     engine.flush(&mut sink)?;
     Ok(exit)

@@ -28,7 +28,11 @@ pub enum AttachChoice {
 pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts, choice: AttachChoice) -> Vec<TargetStatus> {
     Target::ALL
         .iter()
-        .map(|&t| attach_target(ebpf, facts, t, choice))
+        .map(|&t| {
+            let st = attach_target(ebpf, facts, t, choice);
+            crate::startup_phases::mark(&format!("attach {}", t.symbol()));
+            st
+        })
         .collect()
 }
 
@@ -126,6 +130,7 @@ fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, sym: &str) -> Result<(), String> {
             .try_into()
             .map_err(program_err)?;
         p.load(sym, btf).map_err(program_err)?;
+        crate::startup_phases::mark(&format!("verify {entry}"));
         if let Err(e) = p.attach() {
             let _ = p.unload();
             return Err(program_err(e));
@@ -136,7 +141,11 @@ fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, sym: &str) -> Result<(), String> {
         .ok_or_else(|| format!("program {exit} missing from the object"))?
         .try_into()
         .map_err(program_err)?;
-    let res = p.load(sym, btf).and_then(|()| p.attach().map(drop));
+    crate::startup_phases::mark(&format!("attach {entry}"));
+    let res = p.load(sym, btf).and_then(|()| {
+        crate::startup_phases::mark(&format!("verify {exit}"));
+        p.attach().map(drop)
+    });
     if let Err(e) = res {
         let _ = p.unload();
         unload(ebpf, &entry);

@@ -63,9 +63,10 @@ fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> 
         ring_bytes: args.test_ring_size,
         attach: args.attach,
     };
-    let (session, (scanner, before)) = Session::open_with(&opts, |facts| {
-        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds)?;
+    let (session, (scanner, before)) = Session::open_with(&opts, |facts, loader| {
+        let mut scanner = Scanner::open_in(loader, &facts.kallsyms, args.max_pgds)?;
         let before = scanner.table()?;
+        crate::startup_phases::mark("baseline table scan");
         Ok((scanner, before))
     })?;
     if !any_sync_attached(&session.statuses) {
@@ -234,6 +235,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    crate::startup_phases::mark("runtime");
     let (session, scanner, before) = open_session(&args)?;
     let Session {
         ebpf,
@@ -245,6 +247,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     let mut model = Model::new(args.grace.as_nanos() as u64);
     let (layout, layout_rec) = baseline(&mut model, &before, syms.has_kasan());
     let metrics = start_metrics(&args, &layout, &statuses).await?;
+    crate::startup_phases::mark("metrics");
     let sink = match on_record {
         Some(observer) => Sink::observed(args.json, observer),
         None => Sink::stdout(args.json),
@@ -259,6 +262,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         quiet_walks: Vec::new(),
         walk_failed: false,
     };
+    crate::startup_phases::mark("rings");
     let mut timers = timers(&args).await;
     let mut signals = StopSignals::install()?.with_handle(stop);
 
@@ -267,6 +271,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     // reported before `ready`.
     engine.scan(rings.events.get_mut(), Trigger::Baseline, Walk::All)?;
     engine.flush(&mut sink)?;
+    crate::startup_phases::mark("baseline walk");
     if let Some(u) = &user {
         least_privilege::drop_to(u)?;
     }

@@ -55,31 +55,3 @@ pub fn mark(name: &str) {
     );
     clock.1 = now;
 }
-
-#[cfg(test)]
-mod scratch {
-    #[test]
-    #[ignore]
-    fn btf_cost() {
-        let (h0, r0) = super::memory_kb();
-        let t = std::time::Instant::now();
-        let k = crate::kernel::kallsyms::Kallsyms::load().unwrap();
-        let (h2, r2) = super::memory_kb();
-        eprintln!("kallsyms {:?} hwm {h0}->{h2} rss {r0}->{r2}", t.elapsed());
-        drop(k);
-        let (h0, r0) = super::memory_kb();
-        let t = std::time::Instant::now();
-        let b = aya::Btf::from_sys_fs().unwrap();
-        let (h1, r1) = super::memory_kb();
-        eprintln!("sizeof BtfType={} parse={:?} hwm {h0}->{h1} rss {r0}->{r1}", std::mem::size_of::<aya_obj::btf::BtfType>(), t.elapsed());
-        let t = std::time::Instant::now();
-        let id = b.id_by_type_name_kind("sync_global_pgds", aya_obj::btf::BtfKind::Func).unwrap();
-        eprintln!("id={id} lookup={:?}", t.elapsed());
-        drop(b);
-        let t = std::time::Instant::now();
-        let k = crate::kernel::kallsyms::Kallsyms::load().unwrap();
-        let (h2, r2) = super::memory_kb();
-        eprintln!("kallsyms {:?} hwm {h2} rss {r2}", t.elapsed());
-        drop(k);
-    }
-}

@@ -25,11 +25,21 @@ pub enum AttachChoice {
 /// Attaches every target that this kernel allows. Never fails as a whole:
 /// each target's outcome is in its status. The links live inside the
 /// `Ebpf`: dropping it detaches everything.
-pub fn attach_all(ebpf: &mut Ebpf, facts: &KernelFacts, choice: AttachChoice) -> Vec<TargetStatus> {
+/// With `report`, every target's `traceable` is filled in (`probe`);
+/// otherwise only a refused one's.
+pub fn attach_all(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    choice: AttachChoice,
+    report: bool,
+) -> Vec<TargetStatus> {
     Target::ALL
         .iter()
         .map(|&t| {
-            let st = attach_target(ebpf, facts, t, choice);
+            let mut st = attach_target(ebpf, facts, t, choice);
+            if report {
+                st.traceable = facts.traceable(t.symbol());
+            }
             crate::startup_phases::mark(&format!("attach {}", t.symbol()));
             st
         })
@@ -82,6 +92,7 @@ fn attach_target(
         }
         Err(e) => {
             why.push(format!("kprobe: {e}"));
+            st.traceable = facts.traceable(sym);
             let prefix = if st.traceable == Some(false) {
                 "refused: notrace (no ftrace site in this kernel); "
             } else {

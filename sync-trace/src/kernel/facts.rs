@@ -1,6 +1,7 @@
 //! Facts about the running kernel that decide how each target is attached.
 
 use std::{
+    cell::OnceCell,
     fs,
     io::{BufRead, BufReader},
 };
@@ -21,8 +22,11 @@ pub struct KernelFacts {
     /// parsed it is the largest thing the daemon ever holds.
     pub btf: Option<Btf>,
     pub btf_error: Option<String>,
-    /// The targets in available_filter_functions, when tracefs is readable.
-    filter_functions: Option<Vec<&'static str>>,
+    /// The targets in available_filter_functions, when tracefs is readable;
+    /// read the first time it is asked for (the kernel makes the file's
+    /// tens of thousands of lines as it is read: slow on a small machine,
+    /// and `run` needs it only to explain a target that refuses to attach).
+    filter_functions: OnceCell<Option<Vec<&'static str>>>,
 }
 
 impl KernelFacts {
@@ -33,13 +37,11 @@ impl KernelFacts {
             return Err("/proc/kallsyms shows only zero addresses: kptr_restrict hides them; run as root (CAP_SYSLOG) with kernel.kptr_restrict <= 1".into());
         }
         crate::startup_phases::mark("kallsyms");
-        let filter_functions = read_filter_functions();
-        crate::startup_phases::mark("available_filter_functions");
         Ok(Self {
             kallsyms,
             btf: None,
             btf_error: None,
-            filter_functions,
+            filter_functions: OnceCell::new(),
         })
     }
 
@@ -66,7 +68,10 @@ impl KernelFacts {
     }
 
     pub fn traceable(&self, name: &str) -> Option<bool> {
-        self.filter_functions.as_ref().map(|f| f.contains(&name))
+        self.filter_functions
+            .get_or_init(read_filter_functions)
+            .as_ref()
+            .map(|f| f.contains(&name))
     }
 }
 

@@ -253,7 +253,10 @@ ffffffffc0001000 t hello_exit\t[hello]
         std::fs::write(&path, format!("ffffffffc2000000 t late\t[m]\n{SAMPLE}")).unwrap();
         let k = Kallsyms::load_from(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(k.format(0xffffffff81077c04), "arch_sync_kernel_mappings+0x4");
+        assert_eq!(
+            k.format(0xffffffff81077c04),
+            "arch_sync_kernel_mappings+0x4"
+        );
         assert_eq!(k.format(0xffffffffc0000010), "hello_init+0x10");
         assert!(k.has_function("late"));
         assert_eq!(k.address_of("pgd_list"), Some(0xffffffff82b00000));

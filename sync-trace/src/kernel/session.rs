@@ -23,6 +23,9 @@ pub struct Options {
     /// Size of the EVENTS ring buffer in bytes (a power of two, at least a
     /// page); `None` keeps the object's 256 KiB.
     pub ring_bytes: Option<u32>,
+    /// Every fact of every target in the statuses, also those attaching
+    /// does not need (`probe`'s report).
+    pub report: bool,
     /// The attach method (`run --attach`).
     pub attach: AttachChoice,
 }
@@ -121,7 +124,8 @@ impl Session {
         globals.set(&mut loader, false);
         let before = before_attach(&facts, &mut loader)?;
         drop(loader);
-        let statuses = facts.with_btf(|facts| attach_all(&mut ebpf, facts, opts.attach));
+        let statuses =
+            facts.with_btf(|facts| attach_all(&mut ebpf, facts, opts.attach, opts.report));
         crate::startup_phases::mark("attach");
         Ok((
             Self {

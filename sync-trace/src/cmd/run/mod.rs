@@ -61,6 +61,7 @@ fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> 
         capture_stack: !args.no_stacks,
         force_log: args.test_kernel_log,
         ring_bytes: args.test_ring_size,
+        report: false,
         attach: args.attach,
     };
     let (session, (scanner, before)) = Session::open_with(&opts, |facts, loader| {

@@ -39,6 +39,7 @@ pub fn attach_all(
             let mut st = attach_target(ebpf, facts, t, choice);
             if report {
                 st.traceable = facts.traceable(t.symbol());
+                st.btf = st.btf || facts.btf_has_function(t.symbol());
             }
             crate::startup_phases::mark(&format!("attach {}", t.symbol()));
             st
@@ -63,19 +64,28 @@ fn attach_target(
     let mut why = Vec::new();
     if choice == AttachChoice::Kprobe {
         why.push("fentry: not tried (--attach kprobe)".into());
-    } else if let Some(btf) = facts.btf.as_ref().filter(|_| st.btf) {
+    } else if let Some(btf) = facts.btf.as_ref() {
+        // Looking a function up in the kernel's BTF goes through all its
+        // types (aya has no index): tried once, by the load itself, and
+        // again only to explain a refusal.
         match attach_fentry(ebpf, btf, sym) {
             Ok(()) => {
+                st.btf = true;
                 st.method = Some(Method::Fentry);
                 st.attached = true;
                 return st;
             }
-            Err(e) => why.push(format!("fentry: {e}")),
+            Err(e) => {
+                st.btf = facts.btf_has_function(sym);
+                why.push(if st.btf {
+                    format!("fentry: {e}")
+                } else {
+                    "fentry: no BTF FUNC record".into()
+                });
+            }
         }
     } else if let Some(e) = &facts.btf_error {
         why.push(e.clone());
-    } else {
-        why.push("fentry: no BTF FUNC record".into());
     }
     if choice == AttachChoice::Fentry {
         st.reason = Some(format!(

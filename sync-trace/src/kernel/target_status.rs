@@ -16,7 +16,8 @@ impl TargetStatus {
             target,
             symbol: symbol.to_string(),
             kallsyms: facts.kallsyms.has_function(symbol),
-            btf: facts.btf_has_function(symbol),
+            // Filled in by the attach (`attach.rs`).
+            btf: false,
             // Filled in when asked for (`probe`) or needed (a refusal).
             traceable: None,
             method: None,

@@ -181,7 +181,8 @@ impl Builder {
             kind,
         };
         let t = &mut self.table;
-        if sym.is_text() || DATA_SYMBOLS.contains(&name) {
+        // A NUL ends a name in the arena (the kernel writes none).
+        if (sym.is_text() || DATA_SYMBOLS.contains(&name)) && !name.contains('\0') {
             if let Ok(at) = u32::try_from(t.names.len()) {
                 sym.name = at;
                 t.names.push_str(name);

@@ -27,3 +27,5 @@ pub mod model;
 #[cfg(feature = "daemon")]
 pub mod output;
 pub mod record;
+#[cfg(feature = "daemon")]
+pub mod startup_phases;

@@ -12,6 +12,7 @@ const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    sync_trace::startup_phases::begin();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    sync_trace::startup_phases::mark("arguments");
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,sync_trace=info,sync_trace_ebpf=info"),
     )

@@ -17,6 +17,7 @@ pub fn probe(json: bool) -> anyhow::Result<i32> {
         capture_stack: true,
         force_log: false,
         ring_bytes: None,
+        report: true,
         attach: Default::default(),
         sync_stand_in: None,
     })?;

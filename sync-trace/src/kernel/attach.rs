@@ -26,12 +26,14 @@ pub enum AttachChoice {
 /// each target's outcome is in its status. The links live inside the
 /// `Ebpf`: dropping it detaches everything.
 /// `sync_stand_in` is a function arch_sync_kernel_mappings' programs attach
-/// to instead of it (`run --test-sync-stand-in`).
+/// to instead of it (`run --test-sync-stand-in`). With `report`, every
+/// target's `traceable` is filled in (`probe`); otherwise only a refused one's.
 pub fn attach_all(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
     choice: AttachChoice,
     sync_stand_in: Option<&str>,
+    report: bool,
 ) -> Vec<TargetStatus> {
     Target::ALL
         .iter()
@@ -40,7 +42,13 @@ pub fn attach_all(
                 Some(f) if t == Target::ArchSyncKernelMappings => TargetStatus::at(t, f, facts),
                 _ => TargetStatus::new(t, facts),
             };
-            attach_target(ebpf, facts, st, choice)
+            let mut st = attach_target(ebpf, facts, st, choice);
+            if report {
+                st.traceable = facts.traceable(&st.symbol);
+                st.btf = st.btf || facts.btf_has_function(&st.symbol);
+            }
+            crate::startup_phases::mark(&format!("attach {}", st.symbol));
+            st
         })
         .collect()
 }
@@ -64,19 +72,28 @@ fn attach_target(
     let mut why = Vec::new();
     if choice == AttachChoice::Kprobe {
         why.push("fentry: not tried (--attach kprobe)".into());
-    } else if let Some(btf) = facts.btf.as_ref().filter(|_| st.btf) {
+    } else if let Some(btf) = facts.btf.as_ref() {
+        // Looking a function up in the kernel's BTF goes through all its
+        // types (aya has no index): tried once, by the load itself, and
+        // again only to explain a refusal.
         match attach_fentry(ebpf, btf, prog, sym) {
             Ok(()) => {
+                st.btf = true;
                 st.method = Some(Method::Fentry);
                 st.attached = true;
                 return st;
             }
-            Err(e) => why.push(format!("fentry: {e}")),
+            Err(e) => {
+                st.btf = facts.btf_has_function(sym);
+                why.push(if st.btf {
+                    format!("fentry: {e}")
+                } else {
+                    "fentry: no BTF FUNC record".into()
+                });
+            }
         }
     } else if let Some(e) = &facts.btf_error {
         why.push(e.clone());
-    } else {
-        why.push("fentry: no BTF FUNC record".into());
     }
     if choice == AttachChoice::Fentry {
         st.reason = Some(format!(
@@ -93,6 +110,7 @@ fn attach_target(
         }
         Err(e) => {
             why.push(format!("kprobe: {e}"));
+            st.traceable = facts.traceable(sym);
             let prefix = if st.traceable == Some(false) {
                 "refused: notrace (no ftrace site in this kernel); "
             } else {
@@ -141,6 +159,7 @@ fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, prog: &str, sym: &str) -> Result<()
             .try_into()
             .map_err(program_err)?;
         p.load(sym, btf).map_err(program_err)?;
+        crate::startup_phases::mark(&format!("verify {entry}"));
         if let Err(e) = p.attach() {
             let _ = p.unload();
             return Err(program_err(e));
@@ -151,7 +170,11 @@ fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, prog: &str, sym: &str) -> Result<()
         .ok_or_else(|| format!("program {exit} missing from the object"))?
         .try_into()
         .map_err(program_err)?;
-    let res = p.load(sym, btf).and_then(|()| p.attach().map(drop));
+    crate::startup_phases::mark(&format!("attach {entry}"));
+    let res = p.load(sym, btf).and_then(|()| {
+        crate::startup_phases::mark(&format!("verify {exit}"));
+        p.attach().map(drop)
+    });
     if let Err(e) = res {
         let _ = p.unload();
         unload(ebpf, &entry);

@@ -1,9 +1,14 @@
 //! Facts about the running kernel that decide how each target is attached.
 
-use std::{collections::HashSet, fs};
+use std::{
+    cell::OnceCell,
+    fs,
+    io::{BufRead, BufReader},
+};
 
 use aya::Btf;
 use aya_obj::btf::BtfKind;
+use sync_trace_common::Target;
 
 use super::kallsyms::Kallsyms;
 
@@ -12,11 +17,16 @@ const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 pub struct KernelFacts {
     pub kallsyms: Kallsyms,
-    /// vmlinux BTF, when `/sys/kernel/btf/vmlinux` exists (CONFIG_DEBUG_INFO_BTF).
+    /// vmlinux BTF, when `/sys/kernel/btf/vmlinux` exists (CONFIG_DEBUG_INFO_BTF):
+    /// parsed only while the programs attach (`with_btf`), then dropped, since
+    /// parsed it is the largest thing the daemon ever holds.
     pub btf: Option<Btf>,
     pub btf_error: Option<String>,
-    /// Names in available_filter_functions, when tracefs is readable.
-    filter_functions: Option<HashSet<String>>,
+    /// The targets in available_filter_functions, when tracefs is readable;
+    /// read the first time it is asked for (the kernel makes the file's
+    /// tens of thousands of lines as it is read: slow on a small machine,
+    /// and `run` needs it only to explain a target that refuses to attach).
+    filter_functions: OnceCell<Option<Vec<&'static str>>>,
 }
 
 impl KernelFacts {
@@ -26,21 +36,29 @@ impl KernelFacts {
         if kallsyms.addresses_hidden() {
             return Err("/proc/kallsyms shows only zero addresses: kptr_restrict hides them; run as root (CAP_SYSLOG) with kernel.kptr_restrict <= 1".into());
         }
-        let (btf, btf_error) = match Btf::from_sys_fs() {
-            Ok(b) => (Some(b), None),
-            Err(e) => (
-                None,
-                Some(format!(
-                    "no vmlinux BTF ({e}): fentry/fexit need CONFIG_DEBUG_INFO_BTF and /sys/kernel/btf/vmlinux; using kprobes"
-                )),
-            ),
-        };
+        crate::startup_phases::mark("kallsyms");
         Ok(Self {
             kallsyms,
-            btf,
-            btf_error,
-            filter_functions: read_filter_functions(),
+            btf: None,
+            btf_error: None,
+            filter_functions: OnceCell::new(),
         })
+    }
+
+    /// Runs `f` with the kernel's BTF parsed (aya's parse of
+    /// /sys/kernel/btf/vmlinux: what fentry/fexit need for the functions'
+    /// BTF ids), and drops it after.
+    pub fn with_btf<T>(&mut self, f: impl FnOnce(&Self) -> T) -> T {
+        match Btf::from_sys_fs() {
+            Ok(b) => self.btf = Some(b),
+            Err(e) => self.btf_error = Some(format!(
+                "no vmlinux BTF ({e}): fentry/fexit need CONFIG_DEBUG_INFO_BTF and /sys/kernel/btf/vmlinux; using kprobes"
+            )),
+        }
+        crate::startup_phases::mark("btf for fentry");
+        let out = f(self);
+        self.btf = None;
+        out
     }
 
     pub fn btf_has_function(&self, name: &str) -> bool {
@@ -50,22 +68,29 @@ impl KernelFacts {
     }
 
     pub fn traceable(&self, name: &str) -> Option<bool> {
-        self.filter_functions.as_ref().map(|f| f.contains(name))
+        self.filter_functions
+            .get_or_init(read_filter_functions)
+            .as_ref()
+            .map(|f| f.contains(&name))
     }
 }
 
 /// `available_filter_functions` lists every function with an ftrace site:
 /// exactly those that fentry/fexit and ftrace-based kprobes can attach to.
 /// Lines look like `name` or `name [module]`; clones (`.isra.0`, `.cold`)
-/// keep their suffix, so they never match a plain name.
-fn read_filter_functions() -> Option<HashSet<String>> {
+/// keep their suffix, so they never match a plain name. Read line by line;
+/// only the targets found are kept (the file lists tens of thousands).
+fn read_filter_functions() -> Option<Vec<&'static str>> {
     TRACEFS.iter().find_map(|dir| {
-        let text = fs::read_to_string(format!("{dir}/available_filter_functions")).ok()?;
-        Some(
-            text.lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .map(str::to_string)
-                .collect(),
-        )
+        let file = fs::File::open(format!("{dir}/available_filter_functions")).ok()?;
+        let mut found = Vec::new();
+        for line in BufReader::with_capacity(64 * 1024, file).lines() {
+            let line = line.ok()?;
+            let name = line.split_whitespace().next().unwrap_or("");
+            if let Some(t) = Target::ALL.iter().find(|t| t.symbol() == name) {
+                found.push(t.symbol());
+            }
+        }
+        Some(found)
     })
 }

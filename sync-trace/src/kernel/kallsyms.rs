@@ -5,24 +5,68 @@
 //! separated columns plus an optional `[module]`, and the crates that parse
 //! it (blazesym and friends) bring a DWARF/ELF symbolizer we do not need.
 
-use std::{fs, io, path::Path};
+use std::{
+    fs,
+    io::{self, BufRead, BufReader},
+    path::Path,
+};
+
+use sync_trace_common::Target;
 
 /// No kernel function is this large; a larger offset means the address lies
 /// in a gap of the symbol table (JIT code, trampolines).
 const MAX_FUNCTION_SIZE: u64 = 1 << 20;
 
-/// One symbol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Sym {
-    addr: u64,
-    kind: char,
-    name: String,
+/// The data symbols whose address is asked for (`address_of`): the page-table
+/// scan's globals, the batches' top-level table and KASAN's shadow page.
+/// Other data symbols are kept as boundaries only (an address inside one is
+/// not in a function), without their names: a kernel has a few hundred
+/// thousand symbols, and their names would be most of the daemon's memory.
+pub const DATA_SYMBOLS: [&str; 8] = [
+    "init_top_pgt",
+    "pgd_list",
+    "page_offset_base",
+    "vmalloc_base",
+    "vmemmap_base",
+    "pgdir_shift",
+    "sme_me_mask",
+    "kasan_early_shadow_page",
+];
+
+/// The names looked up by name at start (the data symbols and the
+/// functions that are attached): their symbols are noted as the table is
+/// read, so a lookup does not go through the whole table.
+fn noted(name: &str) -> bool {
+    DATA_SYMBOLS.contains(&name) || Target::ALL.iter().any(|t| t.symbol() == name)
 }
 
-/// The kernel's symbol table, sorted by address.
+/// A symbol without a kept name.
+const NO_NAME: u32 = u32::MAX;
+
+/// One symbol: 16 bytes, its name in the table's arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sym {
+    addr: u64,
+    /// Start of the name in `names` (NUL-terminated), or `NO_NAME`.
+    name: u32,
+    kind: u8,
+}
+
+impl Sym {
+    fn is_text(&self) -> bool {
+        matches!(self.kind, b't' | b'T' | b'w' | b'W')
+    }
+}
+
+/// The kernel's symbol table, sorted by address: every symbol's address and
+/// kind, the names of functions and of [`DATA_SYMBOLS`].
 #[derive(Debug, Default)]
 pub struct Kallsyms {
     syms: Vec<Sym>,
+    /// The kept names, each followed by a NUL.
+    names: String,
+    /// The symbols of the `noted` names, in the file's order.
+    noted: Vec<Sym>,
     hidden: bool,
 }
 
@@ -32,32 +76,27 @@ impl Kallsyms {
         Self::load_from(Path::new("/proc/kallsyms"))
     }
 
+    /// Reads a kallsyms file line by line: the text is never held whole.
     pub fn load_from(path: &Path) -> io::Result<Self> {
-        Ok(Self::parse(&fs::read_to_string(path)?))
+        let mut r = BufReader::with_capacity(64 * 1024, fs::File::open(path)?);
+        let mut table = Builder::default();
+        let mut line = String::new();
+        while r.read_line(&mut line)? != 0 {
+            table.line(&line);
+            line.clear();
+        }
+        Ok(table.finish())
     }
 
     pub fn parse(text: &str) -> Self {
-        let mut syms = Vec::new();
-        let mut nonzero = false;
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
-                continue;
-            };
-            let kind = kind.chars().next().unwrap_or('?');
-            nonzero |= addr != 0;
-            syms.push(Sym {
-                addr,
-                kind,
-                name: name.to_string(),
-            });
-        }
-        let hidden = !syms.is_empty() && !nonzero;
-        syms.sort_by_key(|s| s.addr);
-        Self { syms, hidden }
+        let mut table = Builder::default();
+        text.lines().for_each(|l| table.line(l));
+        table.finish()
+    }
+
+    fn name(&self, s: &Sym) -> Option<&str> {
+        let rest = self.names.get(s.name as usize..)?;
+        rest.split('\0').next()
     }
 
     /// True when every address reads 0: `kptr_restrict` hides them from this
@@ -66,9 +105,21 @@ impl Kallsyms {
         self.hidden
     }
 
-    /// Address of a symbol (the first one of that name).
+    /// Address of a function or of one of [`DATA_SYMBOLS`] (the first one
+    /// of that name).
     pub fn address_of(&self, name: &str) -> Option<u64> {
-        self.syms.iter().find(|s| s.name == name).map(|s| s.addr)
+        self.lookup(name)
+            .find(|s| self.name(s) == Some(name))
+            .map(|s| s.addr)
+    }
+
+    /// The symbols to search for `name`: the noted ones when it is noted.
+    fn lookup(&self, name: &str) -> std::slice::Iter<'_, Sym> {
+        if noted(name) {
+            self.noted.iter()
+        } else {
+            self.syms.iter()
+        }
     }
 
     /// Whether the kernel was built with KASAN (it has the early shadow page).
@@ -78,9 +129,8 @@ impl Kallsyms {
 
     /// Whether a function (text symbol, `t` or `T`) of this name exists.
     pub fn has_function(&self, name: &str) -> bool {
-        self.syms
-            .iter()
-            .any(|s| s.name == name && matches!(s.kind, 't' | 'T'))
+        self.lookup(name)
+            .any(|s| matches!(s.kind, b't' | b'T') && self.name(s) == Some(name))
     }
 
     /// `(symbol, offset)` of the text symbol that contains `addr`: the last
@@ -92,10 +142,10 @@ impl Kallsyms {
             return None;
         }
         let sym = &self.syms[i - 1];
-        if !matches!(sym.kind, 't' | 'T' | 'w' | 'W') || addr - sym.addr > MAX_FUNCTION_SIZE {
+        if !sym.is_text() || addr - sym.addr > MAX_FUNCTION_SIZE {
             return None;
         }
-        Some((sym.name.as_str(), addr - sym.addr))
+        Some((self.name(sym)?, addr - sym.addr))
     }
 
     /// `symbol+0xoff`, or the raw address when unknown.
@@ -104,6 +154,58 @@ impl Kallsyms {
             Some((name, off)) => format!("{name}+0x{off:x}"),
             None => format!("0x{addr:x}"),
         }
+    }
+}
+
+/// The table as its lines come.
+#[derive(Default)]
+struct Builder {
+    table: Kallsyms,
+    nonzero: bool,
+}
+
+impl Builder {
+    fn line(&mut self, line: &str) {
+        let mut it = line.split_whitespace();
+        let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else {
+            return;
+        };
+        let Ok(addr) = u64::from_str_radix(addr, 16) else {
+            return;
+        };
+        let kind = kind.bytes().next().unwrap_or(b'?');
+        self.nonzero |= addr != 0;
+        let mut sym = Sym {
+            addr,
+            name: NO_NAME,
+            kind,
+        };
+        let t = &mut self.table;
+        // A NUL ends a name in the arena (the kernel writes none).
+        if (sym.is_text() || DATA_SYMBOLS.contains(&name)) && !name.contains('\0') {
+            if let Ok(at) = u32::try_from(t.names.len()) {
+                sym.name = at;
+                t.names.push_str(name);
+                t.names.push('\0');
+                if noted(name) {
+                    t.noted.push(sym);
+                }
+            }
+        }
+        t.syms.push(sym);
+    }
+
+    fn finish(self) -> Kallsyms {
+        let mut t = self.table;
+        t.hidden = !t.syms.is_empty() && !self.nonzero;
+        // Mostly sorted already (vmlinux, then each module): a stable sort
+        // keeps the order of symbols at one address.
+        if !t.syms.is_sorted_by_key(|s| s.addr) {
+            t.syms.sort_by_key(|s| s.addr);
+        }
+        t.syms.shrink_to_fit();
+        t.names.shrink_to_fit();
+        t
     }
 }
 
@@ -116,6 +218,7 @@ ffffffff81000000 T _text
 ffffffff81077a10 t sync_global_pgds
 ffffffff81077c00 T arch_sync_kernel_mappings
 ffffffff82a00000 D init_mm
+ffffffff82b00000 D pgd_list
 ffffffffc0000000 t hello_init\t[hello]
 ffffffffc0001000 t hello_exit\t[hello]
 ";
@@ -127,7 +230,9 @@ ffffffffc0001000 t hello_exit\t[hello]
         assert!(k.has_function("sync_global_pgds"));
         assert!(!k.has_function("init_mm"));
         assert!(!k.has_function("vmemmap_p4d_populate"));
-        assert_eq!(k.address_of("init_mm"), Some(0xffffffff82a00000));
+        assert_eq!(k.address_of("pgd_list"), Some(0xffffffff82b00000));
+        // A data symbol not asked for keeps no name, only its place.
+        assert_eq!(k.address_of("init_mm"), None);
         assert_eq!(k.format(0xffffffff81077a24), "sync_global_pgds+0x14");
         assert_eq!(
             k.format(0xffffffff81077c04),
@@ -139,6 +244,23 @@ ffffffffc0001000 t hello_exit\t[hello]
         assert_eq!(k.format(0xffffffff81877a24), "0xffffffff81877a24");
         // Inside a data symbol: not a function.
         assert_eq!(k.format(0xffffffff82a00010), "0xffffffff82a00010");
+        assert_eq!(k.format(0xffffffff82b00010), "0xffffffff82b00010");
+    }
+
+    #[test]
+    fn a_file_is_read_line_by_line_into_the_same_table() {
+        let path = std::env::temp_dir().join(format!("kallsyms-{}", std::process::id()));
+        // Out of order, as a module loaded at a lower address lists.
+        std::fs::write(&path, format!("ffffffffc2000000 t late\t[m]\n{SAMPLE}")).unwrap();
+        let k = Kallsyms::load_from(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            k.format(0xffffffff81077c04),
+            "arch_sync_kernel_mappings+0x4"
+        );
+        assert_eq!(k.format(0xffffffffc0000010), "hello_init+0x10");
+        assert!(k.has_function("late"));
+        assert_eq!(k.address_of("pgd_list"), Some(0xffffffff82b00000));
     }
 
     #[test]

@@ -70,9 +70,24 @@ const SYMBOLS: [(&str, &str, bool); 7] = [
 ];
 
 impl Scanner {
-    /// The scan object loaded, its sweep timer's period set to `sweep` (armed
-    /// only by [`Scanner::arm_sweep`]).
+    /// Loads the scan object with a loader of its own, its sweep timer's
+    /// period set to `sweep` (armed only by [`Scanner::arm_sweep`]).
     pub fn open(syms: &Kallsyms, max_pgds: u32, sweep: Duration) -> anyhow::Result<Self> {
+        Self::open_in(&mut EbpfLoader::new(), syms, max_pgds, sweep)
+    }
+
+    /// Loads the scan object with `loader` (the session's: its BTF, parsed
+    /// once, serves both objects' CO-RE).
+    ///
+    /// aya's loader borrows the values of the globals it sets for as long as
+    /// it lives, which may be longer than this call: they are leaked, a few
+    /// words once per scanner (one per process).
+    pub fn open_in(
+        loader: &mut EbpfLoader<'_>,
+        syms: &Kallsyms,
+        max_pgds: u32,
+        sweep: Duration,
+    ) -> anyhow::Result<Self> {
         let mut addrs = Vec::with_capacity(SYMBOLS.len());
         for (_, sym, required) in SYMBOLS {
             let a = syms.address_of(sym).unwrap_or(0);
@@ -90,15 +105,18 @@ impl Scanner {
         let no_walk = (!Path::new(VMLINUX_BTF).exists()).then(|| {
             "walking pgd_list needs the kernel's BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF) for the layout of struct page and mm_struct; it is missing".to_string()
         });
-        let mut loader = EbpfLoader::new();
-        for ((knob, _, _), a) in SYMBOLS.iter().zip(&addrs) {
+        let addrs: &'static [u64] = Vec::leak(addrs);
+        let max_pgds: &'static u32 = Box::leak(Box::new(max_pgds));
+        for ((knob, _, _), a) in SYMBOLS.iter().zip(addrs) {
             loader.override_global(knob, a, true);
         }
-        loader.override_global(raw::GLOBAL_MAX_PGDS, &max_pgds, true);
+        loader.override_global(raw::GLOBAL_MAX_PGDS, max_pgds, true);
         loader.override_global(raw::GLOBAL_RUN_BUDGET_NS, &RUN_BUDGET_NS, true);
         loader.override_global(raw::GLOBAL_MAX_RESTARTS, &MAX_RESTARTS, true);
-        let sweep_ns = u64::try_from(sweep.as_nanos()).unwrap_or(u64::MAX).max(1);
-        loader.override_global(raw::GLOBAL_SWEEP_NS, &sweep_ns, true);
+        let sweep_ns: &'static u64 = Box::leak(Box::new(
+            u64::try_from(sweep.as_nanos()).unwrap_or(u64::MAX).max(1),
+        ));
+        loader.override_global(raw::GLOBAL_SWEEP_NS, sweep_ns, true);
         let mut ebpf = loader
             .load(sync_trace_ebpf::PGTABLE_SCAN_BPF)
             .context("cannot load the page-table scan BPF object")?;
@@ -106,10 +124,11 @@ impl Scanner {
             ebpf.take_map(raw::MAP_SCAN)
                 .context("SCAN map missing from the scan object")?,
         )?;
+        crate::startup_phases::mark("load scan object (CO-RE)");
         let mut scanner = Self {
             ebpf,
             result,
-            max_pgds,
+            max_pgds: *max_pgds,
             no_walk,
             stats: ScanStats::default(),
         };
@@ -118,6 +137,7 @@ impl Scanner {
             .load()
             .map_err(|e| anyhow!("cannot load the page-table scan program: {e}"))?;
         log::debug!("page-table scan program loaded");
+        crate::startup_phases::mark("verify scan program");
         Ok(scanner)
     }
 

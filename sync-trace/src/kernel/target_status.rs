@@ -21,8 +21,10 @@ impl TargetStatus {
             target,
             symbol: symbol.to_string(),
             kallsyms: facts.kallsyms.has_function(symbol),
-            btf: facts.btf_has_function(symbol),
-            traceable: facts.traceable(symbol),
+            // Filled in by the attach (`attach.rs`).
+            btf: false,
+            // Filled in when asked for (`probe`) or needed (a refusal).
+            traceable: None,
             method: None,
             attached: false,
             reason: None,

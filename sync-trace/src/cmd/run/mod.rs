@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
-    Btf, Ebpf,
+    Ebpf,
 };
 use sync_trace_common::{raw, Layout};
 use tokio::{
@@ -33,6 +33,7 @@ use crate::{
         scan::Scanner,
         session::{kernel_release, Options, Session},
         snapshot::Snapshot,
+        sweep::KernelSweep,
         target_status::{any_sync_attached, TargetStatus},
     },
     model::Model,
@@ -70,26 +71,50 @@ async fn sweep_ready(
 }
 
 /// Opens the session and takes the baseline scan before any probe attaches.
-fn open_session(args: &RunArgs) -> anyhow::Result<(Session, Scanner, Snapshot)> {
+/// The session, its scanner and baseline table, and the sweep timer armed
+/// (`None` under `--test-user-sweep`).
+type Opened = (
+    Session,
+    Scanner,
+    Snapshot,
+    Option<anyhow::Result<KernelSweep>>,
+);
+
+fn open_session(args: &RunArgs) -> anyhow::Result<Opened> {
     let opts = Options {
         capture_stack: !args.no_stacks,
         force_log: args.test_kernel_log,
         ring_bytes: args.test_ring_size,
+        report: false,
         attach: args.attach,
         sync_stand_in: args.test_sync_stand_in.clone(),
     };
-    let (session, (scanner, before)) = Session::open_with(&opts, |facts| {
-        let mut scanner = Scanner::open(&facts.kallsyms, args.max_pgds, args.sweep)?;
-        let before = scanner.table()?;
-        Ok((scanner, before))
-    })?;
+    let mut sweep = None;
+    let (session, (scanner, before)) = Session::open_with(
+        &opts,
+        |facts, loader| {
+            let mut scanner = Scanner::open_in(loader, &facts.kallsyms, args.max_pgds, args.sweep)?;
+            let before = scanner.table()?;
+            crate::startup_phases::mark("baseline table scan");
+            Ok((scanner, before))
+        },
+        // Armed after that table scan: a change after the timer's first
+        // reading is written by the timer, one before it is seen by the
+        // baseline walk `run` makes before `ready`.
+        |facts, (scanner, _)| {
+            if !args.test_user_sweep {
+                sweep = Some(scanner.arm_sweep(facts.btf.as_ref(), args.sweep));
+                crate::startup_phases::mark("sweep timer");
+            }
+        },
+    )?;
     if !any_sync_attached(&session.statuses) {
         return Err(anyhow!(
             "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
         ));
     }
     log_attach(&session.statuses);
-    Ok((session, scanner, before))
+    Ok((session, scanner, before, sweep))
 }
 
 fn log_attach(statuses: &[TargetStatus]) {
@@ -256,8 +281,13 @@ async fn event_loop(
 
 /// Starts the sweep in the kernel and waits on its ring; when it cannot run,
 /// says why and leaves the sweep to the loop's timer.
-fn arm_sweep(engine: &mut Engine<'_>, rings: &mut Rings, btf: Option<&Btf>, period: Duration) {
-    let armed = engine.scanner.arm_sweep(btf, period).and_then(|mut k| {
+fn use_sweep(
+    engine: &mut Engine<'_>,
+    rings: &mut Rings,
+    armed: anyhow::Result<KernelSweep>,
+    period: Duration,
+) {
+    let armed = armed.and_then(|mut k| {
         let ring = k.take_ring().context("the sweep ring was already taken")?;
         // SAFETY: the ring buffer owns its map fd, which stays open and
         // unchanged until the AsyncFd and its contents are dropped.
@@ -301,7 +331,8 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let (session, scanner, before) = open_session(&args)?;
+    crate::startup_phases::mark("runtime");
+    let (session, scanner, before, sweep) = open_session(&args)?;
     let Session {
         ebpf,
         facts,
@@ -312,6 +343,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     let mut model = Model::new(args.grace.as_nanos() as u64);
     let (layout, layout_rec) = baseline(&mut model, &before, syms.has_kasan());
     let metrics = start_metrics(&args, &layout, &statuses).await?;
+    crate::startup_phases::mark("metrics");
     let sink = match on_record {
         Some(observer) => Sink::observed(args.json, observer),
         None => Sink::stdout(args.json),
@@ -328,16 +360,14 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         watch: open_watch(&statuses),
         sweep: None,
     };
-    // Armed before the baseline scan below: a change after the arming
-    // reading is written by the timer, one before it is seen by that scan.
-    if args.test_user_sweep {
-        log::info!(
+    match sweep {
+        Some(armed) => use_sweep(&mut engine, &mut rings, armed, args.sweep),
+        None => log::info!(
             "sweeping from userspace every {:?}: --test-user-sweep",
             args.sweep
-        );
-    } else {
-        arm_sweep(&mut engine, &mut rings, facts.btf.as_ref(), args.sweep);
+        ),
     }
+    crate::startup_phases::mark("rings");
     let mut timers = timers(&args).await;
     let mut signals = StopSignals::install()?.with_handle(stop);
 
@@ -346,6 +376,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     // reported before `ready`.
     engine.scan(rings.events.get_mut(), Trigger::Baseline, Walk::All)?;
     engine.flush(&mut sink)?;
+    crate::startup_phases::mark("baseline walk");
     if let Some(u) = &user {
         least_privilege::drop_to(u)?;
     }

@@ -25,8 +25,8 @@ use self::{
 use crate::{
     kernel::snapshot::Snapshot,
     record::{
-        CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record, Summary, SyncRecord,
-        Task, Trigger,
+        CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record, Stack, Summary,
+        SyncRecord, Task, Trigger,
     },
 };
 
@@ -130,7 +130,14 @@ impl Model {
     /// population before the sync's exit (and the inner call's) is read.
     pub fn note_entry(&mut self, target: Target, ts_ns: u64, args: [u64; 3]) {
         let (start, end) = target.range(&args);
-        self.note_act(target, ts_ns, u64::MAX, [start, end], None, &[]);
+        self.note_act(
+            target,
+            ts_ns,
+            u64::MAX,
+            [start, end],
+            None,
+            &Stack::default(),
+        );
     }
 
     /// Keeps a traced call as evidence for the slots it names, ended at
@@ -145,7 +152,7 @@ impl Model {
         exit_ns: u64,
         [start, end]: [u64; 2],
         task: Option<&Task>,
-        stack: &[String],
+        stack: &Stack,
     ) {
         let Some(l) = self.layout() else { return };
         let (kind, first, last) = match target {
@@ -170,7 +177,7 @@ impl Model {
                 entry_ns,
                 exit_ns,
                 task: task.cloned(),
-                stack: stack.to_vec(),
+                stack: stack.clone(),
             },
         );
     }

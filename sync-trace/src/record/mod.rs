@@ -33,6 +33,7 @@ macro_rules! named {
 }
 
 mod call;
+pub mod call_stack;
 pub mod caller;
 mod hex;
 mod histogram;
@@ -49,12 +50,14 @@ use serde::{Deserialize, Serialize};
 
 pub use self::{
     call::{Batch, CallRecord, CompletedCall, SyncRecord, Task},
+    call_stack::CallStack,
     caller::Caller,
     hex::Hex,
     histogram::{Bucket, Histogram},
     layout::LayoutRecord,
     lost::LostRecord,
     population::{DepopulateRecord, PopulateRecord, Population, Source},
+    stack::Stack,
     summary::Summary,
     verdict::{LatencyKind, PairedRecord, UnsyncedRecord},
     walk::{MismatchRecord, SlotCount, Trigger, VerifyRecord},

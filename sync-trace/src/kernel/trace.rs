@@ -48,7 +48,11 @@ pub struct Tracer {
 /// A kernel task name, up to its NUL, inline (no allocation).
 fn comm_of(comm: &[u8; COMM_LEN]) -> CompactString {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-    CompactString::from_utf8_lossy(&comm[..end])
+    match std::str::from_utf8(&comm[..end]) {
+        // At most 16 bytes: inline.
+        Ok(s) => CompactString::new(s),
+        Err(_) => CompactString::from_utf8_lossy(&comm[..end]),
+    }
 }
 
 impl Tracer {

@@ -113,7 +113,10 @@ impl Tracer {
     fn complete(&self, ev: &RawEvent, entry: Option<InFlight>) -> Record {
         let (start, end) = ev.target.range(&ev.args);
         let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
-        let (cpu, stack) = entry.map_or((ev.cpu, CallStack::default()), |p| (p.cpu, p.stack));
+        let (cpu, stack) = match entry {
+            Some(p) => (p.cpu, p.stack),
+            None => (ev.cpu, CallStack::default()),
+        };
         CompletedCall {
             ts_ns: ev.ts_ns.saturating_sub(ev.duration_ns),
             end_ns: ev.ts_ns,

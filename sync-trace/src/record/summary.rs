@@ -36,6 +36,16 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
     map.get_mut(key).expect("inserted above")
 }
 
+/// Adds `n` to the value of `key`, made the first time.
+fn add(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// `function -> caller -> count` for syncs, `function -> "call" -> count` for populate functions.
@@ -146,7 +156,7 @@ impl CallCounts {
         }
         for (kind, &n) in RECEIVED.iter().zip(&self.received) {
             if n > 0 {
-                *entry(&mut summary.received, kind) += n;
+                add(&mut summary.received, kind, n);
             }
         }
         *self = Self::default();
@@ -192,13 +202,15 @@ impl Summary {
 
     /// A bounded buffer dropped an entry: counted, and logged the first time.
     pub fn count_dropped(&mut self, what: &str) {
-        let n = entry(&mut self.dropped, what);
-        if *n == 0 {
-            log::warn!(
-                "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"
-            );
+        match self.dropped.get_mut(what) {
+            Some(n) => *n += 1,
+            None => {
+                log::warn!(
+                    "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"
+                );
+                self.dropped.insert(what.to_string(), 1);
+            }
         }
-        *n += 1;
     }
 
     /// Freezes the histograms into their serialized buckets.

@@ -1,5 +1,5 @@
 //! A synthetic stream of raw ring-buffer records, byte for byte what the
-//! eBPF programs write (`struct st_event`, sync-trace-common/src/raw.rs),
+//! eBPF programs write (`struct st_event`, sync-trace-common/src/raw/event.rs),
 //! and the scans `run` would make between them.
 //!
 //! The mix: threads calling `arch_sync_kernel_mappings()` over vmalloc
@@ -162,7 +162,7 @@ fn bytes_of(c: &RawEventC) -> [u8; EVENT_SIZE] {
 
 /// Calls per batch: `run` drains the ring in batches, then flushes.
 pub const BATCH_CALLS: usize = 128;
-/// Offsets in `struct st_event` (raw.rs checks them against events.h).
+/// Offsets in `struct st_event` (raw/event.rs checks them against events.h).
 const TS_OFF: usize = 0;
 const ARGS_OFF: usize = 8;
 

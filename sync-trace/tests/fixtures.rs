@@ -14,7 +14,7 @@ use std::path::Path;
 
 use sync_trace::{
     cmd::replay::{read_records, replay_records},
-    record::{Batch, CompletedCall, Record},
+    record::{Batch, CallStack, CompletedCall, Record},
 };
 use sync_trace_common::Layout;
 
@@ -54,7 +54,7 @@ fn raw_of(rec: &Record) -> Option<CompletedCall> {
             end: s.end.0,
             method: s.method,
             entry_seen: s.entry_seen,
-            frames: s.stack.clone(),
+            stack: CallStack::new(s.stack.to_vec()),
             batch: None,
         },
         Record::Call(c) => CompletedCall {
@@ -67,7 +67,7 @@ fn raw_of(rec: &Record) -> Option<CompletedCall> {
             end: c.end.map_or(c.addr.0, |e| e.0),
             method: c.method,
             entry_seen: c.entry_seen,
-            frames: c.stack.clone(),
+            stack: CallStack::new(c.stack.to_vec()),
             batch: c.calls.map(|calls| Batch {
                 calls,
                 addr_last: c.addr_last.map_or(c.addr.0, |a| a.0),

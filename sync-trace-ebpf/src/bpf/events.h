@@ -4,7 +4,7 @@
  * write to a ring buffer, every map name and every load-time knob.
  *
  * This header is the single source of truth. The Rust twins live in
- * sync-trace-common/src (raw.rs, target.rs); change both together. The test
+ * sync-trace-common/src (raw/, target.rs); change both together. The test
  * sync-trace-ebpf/tests/contract.rs compares them with the BTF clang writes
  * for this header (contract.bpf.c names every type below): every struct's
  * size, every field's name, offset, size and element type, every enumerator.

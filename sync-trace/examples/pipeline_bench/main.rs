@@ -34,6 +34,8 @@
 //! fails (the benchmark then measured a broken path).
 
 mod clock;
+#[cfg(test)]
+mod golden;
 mod pipeline;
 mod replay;
 mod rss;

@@ -35,6 +35,9 @@ pub struct Measured {
     /// `(events so far, RSS in KiB)` at each checkpoint.
     pub rss: Vec<(u64, u64)>,
     pub records_written: u64,
+    /// The metrics the sink updated (compared byte for byte in the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub metrics: Arc<Metrics>,
 }
 
 /// Feeds ring records until `checkpoints`' last, noting the RSS at each;
@@ -50,7 +53,8 @@ pub fn run(checkpoints: &[u64], out: Box<dyn Write + Send>) -> anyhow::Result<Me
         paging: layout.paging,
         probes: &[],
     });
-    let mut sink = Sink::writer(true, out).with_metrics(Some(Arc::new(metrics)));
+    let metrics = Arc::new(metrics);
+    let mut sink = Sink::writer(true, out).with_metrics(Some(metrics.clone()));
     // The first record, as `run` writes it.
     sink.emit(&Record::Layout(LayoutRecord {
         ts_ns: START_NS,
@@ -103,5 +107,6 @@ pub fn run(checkpoints: &[u64], out: Box<dyn Write + Send>) -> anyhow::Result<Me
         secs,
         rss,
         records_written: written,
+        metrics,
     })
 }

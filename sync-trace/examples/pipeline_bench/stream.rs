@@ -1,10 +1,11 @@
 //! A synthetic stream of raw ring-buffer records, byte for byte what the
-//! eBPF programs write (`struct st_event`, sync-trace-common/src/raw.rs),
+//! eBPF programs write (`struct st_event`, sync-trace-common/src/raw/event.rs),
 //! and the scans `run` would make between them.
 //!
 //! The mix: threads calling `arch_sync_kernel_mappings()` over vmalloc
 //! ranges (the common sync on a busy machine: vmap/ioremap), an entry and
-//! an exit each, with a 12-frame entry stack; every [`POP_EVERY`] calls a
+//! an exit each, with a 12-frame entry stack from one of three call sites;
+//! every [`POP_EVERY`] calls a
 //! population of the vmemmap slot 469 by a helper sync, seen by the next
 //! scan, then cleared (a `depopulate`) by the scan after.
 
@@ -101,18 +102,39 @@ pub fn clean_walk(ts_ns: u64, pgds: u32, with_pop: bool) -> Snapshot {
     s
 }
 
-fn event(kind: u8, target: Target, ts_ns: u64, tid: u32, range: [u64; 2]) -> RawEventC {
+/// The task names of the threads: most plain, some that JSON must escape
+/// (a quote, a backslash, a tab), one not UTF-8, one not ASCII, one of the
+/// full 16 bytes without a NUL.
+const COMMS: [&[u8]; THREADS as usize] = [
+    b"bpftool",
+    b"kworker/u4:1",
+    b"systemd-udevd",
+    b"modprobe",
+    b"we\"ird\\tab\t",
+    b"\xff\xfe-bin",
+    b"caf\xc3\xa9",
+    b"0123456789abcdef",
+];
+
+/// Distinct call sites: the stack of call `i` of a batch returns into
+/// `vmap_range_noflush` at one of this many offsets.
+const CALL_SITES: usize = 3;
+
+fn event(kind: u8, target: Target, ts_ns: u64, i: usize, range: [u64; 2]) -> RawEventC {
+    let tid = (i as u32) % THREADS;
     let mut stack = [0; MAX_STACK];
     let mut frames = 0;
     if kind == KIND_ENTRY {
         stack[0] = BPF_PROG;
-        for (i, _) in SYMBOLS.iter().enumerate() {
-            stack[i + 1] = TEXT + 0x1000 * (i as u64 + 1) + 0x40 + 8 * i as u64;
+        for (f, _) in SYMBOLS.iter().enumerate() {
+            stack[f + 1] = TEXT + 0x1000 * (f as u64 + 1) + 0x40 + 8 * f as u64;
         }
+        stack[4] += 0x10 * (i % CALL_SITES) as u64;
         frames = SYMBOLS.len() + 1;
     }
     let mut comm = [0; COMM_LEN];
-    comm[..7].copy_from_slice(b"bpftool");
+    let name = COMMS[tid as usize];
+    comm[..name.len()].copy_from_slice(name);
     RawEventC {
         ts_ns,
         args: [range[0], range[1], 0],
@@ -140,7 +162,7 @@ fn bytes_of(c: &RawEventC) -> [u8; EVENT_SIZE] {
 
 /// Calls per batch: `run` drains the ring in batches, then flushes.
 pub const BATCH_CALLS: usize = 128;
-/// Offsets in `struct st_event` (raw.rs checks them against events.h).
+/// Offsets in `struct st_event` (raw/event.rs checks them against events.h).
 const TS_OFF: usize = 0;
 const ARGS_OFF: usize = 8;
 
@@ -156,10 +178,9 @@ impl Stream {
     pub fn new(start_ns: u64) -> Self {
         let mut template = Vec::with_capacity(2 * BATCH_CALLS * EVENT_SIZE);
         for i in 0..BATCH_CALLS {
-            let tid = (i as u32) % THREADS;
             let t = Target::ArchSyncKernelMappings;
-            template.extend_from_slice(&bytes_of(&event(KIND_ENTRY, t, 0, tid, [0, 0])));
-            template.extend_from_slice(&bytes_of(&event(KIND_EXIT, t, 0, tid, [0, 0])));
+            template.extend_from_slice(&bytes_of(&event(KIND_ENTRY, t, 0, i, [0, 0])));
+            template.extend_from_slice(&bytes_of(&event(KIND_EXIT, t, 0, i, [0, 0])));
         }
         Self {
             call: 0,

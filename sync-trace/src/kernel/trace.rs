@@ -3,22 +3,22 @@
 
 use std::collections::HashMap;
 
+use compact_str::CompactString;
 use foldhash::fast::RandomState;
 
 use sync_trace_common::{
-    raw::FLAG_NO_ENTRY, raw::MAX_STACK, Kind, Layout, RawBatch, RawEvent, Target,
+    raw::{COMM_LEN, FLAG_NO_ENTRY},
+    Kind, Layout, RawBatch, RawEvent, Target,
 };
 
 use super::kallsyms::Kallsyms;
-use crate::record::{Batch, CompletedCall, Record, Task};
+use crate::record::{Batch, CallStack, CompletedCall, Record, Task};
 
-/// A call whose entry was read and whose exit was not yet. Fixed-size: no
-/// allocation per event.
-#[derive(Clone, Copy)]
+/// A call whose entry was read and whose exit was not yet: its stack is
+/// the shared one of its call site, so nothing is allocated per event.
 struct InFlight {
     cpu: u32,
-    stack: [u64; MAX_STACK],
-    frames: usize,
+    stack: CallStack,
 }
 
 /// Calls of one thread in flight at once, across targets; more means a
@@ -27,6 +27,9 @@ const MAX_IN_FLIGHT: usize = 4096;
 /// Symbolized return addresses kept; the cache starts over beyond (the
 /// call sites of the syncs are a few hundred on a busy kernel).
 const MAX_FRAMES_CACHED: usize = 16_384;
+/// Distinct stacks kept, each symbolized with its JSON rendered once; the
+/// cache starts over beyond.
+const MAX_STACKS_CACHED: usize = 4096;
 
 pub struct Tracer {
     /// By thread and target. (foldhash: SipHash, std's default, was a
@@ -37,6 +40,19 @@ pub struct Tracer {
     /// and formatted once, then copied. The tracer is always given the
     /// session's one symbol table.
     frames: HashMap<u64, String, RandomState>,
+    /// The stacks seen, keyed by their raw frames (the bytes of the ring
+    /// record): a call from a known call site costs one hash of its frames.
+    stacks: HashMap<Box<[u8]>, CallStack, RandomState>,
+}
+
+/// A kernel task name, up to its NUL, inline (no allocation).
+fn comm_of(comm: &[u8; COMM_LEN]) -> CompactString {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    match std::str::from_utf8(&comm[..end]) {
+        // At most 16 bytes: inline.
+        Ok(s) => CompactString::new(s),
+        Err(_) => CompactString::from_utf8_lossy(&comm[..end]),
+    }
 }
 
 impl Tracer {
@@ -45,6 +61,7 @@ impl Tracer {
             in_flight: HashMap::with_capacity_and_hasher(256, RandomState::default()),
             layout,
             frames: HashMap::with_capacity_and_hasher(256, RandomState::default()),
+            stacks: HashMap::with_capacity_and_hasher(256, RandomState::default()),
         }
     }
 
@@ -60,56 +77,62 @@ impl Tracer {
         f
     }
 
+    /// The shared stack of an entry's frames, made the first time they are seen.
+    fn call_stack(&mut self, ev: &RawEvent, syms: &Kallsyms) -> CallStack {
+        let key = ev.frame_bytes();
+        if let Some(s) = self.stacks.get(key) {
+            return s.clone();
+        }
+        if self.stacks.len() >= MAX_STACKS_CACHED {
+            self.stacks.clear();
+        }
+        let frames = ev.frames().map(|a| self.frame(a, syms)).collect();
+        let s = CallStack::new(frames);
+        self.stacks.insert(key.into(), s.clone());
+        s
+    }
+
     /// Feeds one record; returns the completed call, if this was an exit.
     pub fn on_event(&mut self, ev: &RawEvent, syms: &Kallsyms) -> Option<Record> {
         let key = (ev.tid, ev.target);
         match ev.kind {
             Kind::Entry => {
                 if self.in_flight.len() < MAX_IN_FLIGHT || self.in_flight.contains_key(&key) {
-                    let frames = ev.frames().len();
-                    self.in_flight.insert(
-                        key,
-                        InFlight {
-                            cpu: ev.cpu,
-                            stack: ev.stack,
-                            frames,
-                        },
-                    );
+                    let stack = self.call_stack(ev, syms);
+                    self.in_flight.insert(key, InFlight { cpu: ev.cpu, stack });
                 }
                 None
             }
             Kind::Exit => {
                 let entry = self.in_flight.remove(&key);
-                Some(self.complete(ev, entry, syms))
+                Some(self.complete(ev, entry))
             }
         }
     }
 
-    fn complete(&mut self, ev: &RawEvent, entry: Option<InFlight>, syms: &Kallsyms) -> Record {
+    fn complete(&self, ev: &RawEvent, entry: Option<InFlight>) -> Record {
         let (start, end) = ev.target.range(&ev.args);
+        let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
+        let (cpu, stack) = match entry {
+            Some(p) => (p.cpu, p.stack),
+            None => (ev.cpu, CallStack::default()),
+        };
         CompletedCall {
             ts_ns: ev.ts_ns.saturating_sub(ev.duration_ns),
             end_ns: ev.ts_ns,
             duration_ns: ev.duration_ns,
             task: Task {
-                cpu: entry.map_or(ev.cpu, |p| p.cpu),
+                cpu,
                 pid: ev.pid,
                 tid: ev.tid,
-                comm: ev.comm(),
+                comm: comm_of(&ev.comm),
             },
             function: ev.target,
             start,
             end,
             method: ev.method,
-            entry_seen: entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0,
-            frames: entry
-                .map(|p| {
-                    p.stack[..p.frames]
-                        .iter()
-                        .map(|&a| self.frame(a, syms))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            entry_seen,
+            stack,
             batch: None,
         }
         .into_record(&self.layout)
@@ -126,14 +149,14 @@ impl Tracer {
                 cpu: b.cpu,
                 pid: b.pid,
                 tid: b.tid,
-                comm: b.comm(),
+                comm: comm_of(&b.comm),
             },
             function: b.target,
             start: b.addr_first,
             end: b.addr_first,
             method: b.method,
             entry_seen: true,
-            frames: b.frames().iter().map(|&a| syms.format(a)).collect(),
+            stack: CallStack::new(b.frames().iter().map(|&a| syms.format(a)).collect()),
             batch: Some(Batch {
                 calls: b.calls,
                 addr_last: b.addr_last,
@@ -145,7 +168,10 @@ impl Tracer {
 
 #[cfg(test)]
 mod tests {
-    use sync_trace_common::Method;
+    use sync_trace_common::{
+        raw::{RawEventC, EVENT_SIZE, MAX_STACK},
+        Method,
+    };
 
     use super::*;
     use crate::record::Hex;
@@ -166,13 +192,25 @@ ffffffff81300400 T vmemmap_populate
         )
     }
 
-    fn ev(kind: Kind, target: Target, ts: u64, dur: u64, start: u64, end: u64) -> RawEvent {
+    /// The bytes of an `st_event` record.
+    fn ev(kind: Kind, target: Target, ts: u64, dur: u64, start: u64, end: u64) -> Vec<u8> {
+        let c = raw_ev(kind, target, ts, dur, start, end);
+        // SAFETY: RawEventC is repr(C) plain data without padding.
+        unsafe { std::slice::from_raw_parts((&c as *const RawEventC).cast::<u8>(), EVENT_SIZE) }
+            .to_vec()
+    }
+
+    fn decoded(bytes: &[u8]) -> RawEvent<'_> {
+        RawEvent::from_bytes(bytes).unwrap()
+    }
+
+    fn raw_ev(kind: Kind, target: Target, ts: u64, dur: u64, start: u64, end: u64) -> RawEventC {
         let mut stack = [0; MAX_STACK];
         stack[0] = 0xffffffffc0001234; // the BPF program: not in kallsyms
         stack[1] = 0xffffffff81077c04;
         stack[2] = 0xffffffff81300050;
         stack[3] = 0xffffffff81300420;
-        RawEvent {
+        RawEventC {
             ts_ns: ts,
             args: [start, end, 0],
             ret: 0,
@@ -181,9 +219,11 @@ ffffffff81300400 T vmemmap_populate
             tid: 51,
             cpu: 1,
             flags: 0,
-            kind,
-            target,
-            method: Method::Fentry,
+            // `enum st_kind`, `enum st_method` (events.h): entry 1, exit 2; fentry 1.
+            kind: if kind == Kind::Entry { 1 } else { 2 },
+            target: target as u8,
+            method: 1,
+            pad: 0,
             stack_bytes: if kind == Kind::Entry { 32 } else { 0 },
             comm: *b"kworker/u4:1\0\0\0\0",
             stack,
@@ -197,12 +237,26 @@ ffffffff81300400 T vmemmap_populate
         let a = 0xffffea8000000000;
         assert!(t
             .on_event(
-                &ev(Kind::Entry, Target::ArchSyncKernelMappings, 1000, 0, a, a),
+                &decoded(&ev(
+                    Kind::Entry,
+                    Target::ArchSyncKernelMappings,
+                    1000,
+                    0,
+                    a,
+                    a
+                )),
                 &syms
             )
             .is_none());
         let Some(Record::Sync(s)) = t.on_event(
-            &ev(Kind::Exit, Target::ArchSyncKernelMappings, 4000, 3000, a, a),
+            &decoded(&ev(
+                Kind::Exit,
+                Target::ArchSyncKernelMappings,
+                4000,
+                3000,
+                a,
+                a,
+            )),
             &syms,
         ) else {
             panic!("no sync record");
@@ -226,9 +280,9 @@ ffffffff81300400 T vmemmap_populate
         let mut t = Tracer::new(layout());
         let (start, end) = (0x8000000000, 0x8008000000);
         let entry = ev(Kind::Entry, Target::InitMemoryMapping, 100, 0, start, end);
-        assert!(t.on_event(&entry, &syms).is_none());
+        assert!(t.on_event(&decoded(&entry), &syms).is_none());
         let exit = ev(Kind::Exit, Target::InitMemoryMapping, 900, 800, start, end);
-        let Some(Record::Call(c)) = t.on_event(&exit, &syms) else {
+        let Some(Record::Call(c)) = t.on_event(&decoded(&exit), &syms) else {
             panic!()
         };
         assert_eq!((c.addr, c.end), (Hex(start), Some(Hex(end))));
@@ -239,7 +293,7 @@ ffffffff81300400 T vmemmap_populate
     fn a_batch_is_one_call_record_that_counts_its_calls() {
         let syms = Kallsyms::parse(SYMS);
         let t = Tracer::new(layout());
-        let e = ev(Kind::Entry, Target::VmemmapP4dPopulate, 0, 0, 0, 0);
+        let e = raw_ev(Kind::Entry, Target::VmemmapP4dPopulate, 0, 0, 0, 0);
         let b = RawBatch {
             ts_ns: 1_000,
             end_ns: 90_000,
@@ -276,9 +330,13 @@ ffffffff81300400 T vmemmap_populate
     fn exit_without_entry_is_reported_as_such() {
         let syms = Kallsyms::parse(SYMS);
         let mut t = Tracer::new(layout());
-        let mut e = ev(Kind::Exit, Target::SyncGlobalPgds, 10, 0, 1, 2);
+        let mut e = raw_ev(Kind::Exit, Target::SyncGlobalPgds, 10, 0, 1, 2);
         e.flags = FLAG_NO_ENTRY;
-        let Some(Record::Sync(s)) = t.on_event(&e, &syms) else {
+        // SAFETY: as in `ev`.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&e as *const RawEventC).cast::<u8>(), EVENT_SIZE)
+        };
+        let Some(Record::Sync(s)) = t.on_event(&decoded(bytes), &syms) else {
             panic!()
         };
         assert!(!s.entry_seen && s.stack.is_empty() && !s.helper);

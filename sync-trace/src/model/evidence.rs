@@ -22,6 +22,8 @@
 
 use sync_trace_common::raw::PTRS;
 
+use crate::record::Stack;
+
 use crate::record::{LatencyKind, Source, Task};
 
 /// Acts kept per slot and kind before neighbours merge.
@@ -45,7 +47,7 @@ pub struct Act {
     /// `u64::MAX` while the call is still running.
     pub exit_ns: u64,
     pub task: Option<Task>,
-    pub stack: Vec<String>,
+    pub stack: Stack,
 }
 
 /// When and by what a population happened, as far as the acts tell.
@@ -58,7 +60,7 @@ pub struct Attribution {
     /// The population came after this.
     pub not_before_ns: u64,
     pub task: Option<Task>,
-    pub stack: Vec<String>,
+    pub stack: Stack,
 }
 
 pub struct Evidence {
@@ -176,7 +178,7 @@ mod tests {
             entry_ns: entry,
             exit_ns: exit,
             task: Some(Task::default()),
-            stack: vec![],
+            stack: Stack::default(),
         }
     }
 

@@ -25,13 +25,15 @@ use self::{
 use crate::{
     kernel::snapshot::Snapshot,
     record::{
-        CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record, Summary, SyncRecord,
-        Task, Trigger,
+        summary::CallCounts, CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record,
+        Stack, Summary, SyncRecord, Task, Trigger,
     },
 };
 
 pub struct Model {
     summary: Summary,
+    /// Counted here per call, folded into `summary` at the end.
+    counts: CallCounts,
     detector: Detector,
     evidence: Evidence,
     pairing: Pairing,
@@ -43,6 +45,7 @@ impl Model {
     pub fn new(grace_ns: u64) -> Self {
         Self {
             summary: Summary::default(),
+            counts: CallCounts::default(),
             detector: Detector::default(),
             evidence: Evidence::default(),
             pairing: Pairing::new(grace_ns),
@@ -52,6 +55,9 @@ impl Model {
 
     /// A kernel record read from the ring buffer (`entry`, `exit` or `diag`).
     pub fn count_received(&mut self, kind: &str) {
+        if self.counts.count_received(kind) {
+            return;
+        }
         // Once per kernel record: no allocation after the first of a kind.
         match self.summary.received.get_mut(kind) {
             Some(n) => *n += 1,
@@ -90,11 +96,8 @@ impl Model {
     pub fn observe(&mut self, rec: &Record, out: &mut Vec<Record>) {
         match rec {
             Record::Sync(s) => {
-                self.summary.count_sync(
-                    s.function.symbol(),
-                    s.caller.name(),
-                    s.entry_seen.then_some(s.duration_ns),
-                );
+                self.counts
+                    .count_sync(s.function, s.caller, s.entry_seen.then_some(s.duration_ns));
                 self.note_sync(s);
                 self.pairing.on_sync(s, out, &mut self.summary);
                 self.decide(out, None, false);
@@ -144,7 +147,14 @@ impl Model {
     /// population before the sync's exit (and the inner call's) is read.
     pub fn note_entry(&mut self, target: Target, ts_ns: u64, args: [u64; 3]) {
         let (start, end) = target.range(&args);
-        self.note_act(target, ts_ns, u64::MAX, [start, end], None, &[]);
+        self.note_act(
+            target,
+            ts_ns,
+            u64::MAX,
+            [start, end],
+            None,
+            &Stack::default(),
+        );
     }
 
     /// Keeps a traced call as evidence for the slots it names, ended at
@@ -159,7 +169,7 @@ impl Model {
         exit_ns: u64,
         [start, end]: [u64; 2],
         task: Option<&Task>,
-        stack: &[String],
+        stack: &Stack,
     ) {
         let Some(l) = self.layout() else { return };
         let (kind, first, last) = match target {
@@ -184,7 +194,7 @@ impl Model {
                 entry_ns,
                 exit_ns,
                 task: task.cloned(),
-                stack: stack.to_vec(),
+                stack: stack.clone(),
             },
         );
     }
@@ -294,10 +304,11 @@ impl Model {
     /// Ends the run: writes what is still held, then the `summary` record.
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.decide(out, None, true);
+        self.counts.fold_into(&mut self.summary);
         let mut s = self.summary.clone();
         s.pending = self.pairing.pending() as u64;
         s.finish();
-        out.push(Record::Summary(s));
+        out.push(Record::Summary(Box::new(s)));
     }
 }
 

@@ -11,8 +11,8 @@
 use std::collections::VecDeque;
 
 use crate::record::{
-    LatencyKind, LostRecord, PairedRecord, PopulateRecord, Record, Source, Summary, SyncRecord,
-    UnsyncedRecord, VerifyRecord,
+    LatencyKind, LostRecord, PairedRecord, PopulateRecord, Record, Source, Stack, Summary,
+    SyncRecord, UnsyncedRecord, VerifyRecord,
 };
 
 /// Recent syncs kept for populations seen after their sync.
@@ -165,7 +165,7 @@ impl Pairing {
         // The stack is not needed for pairing: not copied.
         self.syncs.push_back(SyncRecord {
             task: s.task.clone(),
-            stack: Vec::new(),
+            stack: Stack::default(),
             ..*s
         });
     }

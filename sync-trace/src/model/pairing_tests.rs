@@ -24,7 +24,7 @@ fn pop(ts: u64, not_before: u64, source: Source) -> PopulateRecord {
             region: Region::Vmemmap,
             source,
         },
-        stack: vec![],
+        stack: Default::default(),
     }
 }
 
@@ -43,7 +43,7 @@ fn sync(start_ns: u64, end_ns: u64, first: usize, last: usize) -> SyncRecord {
         caller: Caller::Other,
         method: Method::Kprobe,
         entry_seen: true,
-        stack: vec![],
+        stack: Default::default(),
     }
 }
 

@@ -7,4 +7,5 @@ pub mod exporter;
 pub mod metrics;
 pub mod probe_report;
 pub mod sink;
+pub mod sync_json;
 pub mod text;

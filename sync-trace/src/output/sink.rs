@@ -8,7 +8,10 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use super::{metrics::Metrics, text};
+use super::{
+    metrics::{Metrics, SyncTally},
+    sync_json, text,
+};
 use crate::record::Record;
 
 /// Receives every record a sink emits, in the order emitted.
@@ -26,8 +29,15 @@ pub struct Sink {
     /// Formatted records not yet handed to `out`.
     buf: Vec<u8>,
     metrics: Option<Arc<Metrics>>,
+    /// The syncs counted since the metrics were last published (once per
+    /// batch, or per [`PUBLISH_EVERY`] syncs counted).
+    tally: SyncTally,
     observer: Option<Observer>,
 }
+
+/// Syncs counted before they are published into the metrics even when no
+/// batch ends (`replay` counts records and writes few).
+const PUBLISH_EVERY: usize = 4096;
 
 impl Sink {
     pub fn stdout(json: bool) -> Self {
@@ -42,6 +52,7 @@ impl Sink {
             out: Some(out),
             buf: Vec::with_capacity(CHUNK + 4096),
             metrics: None,
+            tally: SyncTally::default(),
             observer: None,
         }
     }
@@ -55,6 +66,7 @@ impl Sink {
             out: None,
             buf: Vec::new(),
             metrics: None,
+            tally: SyncTally::default(),
             observer: Some(observer),
         }
     }
@@ -67,9 +79,21 @@ impl Sink {
 
     /// Counts a record in the metrics without writing it (`replay` counts
     /// the recorded records and writes what it derives).
-    pub fn count(&self, r: &Record) {
+    pub fn count(&mut self, r: &Record) {
         if let Some(m) = &self.metrics {
-            m.observe(r);
+            m.observe(r, &mut self.tally);
+            if self.tally.unpublished() >= PUBLISH_EVERY {
+                m.publish(&mut self.tally);
+            }
+        }
+    }
+
+    /// Publishes the syncs counted into the metrics.
+    fn publish(&mut self) {
+        if let Some(m) = &self.metrics {
+            if self.tally.unpublished() > 0 {
+                m.publish(&mut self.tally);
+            }
         }
     }
 
@@ -94,7 +118,10 @@ impl Sink {
         self.count(r);
         if self.out.is_some() {
             if self.json {
-                serde_json::to_writer(&mut self.buf, r)?;
+                match r {
+                    Record::Sync(s) => sync_json::write_sync(&mut self.buf, s),
+                    _ => serde_json::to_writer(&mut self.buf, r)?,
+                }
                 self.buf.push(b'\n');
             } else {
                 self.buf.extend_from_slice(text::line(r).as_bytes());
@@ -123,8 +150,10 @@ impl Sink {
         Ok(())
     }
 
-    /// Hands what is buffered to the writer and flushes it.
+    /// Hands what is buffered to the writer and flushes it; publishes the
+    /// syncs counted into the metrics.
     pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.publish();
         self.write_buf()?;
         if let Some(out) = &mut self.out {
             if let Err(e) = out.flush() {

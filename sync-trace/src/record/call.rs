@@ -1,13 +1,10 @@
 //! Completed calls of traced kernel functions: `sync` and `call` records.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use sync_trace_common::{Layout, Method, Target};
 
-use super::{
-    caller::{classify, Caller},
-    stack::is_tracing_frame,
-    Hex, Record,
-};
+use super::{call_stack::CallStack, caller::Caller, stack::Stack, Hex, Record};
 
 /// A traced call as the kernel reported it, before anything is derived from
 /// it. [`CompletedCall::into_record`] is the one place that derives the
@@ -26,8 +23,9 @@ pub struct CompletedCall {
     pub end: u64,
     pub method: Method,
     pub entry_seen: bool,
-    /// Symbolized entry stack, innermost first, probe frames included.
-    pub frames: Vec<String>,
+    /// The entry stack (symbolized, without the probe's frames) and the
+    /// caller it makes a sync.
+    pub stack: CallStack,
     /// A batch of populate calls (`struct st_batch`): how many, and the
     /// highest address (`start` is the lowest).
     pub batch: Option<Batch>,
@@ -52,13 +50,9 @@ impl CompletedCall {
             end,
             method,
             entry_seen,
-            frames,
+            stack,
             batch,
         } = self;
-        let stack: Vec<String> = frames
-            .into_iter()
-            .skip_while(|f| is_tracing_frame(f))
-            .collect();
         if !function.is_sync() {
             return Record::Call(CallRecord {
                 ts_ns,
@@ -70,7 +64,7 @@ impl CompletedCall {
                 end: (function == Target::InitMemoryMapping).then_some(Hex(end)),
                 method,
                 entry_seen,
-                stack,
+                stack: stack.stack,
                 calls: batch.map(|b| b.calls),
                 addr_last: batch.map(|b| Hex(b.addr_last)),
             });
@@ -95,10 +89,10 @@ impl CompletedCall {
             slot_first,
             slot_last,
             helper,
-            caller: classify(&stack, helper),
+            caller: stack.caller(helper),
             method,
             entry_seen,
-            stack,
+            stack: stack.stack,
         })
     }
 }
@@ -109,7 +103,8 @@ pub struct Task {
     pub cpu: u32,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    /// Inline: no allocation for a kernel task name.
+    pub comm: CompactString,
 }
 
 /// One completed call of `arch_sync_kernel_mappings` or `sync_global_pgds`.
@@ -135,7 +130,7 @@ pub struct SyncRecord {
     /// False when only the exit was seen (the call began before attach).
     pub entry_seen: bool,
     /// Kernel stack at entry, innermost first, as `symbol+0xoff`.
-    pub stack: Vec<String>,
+    pub stack: Stack,
 }
 
 impl SyncRecord {
@@ -169,7 +164,7 @@ pub struct CallRecord {
     pub end: Option<Hex>,
     pub method: Method,
     pub entry_seen: bool,
-    pub stack: Vec<String>,
+    pub stack: Stack,
     /// A batch: the number of calls it counts (absent: one call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<u32>,

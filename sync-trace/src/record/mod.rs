@@ -33,6 +33,7 @@ macro_rules! named {
 }
 
 mod call;
+pub mod call_stack;
 pub mod caller;
 mod detached;
 mod hex;
@@ -50,6 +51,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::{
     call::{Batch, CallRecord, CompletedCall, SyncRecord, Task},
+    call_stack::CallStack,
     caller::Caller,
     detached::DetachedRecord,
     hex::Hex,
@@ -57,6 +59,7 @@ pub use self::{
     layout::LayoutRecord,
     lost::LostRecord,
     population::{DepopulateRecord, PopulateRecord, Population, Source},
+    stack::Stack,
     summary::Summary,
     verdict::{LatencyKind, PairedRecord, UnsyncedRecord},
     walk::{MismatchRecord, SlotCount, Trigger, VerifyRecord},
@@ -76,8 +79,12 @@ pub enum Record {
     Mismatch(MismatchRecord),
     Lost(LostRecord),
     Detached(DetachedRecord),
-    Summary(Summary),
+    /// Boxed: the largest record by far, written once per run, would make
+    /// every record that size.
+    Summary(Box<Summary>),
 }
+
+const _: () = assert!(std::mem::size_of::<Record>() <= 160);
 
 impl Record {
     /// The time the record carries (CLOCK_MONOTONIC ns): when the call

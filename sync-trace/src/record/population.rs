@@ -1,10 +1,12 @@
 //! Kernel top-level entries of init_mm that appeared or went away:
 //! `populate` and `depopulate` records.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use strum::{EnumIter, EnumString, IntoStaticStr, VariantNames};
 use sync_trace_common::{Level, Region};
 
+use super::stack::Stack;
 use super::Hex;
 
 /// How a population was seen.
@@ -64,11 +66,11 @@ pub struct PopulateRecord {
     pub empty_ns: u64,
     pub cpu: Option<u32>,
     pub pid: Option<u32>,
-    pub comm: Option<String>,
+    pub comm: Option<CompactString>,
     #[serde(flatten)]
     pub pop: Population,
     /// Stack of the populating code, where one was captured.
-    pub stack: Vec<String>,
+    pub stack: Stack,
 }
 
 impl PopulateRecord {

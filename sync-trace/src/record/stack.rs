@@ -1,6 +1,91 @@
 //! Kernel stacks as records carry them: frames as `symbol+0xoff` (or
 //! `symbol+0xoff [module]`), innermost first, or `0x…` where no symbol
 //! is known.
+//!
+//! A [`Stack`] is shared, not owned: the records of every call made from
+//! one call site hold the same frames, symbolized once, and the same JSON
+//! array of them, rendered once (the tracer keeps one per distinct stack).
+
+use std::{
+    fmt,
+    ops::Deref,
+    sync::{Arc, OnceLock},
+};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The frames of a stack, shared by every record that carries it; empty
+/// without an allocation.
+#[derive(Clone, Default)]
+pub struct Stack(Option<Arc<Frames>>);
+
+struct Frames {
+    frames: Box<[String]>,
+    /// The JSON array of the frames, made the first time it is written.
+    json: OnceLock<Box<str>>,
+}
+
+impl Stack {
+    pub fn new(frames: Vec<String>) -> Self {
+        if frames.is_empty() {
+            return Self(None);
+        }
+        Self(Some(Arc::new(Frames {
+            frames: frames.into_boxed_slice(),
+            json: OnceLock::new(),
+        })))
+    }
+
+    /// The frames as a JSON array, exactly as serde_json writes them.
+    pub fn json(&self) -> &str {
+        match &self.0 {
+            None => "[]",
+            Some(f) => f.json.get_or_init(|| {
+                serde_json::to_string(&f.frames)
+                    .expect("strings always serialize")
+                    .into_boxed_str()
+            }),
+        }
+    }
+}
+
+impl Deref for Stack {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        self.0.as_ref().map_or(&[], |f| &f.frames)
+    }
+}
+
+impl From<Vec<String>> for Stack {
+    fn from(frames: Vec<String>) -> Self {
+        Self::new(frames)
+    }
+}
+
+impl PartialEq for Stack {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Stack {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Stack {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(d).map(Self::new)
+    }
+}
 
 /// The function of a frame: `vmemmap_populate` of `vmemmap_populate+0x1f4`.
 pub fn function_of(frame: &str) -> &str {
@@ -48,5 +133,24 @@ mod tests {
         assert!(is_tracing_frame("ftrace_trampoline+0x1b"));
         assert!(!is_tracing_frame("vmemmap_populate+0x1f4"));
         assert!(is_traced_function("sync_global_pgds_l4"));
+    }
+
+    #[test]
+    fn a_stack_writes_the_json_serde_writes() {
+        for frames in [
+            vec![],
+            vec![
+                "a+0x1".to_string(),
+                "m+0x2 [mod]".into(),
+                "q\"\\\u{1}é".into(),
+            ],
+        ] {
+            let s = Stack::new(frames.clone());
+            assert_eq!(s.json(), serde_json::to_string(&frames).unwrap());
+            assert_eq!(serde_json::to_string(&s).unwrap(), s.json());
+            assert_eq!(&*s, &frames[..]);
+            let back: Stack = serde_json::from_str(s.json()).unwrap();
+            assert_eq!(back, s);
+        }
     }
 }

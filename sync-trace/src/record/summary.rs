@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Histogram, LatencyKind};
+use sync_trace_common::Target;
+
+use super::{Caller, Histogram, LatencyKind};
 
 /// Counts one of `a`/`b`; allocates the keys only the first time (this
 /// runs for every traced call).
@@ -32,6 +34,16 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
         map.insert(key.to_string(), V::default());
     }
     map.get_mut(key).expect("inserted above")
+}
+
+/// Adds `n` to the value of `key`, made the first time.
+fn add(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -80,6 +92,77 @@ pub struct Summary {
     pub pending: u64,
 }
 
+/// Values of [`Caller`].
+const CALLERS: usize = <Caller as strum::VariantNames>::VARIANTS.len();
+
+/// The summary's counts of traced calls, kept in plain arrays while the
+/// records stream (a sync costs no map lookup) and folded into the
+/// [`Summary`] at the end: the same keys and values as counting each call
+/// into the summary's maps.
+#[derive(Clone, Debug)]
+pub struct CallCounts {
+    /// Syncs by target and caller.
+    syncs: [[u64; CALLERS]; Target::ALL.len()],
+    /// Sync durations by target.
+    durations: Vec<Histogram>,
+    /// Kernel records read, by [`RECEIVED`] kind.
+    received: [u64; RECEIVED.len()],
+}
+
+/// The kinds of kernel records the summary counts as received.
+const RECEIVED: [&str; 4] = ["entry", "exit", "diag", "batch"];
+
+impl Default for CallCounts {
+    fn default() -> Self {
+        Self {
+            syncs: [[0; CALLERS]; Target::ALL.len()],
+            durations: vec![Histogram::default(); Target::ALL.len()],
+            received: [0; RECEIVED.len()],
+        }
+    }
+}
+
+impl CallCounts {
+    pub fn count_sync(&mut self, function: Target, caller: Caller, duration_ns: Option<u64>) {
+        self.syncs[function as usize][caller as usize] += 1;
+        if let Some(ns) = duration_ns {
+            self.durations[function as usize].record(ns);
+        }
+    }
+
+    /// A kernel record read from the ring buffer; false for a kind the
+    /// summary does not know in advance.
+    pub fn count_received(&mut self, kind: &str) -> bool {
+        let Some(i) = RECEIVED.iter().position(|&k| k == kind) else {
+            return false;
+        };
+        self.received[i] += 1;
+        true
+    }
+
+    /// Adds the counts into `summary` (and starts over).
+    pub fn fold_into(&mut self, summary: &mut Summary) {
+        for t in Target::ALL {
+            for c in <Caller as strum::IntoEnumIterator>::iter() {
+                let n = self.syncs[t as usize][c as usize];
+                if n > 0 {
+                    bump_by(&mut summary.counts, t.symbol(), c.name(), n);
+                }
+            }
+            let h = &self.durations[t as usize];
+            if !h.is_empty() {
+                entry(&mut summary.sync_duration, t.symbol()).merge(h);
+            }
+        }
+        for (kind, &n) in RECEIVED.iter().zip(&self.received) {
+            if n > 0 {
+                add(&mut summary.received, kind, n);
+            }
+        }
+        *self = Self::default();
+    }
+}
+
 impl Summary {
     pub fn count_sync(&mut self, function: &str, caller: &str, duration_ns: Option<u64>) {
         bump(&mut self.counts, function, caller);
@@ -119,13 +202,15 @@ impl Summary {
 
     /// A bounded buffer dropped an entry: counted, and logged the first time.
     pub fn count_dropped(&mut self, what: &str) {
-        let n = entry(&mut self.dropped, what);
-        if *n == 0 {
-            log::warn!(
-                "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"
-            );
+        match self.dropped.get_mut(what) {
+            Some(n) => *n += 1,
+            None => {
+                log::warn!(
+                    "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"
+                );
+                self.dropped.insert(what.to_string(), 1);
+            }
         }
-        *n += 1;
     }
 
     /// Freezes the histograms into their serialized buckets.

@@ -1,10 +1,12 @@
 //! What the model concludes about a population: `paired` with the sync
 //! that covered it, or `unsynced`.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use strum::{EnumIter, EnumString, IntoStaticStr, VariantNames};
 use sync_trace_common::Target;
 
+use super::stack::Stack;
 use super::{Hex, Population};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, IntoStaticStr, EnumString, VariantNames, EnumIter)]
@@ -27,7 +29,7 @@ pub struct PairedRecord {
     pub ts_ns: u64,
     pub cpu: u32,
     pub pid: u32,
-    pub comm: String,
+    pub comm: CompactString,
     #[serde(flatten)]
     pub pop: Population,
     /// Where the latency runs from: the helper sync's entry (`exact`), or
@@ -52,7 +54,7 @@ pub struct UnsyncedRecord {
     pub ts_ns: u64,
     pub cpu: Option<u32>,
     pub pid: Option<u32>,
-    pub comm: Option<String>,
+    pub comm: Option<CompactString>,
     #[serde(flatten)]
     pub pop: Population,
     pub populated_ns: u64,
@@ -74,5 +76,5 @@ pub struct UnsyncedRecord {
     /// been among them.
     #[serde(default)]
     pub uncertain: bool,
-    pub stack: Vec<String>,
+    pub stack: Stack,
 }

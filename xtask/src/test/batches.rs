@@ -76,7 +76,7 @@ mod tests {
             end: None,
             method: Method::Fentry,
             entry_seen: true,
-            stack: vec![],
+            stack: Default::default(),
             calls,
             addr_last: calls.map(|_| Hex(0xffffea8000001000)),
         })

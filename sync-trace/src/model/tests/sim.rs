@@ -46,7 +46,7 @@ pub(super) fn sync(
         caller: Caller::Other,
         method: Method::Fentry,
         entry_seen: true,
-        stack: vec![],
+        stack: Default::default(),
     })
 }
 
@@ -61,7 +61,7 @@ pub(super) fn call(entry: u64, end: u64) -> Record {
         end: None,
         method: Method::Fentry,
         entry_seen: true,
-        stack: vec![],
+        stack: Default::default(),
         calls: None,
         addr_last: None,
     })

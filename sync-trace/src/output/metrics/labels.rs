@@ -56,9 +56,16 @@ pub(super) struct BuildLabels {
 /// Populate-to-sync latency: 1 µs, 2 µs, … 2^23 µs (8.4 s): microseconds to seconds.
 #[derive(Clone)]
 pub(super) struct LatencyBuckets;
+impl LatencyBuckets {
+    /// The upper bounds, in seconds (the +Inf bucket is implicit).
+    pub(super) fn bounds() -> impl Iterator<Item = f64> {
+        exponential_buckets(1e-6, 2.0, 24)
+    }
+}
+
 impl MetricConstructor<Histogram> for LatencyBuckets {
     fn new_metric(&self) -> Histogram {
-        Histogram::new(exponential_buckets(1e-6, 2.0, 24))
+        Histogram::new(Self::bounds())
     }
 }
 

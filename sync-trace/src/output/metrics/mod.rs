@@ -4,6 +4,7 @@
 
 mod labels;
 mod prometheus_text;
+mod sync_tally;
 
 use prometheus_client::{
     encoding::text,
@@ -15,7 +16,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use strum::{IntoEnumIterator, VariantNames};
+use strum::IntoEnumIterator;
 use sync_trace_common::{Paging, Region};
 
 use self::labels::{
@@ -23,6 +24,8 @@ use self::labels::{
     SyncLabels, VerdictLabels, SYNC_FUNCTIONS, VERDICTS,
 };
 pub use self::prometheus_text::openmetrics_to_prometheus;
+pub use self::sync_tally::SyncTally;
+use self::sync_tally::{PublishedHistogram, CALLERS};
 use crate::{
     kernel::target_status::TargetStatus,
     record::{Caller, Record, Source},
@@ -38,7 +41,7 @@ pub struct Metrics {
     depopulations: Family<RegionLabels, Counter>,
     mismatches: Counter,
     latency: Histogram,
-    sync_duration: Family<FunctionLabels, Histogram, LatencyBuckets>,
+    sync_duration: Family<FunctionLabels, PublishedHistogram, LatencyBuckets>,
     pgds_verified: Counter,
     pgd_list_length: Gauge,
     lost: Counter,
@@ -46,15 +49,11 @@ pub struct Metrics {
     build_info: Family<BuildLabels, Gauge>,
     /// The `syncs` counter of each sync function and caller (at
     /// `function * CALLERS + caller`) and the `sync_duration` histogram of
-    /// each function (at `function`), by [`SYNC_FUNCTIONS`]' order: every
-    /// traced sync updates them, without a label lookup.
+    /// each function (at `function`), by [`SYNC_FUNCTIONS`]' order: what a
+    /// [`SyncTally`] publishes into.
     sync_counts: Vec<Counter>,
-    sync_durations: Vec<Histogram>,
+    sync_durations: Vec<PublishedHistogram>,
 }
-
-/// Values of [`Caller`].
-const CALLERS: usize = 5;
-const _: () = assert!(Caller::VARIANTS.len() == CALLERS);
 
 /// What the metrics describe: set once at start.
 pub struct Context<'a> {
@@ -210,15 +209,17 @@ impl Metrics {
         self
     }
 
-    /// Counts one record.
-    pub fn observe(&self, rec: &Record) {
+    /// Publishes what `tally` counted since its last publication.
+    pub fn publish(&self, tally: &mut SyncTally) {
+        tally.publish_into(&self.sync_counts, &self.sync_durations);
+    }
+
+    /// Counts one record. A sync of [`SYNC_FUNCTIONS`] is counted in a
+    /// [`SyncTally`] first (`Sink` does), then published with [`Self::publish`].
+    pub fn observe(&self, rec: &Record, tally: &mut SyncTally) {
         match rec {
             Record::Sync(s) => {
-                if let Some(f) = SYNC_FUNCTIONS.iter().position(|&t| t == s.function) {
-                    self.sync_counts[f * CALLERS + s.caller as usize].inc();
-                    if s.entry_seen {
-                        self.sync_durations[f].observe(s.duration_ns as f64 / 1e9);
-                    }
+                if tally.count(s) {
                     return;
                 }
                 let function = s.function.symbol();
@@ -353,37 +354,47 @@ mod tests {
     #[test]
     fn records_move_the_counters() {
         let m = metrics();
-        m.observe(&Record::Populate(PopulateRecord {
-            ts_ns: 1,
-            not_before_ns: 0,
-            seen_ns: 1,
-            empty_ns: 0,
-            cpu: None,
-            pid: None,
-            comm: None,
-            pop: Population {
-                level: Level::P4d,
-                slot: 469,
-                addr: Hex(0),
-                region: Region::Vmemmap,
-                source: Source::Effect,
-            },
-            stack: vec![],
-        }));
-        m.observe(&Record::Lost(LostRecord {
-            what: "events".into(),
-            count: 5,
-            total: 5,
-            ts_ns: 10,
-            since_ns: 5,
-        }));
-        m.observe(&Record::Lost(LostRecord {
-            what: "logs".into(),
-            count: 2,
-            total: 2,
-            ts_ns: 10,
-            since_ns: 5,
-        }));
+        let t = &mut SyncTally::default();
+        m.observe(
+            &Record::Populate(PopulateRecord {
+                ts_ns: 1,
+                not_before_ns: 0,
+                seen_ns: 1,
+                empty_ns: 0,
+                cpu: None,
+                pid: None,
+                comm: None,
+                pop: Population {
+                    level: Level::P4d,
+                    slot: 469,
+                    addr: Hex(0),
+                    region: Region::Vmemmap,
+                    source: Source::Effect,
+                },
+                stack: Default::default(),
+            }),
+            t,
+        );
+        m.observe(
+            &Record::Lost(LostRecord {
+                what: "events".into(),
+                count: 5,
+                total: 5,
+                ts_ns: 10,
+                since_ns: 5,
+            }),
+            t,
+        );
+        m.observe(
+            &Record::Lost(LostRecord {
+                what: "logs".into(),
+                count: 2,
+                total: 2,
+                ts_ns: 10,
+                since_ns: 5,
+            }),
+            t,
+        );
         let text = m.prometheus_text();
         assert!(text.contains("sync_trace_populations_total{level=\"p4d\",region=\"vmemmap\",source=\"effect\"} 1\n"), "{text}");
         assert!(text.contains("sync_trace_events_lost_total 5\n"), "{text}");

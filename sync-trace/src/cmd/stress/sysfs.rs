@@ -27,14 +27,22 @@ pub struct HungWrite {
     pub path: String,
     pub value: String,
     pub timeout_ms: u64,
+    /// Whether the writer ended when killed at the timeout: a killable wait (an offline
+    /// retrying page migration for good) rather than an uninterruptible one (a lock never
+    /// released).
+    #[serde(default)]
+    pub ended_when_killed: bool,
 }
 
 impl HungWrite {
     /// What it means, in one line (stderr, the report's verdict).
     pub fn explain(&self) -> String {
-        format!(
-            "memory hotplug looks wedged: {self} (the kernel's memory-hotplug lock is held, e.g. by a task that oopsed while holding it: see dmesg)"
-        )
+        let why = if self.ended_when_killed {
+            "it ended only when killed: the kernel kept retrying, as an offline does on pages it can never migrate, e.g. those of a task that oopsed; see dmesg"
+        } else {
+            "nor when killed: it waits uninterruptibly, as on the kernel's memory-hotplug lock held by a task that oopsed while holding it; see dmesg"
+        };
+        format!("memory hotplug looks wedged: {self} ({why})")
     }
 }
 
@@ -269,11 +277,12 @@ impl SysfsRoot {
             Ok(Ended::Signal(sig)) => Err(WriteError::Failed(failed(io::Error::other(format!(
                 "the writing process was killed by signal {sig}"
             ))))),
-            Ok(Ended::Hung) => {
+            Ok(Ended::Hung { killed }) => {
                 let h = HungWrite {
                     path: p.display().to_string(),
                     value: value.to_string(),
                     timeout_ms: self.timeout.as_millis() as u64,
+                    ended_when_killed: killed,
                 };
                 self.state
                     .lock()

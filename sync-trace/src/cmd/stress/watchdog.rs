@@ -39,9 +39,16 @@ pub enum Ended {
     Short,
     /// The child was ended by this signal (SIGINT: interrupted).
     Signal(i32),
-    /// It did not end within the timeout; it was sent SIGKILL and left behind.
-    Hung,
+    /// It did not end within the timeout; it was sent SIGKILL, and ended then
+    /// (`killed`: a killable wait, such as an offline that keeps retrying page
+    /// migration) or not within `KILL_GRACE` (blocked uninterruptibly, as on the
+    /// memory-hotplug lock: left behind).
+    Hung { killed: bool },
 }
+
+/// How long a child sent SIGKILL at the timeout gets to end: a killable wait in the
+/// kernel ends at once, even under emulation.
+const KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// The child's exit status for a short write (errno values stay below 134).
 const SHORT: i32 = 255;
@@ -141,16 +148,9 @@ fn wait(pid: libc::pid_t, timeout: Duration) -> io::Result<Ended> {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            // Killable waits end; an uninterruptible one stays, and init reaps it if it
-            // ever ends (this thread reaps it while the process lives).
-            // SAFETY: signals and waits for this process's own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            std::thread::spawn(move || {
-                let mut st = 0;
-                // SAFETY: as above.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
+            break Ok(Ended::Hung {
+                killed: kill(pid, pidfd),
             });
-            break Ok(Ended::Hung);
         }
         let rc = if pidfd >= 0 {
             let mut p = libc::pollfd {
@@ -179,6 +179,43 @@ fn wait(pid: libc::pid_t, timeout: Duration) -> io::Result<Ended> {
         unsafe { libc::close(pidfd) };
     }
     res
+}
+
+/// SIGKILL for a child that outlived its timeout: whether it ended within `KILL_GRACE`. One
+/// that did not (an uninterruptible wait) is left behind: init reaps it if it ever ends
+/// (a thread here reaps it while this process lives).
+fn kill(pid: libc::pid_t, pidfd: libc::c_int) -> bool {
+    // SAFETY: this process's own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let until = Instant::now() + KILL_GRACE;
+    loop {
+        let mut st = 0;
+        // SAFETY: as above.
+        if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+            return true;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if pidfd >= 0 {
+            let mut p = libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, 1000) as libc::c_int) };
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    std::thread::spawn(move || {
+        let mut st = 0;
+        // SAFETY: as above.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+    });
+    false
 }
 
 fn ended(status: libc::c_int) -> Ended {

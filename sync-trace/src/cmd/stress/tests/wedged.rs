@@ -48,7 +48,11 @@ fn a_write_that_does_not_return_is_given_up_on() {
     // Opening a FIFO no one reads for writing blocks: a write that never returns.
     mkfifo(&p);
     let t = Instant::now();
-    assert_eq!(watchdog::write(&p, "online", TIMEOUT).unwrap(), Ended::Hung);
+    // A FIFO's open waits killably: the writer ends when killed.
+    assert_eq!(
+        watchdog::write(&p, "online", TIMEOUT).unwrap(),
+        Ended::Hung { killed: true }
+    );
     let took = t.elapsed();
     assert!(
         took >= TIMEOUT && took < TIMEOUT * 10,
@@ -63,7 +67,8 @@ fn a_write_that_does_not_return_is_given_up_on() {
                 HungWrite {
                     path: p.display().to_string(),
                     value: "online_movable".into(),
-                    timeout_ms: 300
+                    timeout_ms: 300,
+                    ended_when_killed: true,
                 }
             );
             let line = h.explain();
@@ -71,6 +76,7 @@ fn a_write_that_does_not_return_is_given_up_on() {
                 line.contains("writing \"online_movable\" to ")
                     && line.contains("did not return within 300ms")
                     && line.contains("memory hotplug looks wedged")
+                    && line.contains("ended only when killed")
                     && line.contains("dmesg"),
                 "{line}"
             );
@@ -211,6 +217,7 @@ fn hung() -> HungWrite {
         path: "/sys/devices/system/memory/memory40/state".into(),
         value: "online_movable".into(),
         timeout_ms: 60_000,
+        ended_when_killed: false,
     }
 }
 
@@ -252,6 +259,7 @@ fn a_wedged_run_exits_3_with_a_finding_and_1_without() {
     );
     assert_eq!(v["hung_write"]["value"], "online_movable");
     assert_eq!(v["hung_write"]["timeout_ms"], 60_000);
+    assert_eq!(v["hung_write"]["ended_when_killed"], false);
 
     let mut b = two_cycles(false);
     b.cycle_event(&CycleEvent::Hung(hung()));

@@ -112,13 +112,22 @@ echo "block_size=$BS paths=$PATHS cycles=$CYCLES"
 # virtio-mem blocks while a child process switches the NVDIMM to device-dax. On a kernel
 # that misses the vmemmap sync that child oopses on the new struct pages (PGD 0) and the
 # tracer, another process, goes on: its --report is written at the finding, before the run
-# ends (the script copies it then: stress-early.html). The oops happens inside
-# memremap_pages() with the memory-hotplug lock held, so stress's next block write never
-# returns: stress gives up on it after WRITE_TIMEOUT, reports the wedge and ends by itself
-# (exit 3). A kernel with the sync neither oopses nor wedges: stress is stopped (SIGTERM).
+# ends (the script copies it then: stress-early.html). When memory hotplug is wedged after
+# the oops (below), stress gives up on its block write after WRITE_TIMEOUT, reports the
+# wedge and ends by itself (exit 3); else, and on a kernel with the sync, it is stopped
+# (SIGTERM).
 # WRITE_TIMEOUT: a block's offline or online takes well under a second here (tens of
 # cycles of 8 blocks in a few minutes under TCG), so 30 s is far from a slow write.
 WRITE_TIMEOUT=30
+# Where stress's threads and its children wait in the kernel (state, wchan), and what its
+# stderr said last: for a run that does not end.
+waits() {
+    for t in /proc/$SPID/task/* $(for c in $(cat /proc/$SPID/task/*/children 2>/dev/null); do echo /proc/$c; done); do
+        [ -r $t/stat ] || continue
+        echo "wait: ${t#/proc/} $(cut -d' ' -f2-3 $t/stat) $(cat $t/wchan 2>/dev/null)"
+    done
+    tail -n 3 /tmp/stress.err | sed 's/^/wait: stderr: /'
+}
 if [ "$SETUP_UNDER_STRESS" = 1 ]; then
     step nvdimm-under-stress
     checkpoint vmem-grow-0 || exit 1
@@ -165,14 +174,23 @@ if [ "$SETUP_UNDER_STRESS" = 1 ]; then
     else
         echo "early report: none while stress ran"
     fi
-    # After an oops stress must end by itself: its hung write given up on (WRITE_TIMEOUT),
-    # maybe one more in its restore, then the report. Else it is stopped.
+    # After the oops, memory hotplug may be wedged: when the oopsed task's pages sit in a
+    # virtio-mem block, they can never be migrated and that block's offline retries for
+    # good. Then stress gives up on the write (WRITE_TIMEOUT), maybe on one more in its
+    # restore, and ends by itself with the report. While it goes on cycling (3 more cycles
+    # done), hotplug is not wedged and it is stopped.
     if [ "$oops" != 0 ]; then
+        done0=$(grep -c '^stress: cycle .* done' /tmp/stress.err)
         i=0; lim=$(((3 * WRITE_TIMEOUT + 60) * 10))
-        while kill -0 $SPID 2>/dev/null && [ $i -lt $lim ]; do sleep 0.1; i=$((i + 1)); done
+        while kill -0 $SPID 2>/dev/null && [ $i -lt $lim ] &&
+            [ $(grep -c '^stress: cycle .* done' /tmp/stress.err) -lt $((done0 + 3)) ]; do
+            [ $((i % 300)) = 0 ] && waits
+            sleep 0.1; i=$((i + 1))
+        done
     fi
     if kill -0 $SPID 2>/dev/null; then
         echo "stress ended by itself: no (SIGTERM)"
+        waits
         kill -TERM $SPID
     else
         echo "stress ended by itself: yes"

@@ -155,15 +155,19 @@ if [ "$SETUP_UNDER_STRESS" = 1 ]; then
         if [ $early = 0 ] && grep -q 'finding written' /tmp/stress.err && kill -0 $SPID 2>/dev/null; then
             cp /tmp/stress.html /tmp/stress-early.html && early=1
         fi
-        if ! kill -0 $DPID 2>/dev/null; then
+        # Over: its writer ended, or oopsed (a task that oopses may linger in its exit).
+        if ! kill -0 $DPID 2>/dev/null || dmesg | grep -q 'BUG: unable to handle'; then
             [ $early = 1 ] || [ $after -ge 300 ] && break
             after=$((after + 1))
         fi
         kill -0 $SPID 2>/dev/null || break
         sleep 0.1; i=$((i + 1))
     done
-    if kill -0 $DPID 2>/dev/null; then echo "device-dax switch: still running"; else
-        wait $DPID; echo "device-dax switch: exit=$?"; fi
+    if kill -0 $DPID 2>/dev/null; then
+        echo "device-dax switch: still there (state $(cut -d' ' -f3 /proc/$DPID/stat 2>/dev/null))"
+    else
+        wait $DPID; echo "device-dax switch: exit=$?"
+    fi
     cat /tmp/devdax.out
     oops=$(dmesg | grep -c -e 'BUG: unable to handle' -e 'Oops')
     echo "kernel: $oops oops line(s)"

@@ -70,9 +70,9 @@ pub struct StressArgs {
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Give up on a sysfs write that has not returned after this long (e.g. 60s, 2m):
-    /// memory hotplug is then taken as wedged (the kernel's memory-hotplug lock held, as
-    /// by a task that oopsed holding it): cycling stops, the report says which write hung,
-    /// and the exit status is 3 when something was found, else 1.
+    /// memory hotplug is then taken as wedged (a lock held by a task that oopsed, pages an
+    /// offline can never migrate): cycling stops, the report says which write hung, and
+    /// the exit status is 3 when something was found, else 1.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "60s")]
     pub write_timeout: Duration,
     /// Cycle nothing: read a report saved with --json (on another machine, or

@@ -40,7 +40,7 @@ impl HungWrite {
         let why = if self.ended_when_killed {
             "it ended only when killed: the kernel kept retrying, as an offline does on pages it can never migrate, e.g. those of a task that oopsed; see dmesg"
         } else {
-            "nor when killed: it waits uninterruptibly, as on the kernel's memory-hotplug lock held by a task that oopsed while holding it; see dmesg"
+            "nor when killed: it waits uninterruptibly, as on a lock (the kernel's memory-hotplug lock, a device's lock) held by a task that oopsed while holding it; see dmesg"
         };
         format!("memory hotplug looks wedged: {self} ({why})")
     }

@@ -1,10 +1,11 @@
 //! A sysfs write that can be given up on: made by a child process, which the caller waits
 //! for at most a timeout.
 //!
-//! Why a process and not a thread: a memory-block write blocks, uninterruptibly, on the
-//! kernel's memory-hotplug lock (`mem_hotplug_begin()` → `percpu_down_write()`,
-//! mm/memory_hotplug.c), and a task that oopsed while holding that lock never releases it:
-//! the write then never returns. A thread stuck so keeps its whole process alive after
+//! Why a process and not a thread: a memory-block write can wait uninterruptibly on a
+//! kernel lock (the memory-hotplug lock: `mem_hotplug_begin()` → `percpu_down_write()`,
+//! mm/memory_hotplug.c; a device's lock), and a task that oopsed while holding one never
+//! releases it: the write then never returns. (An offline that keeps retrying migration of
+//! pages it can never migrate does not return either, but ends when killed.) A thread stuck so keeps its whole process alive after
 //! `exit()` (the group leader is not reaped while a thread is left, so the shell's `wait`
 //! and a pipe reading stdout never end, the fd table being shared). A child process stuck
 //! so is abandoned: `stress` exits, the child is reparented to init, and it holds no file

@@ -1,5 +1,5 @@
 //! A sysfs write that does not return (memory hotplug wedged, as when a task oopsed while
-//! holding the kernel's memory-hotplug lock): given up on after the write timeout, cycling
+//! holding a lock the write needs): given up on after the write timeout, cycling
 //! stops, the restore does not block either, and the report names the write.
 
 use std::{

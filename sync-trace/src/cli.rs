@@ -72,6 +72,9 @@ pub enum Command {
     StressRestoreWatch {
         #[arg(long)]
         journal: PathBuf,
+        /// As `stress --write-timeout`.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        write_timeout: Duration,
     },
 }
 

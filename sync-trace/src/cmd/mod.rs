@@ -35,7 +35,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Stress(args) => runtime()?.block_on(stress::stress(args)),
         Command::Capabilities { json } => capabilities(json),
-        Command::StressRestoreWatch { journal } => stress::journal::watch(journal),
+        Command::StressRestoreWatch {
+            journal,
+            write_timeout,
+        } => stress::journal::watch(journal, write_timeout),
     }
 }
 

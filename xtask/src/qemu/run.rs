@@ -19,6 +19,10 @@ struct Lines {
     partial: Vec<u8>,
 }
 
+/// How long a guest that oopsed on purpose gets to power off after its script's end (under
+/// TCG, `poweroff -f` takes a second or two).
+const POWEROFF_WITHIN: Duration = Duration::from_secs(30);
+
 impl Lines {
     /// The complete lines so far; with `final_read`, the unterminated rest too.
     fn take(&mut self, final_read: bool) -> Vec<String> {
@@ -196,11 +200,31 @@ pub fn run_qemu(cfg: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<QemuR
     // Under KVM the kernel's first line comes within a second or two; a KVM that opens but
     // cannot run the guest may also just spin without a word.
     let mut kernel_started = false;
+    // When the exit line came (the guest then powers off).
+    let mut exit_seen: Option<Instant> = None;
     loop {
-        let exited = child.0.try_wait()?.is_some();
+        let mut exited = child.0.try_wait()?.is_some();
+        // A task that oopsed dies holding the locks it had, a device's lock among them (the
+        // device-dax bind: `bind_store()` → `device_lock()`), and `poweroff -f` waits for
+        // every device's lock in `device_shutdown()`: such a guest never powers off. Its
+        // output is all here once the exit line is acknowledged, so QEMU is stopped.
+        if !exited
+            && cfg.expect_oops
+            && oops.is_some()
+            && exit_seen.is_some_and(|t| t.elapsed() > POWEROFF_WITHIN)
+        {
+            eprintln!(
+                "xtask: the guest did not power off within {} s of its script's end (an oopsed task holds a device lock its shutdown waits for): QEMU stopped",
+                POWEROFF_WITHIN.as_secs()
+            );
+            let _ = child.0.kill();
+            let _ = child.0.wait();
+            exited = true;
+        }
         for line in port.poll(exited) {
             if let Some(st) = line.strip_prefix(EXIT_MARKER) {
                 exit_status = st.trim().parse::<i32>().ok();
+                exit_seen.get_or_insert_with(Instant::now);
                 // /init powers off once it has this: all the output is here.
                 if !exited {
                     let _ = port.ack("exit");

@@ -183,10 +183,11 @@ pub fn run(args: StressArgs) -> Result<i32> {
     })
 }
 
-/// The `--full` / `--only stress` scenario: three cycles over all paths on 6.12, 4-level.
-pub fn test_scenario(bin: &Path) -> Result<()> {
+/// The `--full` / `--only stress` scenarios: three cycles over all paths on `kernel`
+/// (6.12, 6.1), 4-level.
+pub fn test_scenario(bin: &Path, kernel: KernelId) -> Result<()> {
     let args = StressArgs {
-        kernel: KernelId::V6_12,
+        kernel,
         paging: 4,
         kaslr: false,
         cycles: 3,
@@ -201,7 +202,7 @@ pub fn test_scenario(bin: &Path) -> Result<()> {
         guest_bin: Some(bin.to_path_buf()),
     };
     let o = run_retrying(&args, bin)?;
-    check(&args, &o).map_err(|e| keep_output(e, &o, "test"))
+    check(&args, &o).map_err(|e| keep_output(e, &o, &format!("test-{kernel}")))
 }
 
 /// A scenario's run. TCG occasionally trips over the kernel's own code patching while it

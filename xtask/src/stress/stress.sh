@@ -112,7 +112,22 @@ echo "block_size=$BS paths=$PATHS cycles=$CYCLES"
 # virtio-mem blocks while a child process switches the NVDIMM to device-dax. On a kernel
 # that misses the vmemmap sync that child oopses on the new struct pages (PGD 0) and the
 # tracer, another process, goes on: its --report is written at the finding, before the run
-# ends; the script sends it (stress-early.html) and then stops the run.
+# ends (the script copies it then: stress-early.html). When memory hotplug is wedged after
+# the oops (below), stress gives up on its block write after WRITE_TIMEOUT, reports the
+# wedge and ends by itself (exit 3); else, and on a kernel with the sync, it is stopped
+# (SIGTERM).
+# WRITE_TIMEOUT: a block's offline or online takes well under a second here (tens of
+# cycles of 8 blocks in a few minutes under TCG), so 30 s is far from a slow write.
+WRITE_TIMEOUT=30
+# Where stress's threads and its children wait in the kernel (state, wchan), and what its
+# stderr said last: for a run that does not end.
+waits() {
+    for t in /proc/$SPID/task/* $(for c in $(cat /proc/$SPID/task/*/children 2>/dev/null); do echo /proc/$c; done); do
+        [ -r $t/stat ] || continue
+        echo "wait: ${t#/proc/} $(cut -d' ' -f2-3 $t/stat) $(cat $t/wchan 2>/dev/null)"
+    done
+    tail -n 3 /tmp/stress.err | sed 's/^/wait: stderr: /'
+}
 if [ "$SETUP_UNDER_STRESS" = 1 ]; then
     step nvdimm-under-stress
     checkpoint vmem-grow-0 || exit 1
@@ -120,7 +135,7 @@ if [ "$SETUP_UNDER_STRESS" = 1 ]; then
     online_range $VMEM_ADDR $VMEM_SIZE
     first=$((VMEM_ADDR / BS)); nb=$((VMEM_REQ / BS))
     sync-trace stress --duration 24h --blocks $first-$((first + nb - 1)) --dax none --json \
-        --report /tmp/stress.html >/tmp/stress.json 2>/tmp/stress.err &
+        --write-timeout ${WRITE_TIMEOUT}s --report /tmp/stress.html >/tmp/stress.json 2>/tmp/stress.err &
     SPID=$!
     i=0
     while ! grep -q '^stress: cycle 1' /tmp/stress.err 2>/dev/null; do
@@ -132,24 +147,58 @@ if [ "$SETUP_UNDER_STRESS" = 1 ]; then
     echo "tracer=stress pid=$SPID"
     (nvdimm_devdax) >/tmp/devdax.out 2>&1 &
     DPID=$!
-    # The switch ends, or its writer dies; then the verdict needs a grace window and a walk.
-    i=0
-    while kill -0 $DPID 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-    i=0
-    while ! grep -q 'finding written' /tmp/stress.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 $DPID 2>/dev/null; then echo "device-dax switch: still running"; else
-        wait $DPID; echo "device-dax switch: exit=$?"; fi
+    # Until the switch has ended (or its writer died) and the early report is copied, or
+    # 30 s after the switch ended without one; the early copy is taken as soon as stress
+    # says it wrote it (its final report replaces the file when it ends).
+    i=0; early=0; after=0
+    while [ $i -lt 1800 ]; do
+        if [ $early = 0 ] && grep -q 'finding written' /tmp/stress.err && kill -0 $SPID 2>/dev/null; then
+            cp /tmp/stress.html /tmp/stress-early.html && early=1
+        fi
+        # Over: its writer ended, or oopsed (a task that oopses may linger in its exit).
+        if ! kill -0 $DPID 2>/dev/null || dmesg | grep -q 'BUG: unable to handle'; then
+            [ $early = 1 ] || [ $after -ge 300 ] && break
+            after=$((after + 1))
+        fi
+        kill -0 $SPID 2>/dev/null || break
+        sleep 0.1; i=$((i + 1))
+    done
+    if kill -0 $DPID 2>/dev/null; then
+        echo "device-dax switch: still there (state $(cut -d' ' -f3 /proc/$DPID/stat 2>/dev/null))"
+    else
+        wait $DPID; echo "device-dax switch: exit=$?"
+    fi
     cat /tmp/devdax.out
-    echo "kernel: $(dmesg | grep -c -e 'BUG: unable to handle' -e 'Oops') oops line(s)"
+    oops=$(dmesg | grep -c -e 'BUG: unable to handle' -e 'Oops')
+    echo "kernel: $oops oops line(s)"
     dmesg | grep -A3 -e 'BUG: unable to handle' | head -n 8
-    if grep -q 'finding written' /tmp/stress.err && kill -0 $SPID 2>/dev/null; then
+    if [ $early = 1 ]; then
         echo "early report: written while stress ran"
-        cp /tmp/stress.html /tmp/stress-early.html
         emit /tmp/stress-early.html stress-early.html
     else
         echo "early report: none while stress ran"
     fi
-    kill -TERM $SPID
+    # After the oops, memory hotplug may be wedged: when the oopsed task's pages sit in a
+    # virtio-mem block, they can never be migrated and that block's offline retries for
+    # good. Then stress gives up on the write (WRITE_TIMEOUT), maybe on one more in its
+    # restore, and ends by itself with the report. While it goes on cycling (3 more cycles
+    # done), hotplug is not wedged and it is stopped.
+    if [ "$oops" != 0 ]; then
+        done0=$(grep -c '^stress: cycle .* done' /tmp/stress.err)
+        i=0; lim=$(((3 * WRITE_TIMEOUT + 60) * 10))
+        while kill -0 $SPID 2>/dev/null && [ $i -lt $lim ] &&
+            [ $(grep -c '^stress: cycle .* done' /tmp/stress.err) -lt $((done0 + 3)) ]; do
+            [ $((i % 300)) = 0 ] && waits
+            sleep 0.1; i=$((i + 1))
+        done
+    fi
+    if kill -0 $SPID 2>/dev/null; then
+        echo "stress ended by itself: no (SIGTERM)"
+        waits
+        kill -TERM $SPID
+    else
+        echo "stress ended by itself: yes"
+    fi
     wait $SPID; code=$?
     grep -v ' INFO ' /tmp/stress.err | grep -v -e '^stress: .*: ok$' -e '^stress: cycle ' | tail -n 20
     emit /tmp/stress.json stress.json

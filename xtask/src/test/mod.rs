@@ -128,11 +128,15 @@ pub fn run(args: TestArgs) -> Result<i32> {
         tally.record(name, t, exporter::prometheus_scenario(&bin));
     }
     // Host-driven hotplug stress (xtask/src/stress/): only with --full or --only.
-    let name = "6.12/4-level/stress";
-    if (args.full || args.only.is_some()) && wanted(name) {
-        let t = Instant::now();
-        println!("xtask test: RUN  {name}");
-        tally.record(name, t, crate::stress::test_scenario(&bin));
+    for (name, kernel) in [
+        ("6.12/4-level/stress", vm::KernelId::V6_12),
+        ("6.1/4-level/stress", vm::KernelId::V6_1),
+    ] {
+        if (args.full || args.only.is_some()) && wanted(name) {
+            let t = Instant::now();
+            println!("xtask test: RUN  {name}");
+            tally.record(name, t, crate::stress::test_scenario(&bin, kernel));
+        }
     }
     let name = "6.12/4-level/stress-inject";
     if (args.full || args.only.is_some()) && wanted(name) {

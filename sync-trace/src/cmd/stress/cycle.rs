@@ -19,7 +19,7 @@ use super::{
     blocks::{self, Block, BlockSpec, Skipped},
     dax::{self, DaxDevice, Mode},
     restore::RestoreGuard,
-    sysfs::{SysfsRoot, WriteError},
+    sysfs::{HungWrite, SysfsRoot, WriteError},
 };
 use crate::kernel::clock::monotonic_ns;
 
@@ -159,6 +159,9 @@ pub enum Outcome {
     /// zones or has holes); a normal result, the block stays online.
     Refused,
     Failed(String),
+    /// The write did not return within the write timeout: memory hotplug looks
+    /// wedged; cycling stops.
+    Hung(String),
 }
 
 /// One step of a cycle.
@@ -188,6 +191,10 @@ pub enum CycleEvent {
         index: u64,
         ts_ns: u64,
     },
+    /// A write did not return within the write timeout (the first one only):
+    /// cycling stops there. Emitted at once, or after the restore when it was
+    /// one of the restore's writes.
+    Hung(HungWrite),
     /// Everything was put back, except what is listed.
     Restored {
         failures: Vec<String>,
@@ -203,6 +210,7 @@ fn outcome(r: &Result<(), WriteError>, op: Op) -> Outcome {
         Err(WriteError::Interrupted) => Outcome::Interrupted,
         Err(WriteError::Refused(_)) if op == Op::Offline => Outcome::Refused,
         Err(WriteError::Refused(e) | WriteError::Failed(e)) => Outcome::Failed(e.clone()),
+        Err(WriteError::Hung(h)) => Outcome::Hung(h.to_string()),
     }
 }
 
@@ -234,6 +242,9 @@ impl Cycler<'_> {
         };
         let blocks = r.as_ref().map(blocks_of).unwrap_or_default();
         let r = r.map(|_| ());
+        if let Err(WriteError::Hung(h)) = &r {
+            (self.emit)(CycleEvent::Hung(h.clone()));
+        }
         let o = outcome(&r, op);
         (self.emit)(CycleEvent::Action(Action {
             ts_ns,
@@ -245,6 +256,7 @@ impl Cycler<'_> {
         }));
         match &o {
             Outcome::Failed(e) => Err(format!("{target}: {} failed: {e}", op.name())),
+            Outcome::Hung(e) => Err(format!("{target}: {}: {e}", op.name())),
             _ => Ok(o),
         }
     }
@@ -315,6 +327,7 @@ pub fn run_cycles(
     let mut guard = RestoreGuard::new(root, &plan.blocks, &plan.dax)
         .journaled(root.journal())
         .map_err(|e| format!("{e:#}"))?;
+    let hung_at_start = root.hung().len();
     let res = {
         let mut c = Cycler {
             root,
@@ -347,7 +360,15 @@ pub fn run_cycles(
             }
         }
     };
+    // A write of the cycles that hung was reported as it happened; one of the restore's is
+    // reported now.
+    let hung_in_cycles = root.hung().len() > hung_at_start;
     let failures = guard.restore();
+    if !hung_in_cycles {
+        if let Some(h) = root.hung().into_iter().nth(hung_at_start) {
+            emit(CycleEvent::Hung(h));
+        }
+    }
     emit(CycleEvent::Restored {
         failures: failures.clone(),
     });

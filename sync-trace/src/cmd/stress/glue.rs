@@ -36,10 +36,12 @@ use super::{cycle::CycleEvent, observer::StressObserver, progress::Progress};
 use crate::cmd::{run::RunHooks, StopHandle};
 
 /// Interrupts the cycler's sysfs write in progress, once: offlining a block
-/// retries page migration until a signal is pending on the writing thread
+/// retries page migration until a signal is pending on the writing task
 /// (`offline_pages()`, mm/memory_hotplug.c), which a process-directed
-/// Ctrl-C may not be. SIGINT is handled (by tokio's handler) from the
-/// moment `traced` starts, so it only makes the write return EINTR.
+/// SIGTERM is not. The write is made by a child process (watchdog.rs) that
+/// the cycler's thread waits for in `poll()`: SIGINT (handled by tokio's
+/// handler from the moment `traced` starts) makes that `poll()` return EINTR,
+/// and the thread passes SIGINT on to the child, which it ends.
 fn nudge(thread: &AtomicU64, nudged: &mut bool) {
     let t = thread.load(Ordering::SeqCst);
     if t != 0 && !*nudged {

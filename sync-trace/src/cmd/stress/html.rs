@@ -270,6 +270,13 @@ td.l,th.l{{text-align:left}} .verdict{{font-weight:bold;padding:.5em;border-radi
     if r.in_progress {
         s.push_str("<p class=\"verdict error\">Written during the run, at its first finding(s): the run had not ended (if this is the last copy, the machine or the command stopped before the final report).</p>");
     }
+    if let Some(h) = &r.hung_write {
+        let _ = write!(
+            s,
+            "<p class=\"verdict error\">WEDGED: {}; cycling stopped</p>",
+            esc(&h.explain())
+        );
+    }
     for f in &r.restore_failures {
         let _ = write!(s, "<p class=\"verdict error\">NOT RESTORED: {}</p>", esc(f));
     }

@@ -3,17 +3,20 @@
 //! `Drop` or signal handler survives:
 //!
 //! - a watcher process (`sync-trace stress-restore-watch`, hidden) started by `stress` reads a
-//!   pipe from it; the pipe closes when `stress` ends, however it ends; a journal still there
-//!   then means `stress` did not restore, and the watcher restores from it;
+//!   pipe from it; the pipe closes when `stress` ends, however it ends; unless `stress` said
+//!   on the pipe that it ran its own restore (`restore_attempted`: what that left, e.g. on a
+//!   wedged kernel, is not tried twice), a journal still there then means `stress` did not
+//!   restore, and the watcher restores from it;
 //! - the next `stress` restores from a journal left behind (the watcher killed too, a reboot
 //!   is not needed: the journal is on /run, which a reboot clears along with the state).
 //!
 //! The journal is JSON: the blocks and dax devices as found (`RestoreGuard`'s state).
 
 use std::{
-    io::Read,
+    io::{Read, Write as _},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -87,12 +90,14 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts `sync-trace stress-restore-watch --journal PATH` on a pipe.
-    pub fn spawn(journal: &Path) -> anyhow::Result<Self> {
+    /// Starts `sync-trace stress-restore-watch --journal PATH --write-timeout T` on a pipe.
+    pub fn spawn(journal: &Path, write_timeout: Duration) -> anyhow::Result<Self> {
         let child = Command::new("/proc/self/exe")
             .arg("stress-restore-watch")
             .arg("--journal")
             .arg(journal)
+            .arg("--write-timeout")
+            .arg(format!("{}ms", write_timeout.as_millis()))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -100,6 +105,18 @@ impl Watcher {
         Ok(Self { child })
     }
 }
+
+impl Watcher {
+    /// Tells the watcher that `stress` ran its restore: it will not restore again.
+    pub fn restore_attempted(&mut self) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = stdin.write_all(RESTORE_ATTEMPTED);
+        }
+    }
+}
+
+/// What `stress` writes on the watcher's pipe once it ran its own restore.
+const RESTORE_ATTEMPTED: &[u8] = b"restore attempted\n";
 
 impl Drop for Watcher {
     fn drop(&mut self) {
@@ -109,9 +126,10 @@ impl Drop for Watcher {
 }
 
 /// `sync-trace stress-restore-watch`: waits until its stdin closes (the `stress` that started
-/// it ended, however), then restores what the journal says, if it is still there. Ctrl-C and
-/// SIGTERM meant for `stress` (its process group) are ignored: `stress` handles them itself.
-pub fn watch(journal: PathBuf) -> anyhow::Result<i32> {
+/// it ended, however), then, unless `stress` said it ran its own restore, restores what the
+/// journal says, if it is still there. Ctrl-C and SIGTERM meant for `stress` (its process
+/// group) are ignored: `stress` handles them itself.
+pub fn watch(journal: PathBuf, write_timeout: Duration) -> anyhow::Result<i32> {
     // SAFETY: setting a signal's disposition to SIG_IGN runs no handler code.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
@@ -120,15 +138,20 @@ pub fn watch(journal: PathBuf) -> anyhow::Result<i32> {
     }
     let mut stdin = std::io::stdin();
     let mut buf = [0u8; 64];
+    let mut told = false;
     loop {
         match stdin.read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => told = true,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
     }
-    for line in recover(&SysfsRoot::default(), &journal)? {
+    if told {
+        return Ok(0);
+    }
+    let root = SysfsRoot::default().with_write_timeout(write_timeout);
+    for line in recover(&root, &journal)? {
         eprintln!("sync-trace stress: {line} (left by a stress that ended before restoring)");
     }
     Ok(0)

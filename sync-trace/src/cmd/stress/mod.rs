@@ -24,6 +24,7 @@ mod progress;
 mod report;
 mod restore;
 mod sysfs;
+mod watchdog;
 
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,12 @@ pub struct StressArgs {
     /// Also write the report as one self-contained HTML page.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Give up on a sysfs write that has not returned after this long (e.g. 60s, 2m):
+    /// memory hotplug is then taken as wedged (a lock held by a task that oopsed, pages an
+    /// offline can never migrate): cycling stops, the report says which write hung, and
+    /// the exit status is 3 when something was found, else 1.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "60s")]
+    pub write_timeout: Duration,
     /// Cycle nothing: read a report saved with --json (on another machine, or
     /// before a crash) and print it again, as text or --json, and as --report.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cycles", "duration", "blocks", "dax", "test_fail_at_step"])]
@@ -131,7 +138,12 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     }
     // What its tracing needs, named before any memory is touched.
     crate::kernel::privilege::preflight().map_err(anyhow::Error::msg)?;
-    let root = SysfsRoot::default();
+    if args.write_timeout.is_zero() {
+        return Err(anyhow!(
+            "--write-timeout 0 would give up on every write: give a duration such as 60s"
+        ));
+    }
+    let root = SysfsRoot::default().with_write_timeout(args.write_timeout);
     // A stress killed before it restored (and its watcher with it) left its journal: put
     // that state back before this one is taken as found.
     for line in journal::recover(&root, &root.journal())? {
@@ -155,7 +167,7 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     plan.fail_at_step = args.test_fail_at_step;
 
     // Restores from the journal if this process dies before it restores by itself.
-    let watcher = journal::Watcher::spawn(&root.journal())?;
+    let mut watcher = journal::Watcher::spawn(&root.journal(), args.write_timeout)?;
     let mut builder = ReportBuilder::default();
     let mut progress = Progress::new(plan.cycles);
     let cycler_plan = plan.clone();
@@ -172,6 +184,11 @@ pub async fn stress(args: StressArgs) -> anyhow::Result<i32> {
     )
     .await?;
     drop(observer);
+    if traced.cycled.is_some() {
+        // The cycler restored (or tried to: what it could not is in the report and its
+        // journal stays for the next `stress`); the watcher need not try again.
+        watcher.restore_attempted();
+    }
     drop(watcher);
     drop(progress);
 

@@ -56,6 +56,7 @@ impl Progress {
                         "refused (EINVAL: spans zones or has holes; left as it was)".to_string()
                     }
                     Outcome::Failed(e) => format!("FAILED: {e}"),
+                    Outcome::Hung(_) => "HUNG (given up on)".to_string(),
                 };
                 let s = format!("stress: {} {}: {what}", a.op.name(), a.target);
                 match &self.bar {
@@ -72,6 +73,7 @@ impl Progress {
                 Some(b) => b.set_position(*index),
                 None => eprintln!("stress: cycle {index} done"),
             },
+            CycleEvent::Hung(h) => self.line(&format!("stress: {}; cycling stopped", h.explain())),
             CycleEvent::Restored { failures } => {
                 for f in failures {
                     self.line(&format!("stress: could not restore {f}"));

@@ -3,6 +3,11 @@
 //! one (an error returned with `?`, a panic unwinding). Ctrl-C and SIGTERM
 //! reach the cycler as a stop flag, so they take the normal path. A kill that
 //! leaves no path at all (SIGKILL) is covered by the journal (`journal.rs`).
+//!
+//! Its writes are watchdogged like every other (`watchdog.rs`): one that does not
+//! return is named as not restored, and once one of its writes has hung the
+//! restore attempts no further one (memory hotplug is wedged: each would hang
+//! as long), naming each block or device it left.
 
 use std::{path::PathBuf, thread::sleep, time::Duration};
 
@@ -15,6 +20,9 @@ use super::{
 /// Attempts per write that comes back EBUSY.
 const TRIES: u32 = 5;
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+const NOT_ATTEMPTED: &str =
+    "not attempted: an earlier write of the restore did not return (memory hotplug wedged)";
 
 pub struct RestoreGuard {
     root: SysfsRoot,
@@ -77,9 +85,20 @@ impl RestoreGuard {
         let root = &self.root;
         let mut failures = Vec::new();
         let mut restored = Vec::new();
+        let hung_at_start = root.hung().len();
+        let wedged = || root.hung().len() > hung_at_start;
         for d in &self.dax {
             let now = dax::mode(root, &d.name);
             if now == d.mode {
+                continue;
+            }
+            if wedged() {
+                failures.push(format!(
+                    "{}: left in {} (was {}): {NOT_ATTEMPTED}",
+                    d.name,
+                    now.name(),
+                    d.mode.name()
+                ));
                 continue;
             }
             let res = match d.mode {
@@ -100,9 +119,23 @@ impl RestoreGuard {
                 ));
             }
         }
+        let state = |o: Option<bool>| match o {
+            Some(true) => "online",
+            Some(false) => "offline",
+            None => "unreadable",
+        };
         for b in &self.blocks {
             let now = blocks::is_online(root, b.id);
             if now == Some(b.online) {
+                continue;
+            }
+            if wedged() {
+                failures.push(format!(
+                    "{}: left {} (was {}): {NOT_ATTEMPTED}",
+                    b.name(),
+                    state(now),
+                    state(Some(b.online))
+                ));
                 continue;
             }
             let res = if b.online {
@@ -118,11 +151,6 @@ impl RestoreGuard {
                     if b.online { "online" } else { "offline" }
                 ));
             } else {
-                let state = |o: Option<bool>| match o {
-                    Some(true) => "online",
-                    Some(false) => "offline",
-                    None => "unreadable",
-                };
                 let why = res.err().map_or_else(String::new, |e| format!(": {e}"));
                 failures.push(format!(
                     "{}: left {} (was {}){why}",

@@ -1,13 +1,62 @@
 //! The sysfs tree `stress` reads and writes, rooted at an injectable path
 //! (`/sys` on a machine, a temporary directory in tests), with a log of
-//! every write and, in tests, injected write failures.
+//! every write and, in tests, injected write failures. Every write is made
+//! under a watchdog (`watchdog.rs`): one that does not return within the
+//! write timeout is given up on and recorded.
 
 use std::{
-    fs,
-    io::{self, Write as _},
+    fs, io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
+    time::Duration,
 };
+
+use serde::{Deserialize, Serialize};
+
+use super::watchdog::{self, Ended};
+
+/// `--write-timeout`'s default. A write that takes this long is not slow but stuck: the
+/// slowest normal ones (an offline migrating pages, kmem adding a device's memory) take
+/// seconds even under emulation.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A write that did not return within the timeout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HungWrite {
+    /// The absolute path written.
+    pub path: String,
+    pub value: String,
+    pub timeout_ms: u64,
+    /// Whether the writer ended when killed at the timeout: a killable wait (an offline
+    /// retrying page migration for good) rather than an uninterruptible one (a lock never
+    /// released).
+    #[serde(default)]
+    pub ended_when_killed: bool,
+}
+
+impl HungWrite {
+    /// What it means, in one line (stderr, the report's verdict).
+    pub fn explain(&self) -> String {
+        let why = if self.ended_when_killed {
+            "it ended only when killed: the kernel kept retrying, as an offline does on pages it can never migrate, e.g. those of a task that oopsed; see dmesg"
+        } else {
+            "nor when killed: it waits uninterruptibly, as on a lock (the kernel's memory-hotplug lock, a device's lock) held by a task that oopsed while holding it; see dmesg"
+        };
+        format!("memory hotplug looks wedged: {self} ({why})")
+    }
+}
+
+impl std::fmt::Display for HungWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "writing {:?} to {} did not return within {}",
+            self.value,
+            self.path,
+            humantime::format_duration(Duration::from_millis(self.timeout_ms))
+        )
+    }
+}
 
 /// How a sysfs write failed.
 #[derive(Debug)]
@@ -25,6 +74,8 @@ pub enum WriteError {
     Refused(String),
     /// Anything else, with the file and the errno text.
     Failed(String),
+    /// The write did not return within the timeout (given up on).
+    Hung(HungWrite),
 }
 
 impl std::fmt::Display for WriteError {
@@ -33,6 +84,7 @@ impl std::fmt::Display for WriteError {
             WriteError::Busy => write!(f, "busy (EBUSY)"),
             WriteError::Interrupted => write!(f, "interrupted (EINTR)"),
             WriteError::Refused(s) | WriteError::Failed(s) => write!(f, "{s}"),
+            WriteError::Hung(h) => write!(f, "{h}"),
         }
     }
 }
@@ -64,12 +116,17 @@ pub enum FaultKind {
     Invalid,
     /// Any other error.
     Failed,
+    /// A write that never returns: made, through the watchdog, to a FIFO that no one
+    /// reads (its `open()` blocks), in place of the file.
+    Hang,
 }
 
 #[derive(Default, Debug)]
 struct State {
     log: Vec<Write>,
     faults: Vec<Fault>,
+    /// Every write given up on, in order.
+    hung: Vec<HungWrite>,
 }
 
 /// The root of sysfs: `/sys` by default.
@@ -77,6 +134,8 @@ struct State {
 pub struct SysfsRoot {
     root: PathBuf,
     state: Arc<Mutex<State>>,
+    /// How long a write may take before it is given up on.
+    timeout: Duration,
 }
 
 impl Default for SysfsRoot {
@@ -90,7 +149,23 @@ impl SysfsRoot {
         Self {
             root: root.into(),
             state: Arc::default(),
+            timeout: DEFAULT_WRITE_TIMEOUT,
         }
+    }
+
+    /// Gives up on a write after `timeout` (`--write-timeout`).
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Every write given up on so far (the same list for every clone of this root).
+    pub fn hung(&self) -> Vec<HungWrite> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hung
+            .clone()
     }
 
     /// Where `stress` journals the state it found (`journal.rs`): on /run for the real /sys,
@@ -170,42 +245,74 @@ impl SysfsRoot {
                 .position(|f| f.path == rel && f.nth == nth)
                 .map(|i| st.faults.remove(i))
         };
-        if let Some(f) = fault {
+        let p = self.path(rel);
+        let target = match &fault {
+            Some(f) if f.kind == FaultKind::Hang => self.hang_fifo()?,
+            _ => p.clone(),
+        };
+        if let Some(f) = fault.filter(|f| f.kind != FaultKind::Hang) {
             return Err(match f.kind {
                 FaultKind::Busy => WriteError::Busy,
                 FaultKind::Interrupted => WriteError::Interrupted,
                 FaultKind::Invalid => WriteError::Refused(format!("{rel}: injected EINVAL")),
-                FaultKind::Failed => WriteError::Failed(format!("{rel}: injected write failure")),
-            });
-        }
-        let p = self.path(rel);
-        let res = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&p)
-            // One write(2), not write_all: that would retry after EINTR,
-            // and an offline interrupted by Ctrl-C must stop.
-            .and_then(|mut f| f.write(value.as_bytes()))
-            .and_then(|n| {
-                if n == value.len() {
-                    Ok(())
-                } else {
-                    Err(io::Error::other(format!("short write ({n} bytes)")))
+                FaultKind::Failed | FaultKind::Hang => {
+                    WriteError::Failed(format!("{rel}: injected write failure"))
                 }
             });
-        match res {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(WriteError::Busy),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(WriteError::Interrupted),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(WriteError::Refused(format!(
-                "cannot write {value:?} to {}: {e}",
-                p.display()
-            ))),
-            Err(e) => Err(WriteError::Failed(format!(
-                "cannot write {value:?} to {}: {e}",
-                p.display()
-            ))),
         }
+        let failed = |e: io::Error| format!("cannot write {value:?} to {}: {e}", p.display());
+        // One write(2), not write_all: that would retry after EINTR, and an offline
+        // interrupted by Ctrl-C must stop.
+        match watchdog::write(&target, value, self.timeout) {
+            Ok(Ended::Written) => Ok(()),
+            Ok(Ended::Errno(libc::EBUSY)) => Err(WriteError::Busy),
+            Ok(Ended::Errno(libc::EINTR) | Ended::Signal(libc::SIGINT | libc::SIGTERM)) => {
+                Err(WriteError::Interrupted)
+            }
+            Ok(Ended::Errno(libc::EINVAL)) => Err(WriteError::Refused(failed(
+                io::Error::from_raw_os_error(libc::EINVAL),
+            ))),
+            Ok(Ended::Errno(e)) => Err(WriteError::Failed(failed(io::Error::from_raw_os_error(e)))),
+            Ok(Ended::Short) => Err(WriteError::Failed(failed(io::Error::other("short write")))),
+            Ok(Ended::Signal(sig)) => Err(WriteError::Failed(failed(io::Error::other(format!(
+                "the writing process was killed by signal {sig}"
+            ))))),
+            Ok(Ended::Hung { killed }) => {
+                let h = HungWrite {
+                    path: p.display().to_string(),
+                    value: value.to_string(),
+                    timeout_ms: self.timeout.as_millis() as u64,
+                    ended_when_killed: killed,
+                };
+                self.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .hung
+                    .push(h.clone());
+                Err(WriteError::Hung(h))
+            }
+            Err(e) => Err(WriteError::Failed(failed(io::Error::other(format!(
+                "cannot start the writing process: {e}"
+            ))))),
+        }
+    }
+
+    /// The FIFO a `FaultKind::Hang` write goes to (made once).
+    fn hang_fifo(&self) -> Result<PathBuf, WriteError> {
+        let p = self.root.join(".hang-fifo");
+        if !p.exists() {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|_| WriteError::Failed(format!("{}: bad path", p.display())))?;
+            // SAFETY: a valid NUL-terminated path.
+            if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+                return Err(WriteError::Failed(format!(
+                    "cannot make {}: {}",
+                    p.display(),
+                    io::Error::last_os_error()
+                )));
+            }
+        }
+        Ok(p)
     }
 
     /// Every write so far, in order.

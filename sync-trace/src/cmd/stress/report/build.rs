@@ -13,6 +13,7 @@ use crate::{
     cmd::stress::{
         cycle::{Action, CycleEvent, Op, Outcome, Plan},
         observer::StressObserver,
+        sysfs::HungWrite,
     },
     record::Record,
 };
@@ -25,6 +26,7 @@ pub struct ReportBuilder {
     cycles: Vec<(u64, u64, u64, Vec<Action>)>,
     restore_failures: Vec<String>,
     cycler_error: Option<String>,
+    hung_write: Option<HungWrite>,
     kernel: Option<String>,
 }
 
@@ -57,6 +59,9 @@ impl StressObserver for ReportBuilder {
                 if let Some(c) = self.cycles.last_mut() {
                     c.2 = *ts_ns;
                 }
+            }
+            CycleEvent::Hung(h) => {
+                self.hung_write.get_or_insert_with(|| h.clone());
             }
             CycleEvent::Restored { failures } => self.restore_failures = failures.clone(),
             CycleEvent::Done(r) => self.cycler_error = r.clone().err(),
@@ -244,8 +249,13 @@ impl ReportBuilder {
         }
         let error = error.or(self.cycler_error);
         let latency = percentiles(&latencies);
-        let (verdict, exit_code) =
-            verdict_of(&totals, &latency, &self.restore_failures, error.as_deref());
+        let (verdict, exit_code) = verdict_of(
+            &totals,
+            &latency,
+            &self.restore_failures,
+            self.hung_write.as_ref(),
+            error.as_deref(),
+        );
         Report {
             kernel: self.kernel,
             blocks: plan.blocks.clone(),
@@ -258,6 +268,7 @@ impl ReportBuilder {
             latency,
             totals,
             restore_failures: self.restore_failures,
+            hung_write: self.hung_write,
             interrupted,
             in_progress: false,
             error,
@@ -272,11 +283,15 @@ impl ReportBuilder {
 
 /// The final line and the exit status: 1 on an error (including a block or
 /// device not restored), 3 when a population went unsynced (confirmed: PGDs
-/// lacked the entry) or a PGD mismatched, 0 otherwise.
+/// lacked the entry) or a PGD mismatched, 0 otherwise. A write that hung
+/// (memory hotplug wedged, often by the oops a missed sync causes) makes 3 when
+/// something was found and 1 otherwise, whatever it left unrestored; the
+/// verdict names it and what was not restored.
 fn verdict_of(
     t: &Totals,
     latency: &Percentiles,
     restore_failures: &[String],
+    hung: Option<&HungWrite>,
     error: Option<&str>,
 ) -> (String, i32) {
     let found = t.unsynced > 0 || t.mismatches > 0;
@@ -284,6 +299,20 @@ fn verdict_of(
         "{} unsynced population(s) (PGDs lacked the entry), {} mismatched slot(s)",
         t.unsynced, t.mismatches
     );
+    if let Some(h) = hung {
+        let mut s = h.explain();
+        if !restore_failures.is_empty() {
+            let _ = write!(s, "; could not restore {}", restore_failures.join("; "));
+        }
+        return if found {
+            (
+                format!("FOUND: {findings} in {} cycle(s); {s}", t.cycles),
+                EXIT_FOUND,
+            )
+        } else {
+            (format!("ERROR: {s}"), EXIT_ERROR)
+        };
+    }
     if !restore_failures.is_empty() {
         return (
             format!("ERROR: could not restore {}", restore_failures.join("; ")),

@@ -10,6 +10,7 @@ use crate::{
         blocks::{Block, Skipped},
         cycle::Action,
         dax::DaxDevice,
+        sysfs::HungWrite,
     },
     record::Hex,
 };
@@ -126,6 +127,10 @@ pub struct Report {
     pub latency: Percentiles,
     pub totals: Totals,
     pub restore_failures: Vec<String>,
+    /// The first sysfs write that did not return within the write timeout: memory
+    /// hotplug wedged, cycling stopped there.
+    #[serde(default)]
+    pub hung_write: Option<HungWrite>,
     pub interrupted: bool,
     /// Written while the run went on, at a finding (`--report`'s early copy); the
     /// final report replaces it when the run ends.

@@ -159,6 +159,9 @@ impl Report {
         if self.interrupted {
             let _ = writeln!(s, "interrupted: stopped early, state restored");
         }
+        if let Some(h) = &self.hung_write {
+            let _ = writeln!(s, "WEDGED: {}; cycling stopped", h.explain());
+        }
         for f in &self.restore_failures {
             let _ = writeln!(s, "NOT RESTORED: {f}");
         }

@@ -14,3 +14,4 @@ mod glue;
 mod records;
 mod report;
 mod selection;
+mod wedged;

@@ -107,7 +107,7 @@ impl Snapshot {
     }
 
     pub fn has_disagreement(&self) -> bool {
-        (KERNEL_HALF..PTRS).any(|s| self.missing(s) + self.mismatch(s) > 0)
+        (KERNEL_HALF..PTRS).any(|s| self.missing(s) > 0 || self.mismatch(s) > 0)
     }
 
     /// Forgets the counts (a walk that ended early must not report any).
@@ -195,6 +195,15 @@ pub(crate) mod tests {
 
     pub(crate) fn complete(missing: &[(usize, u32)]) -> Snapshot {
         walk(missing, raw::SCAN_DONE | raw::SCAN_WALKED)
+    }
+
+    /// Counts are the kernel's u32s: their sum may not fit (found by the
+    /// `scan` fuzz target), and a disagreement must not wrap to none.
+    #[test]
+    fn counts_at_their_limit_are_still_a_disagreement() {
+        let mut s = complete(&[(402, u32::MAX)]);
+        s.raw.mismatch[402 - KERNEL_HALF] = 1;
+        assert!(s.has_disagreement());
     }
 
     #[test]

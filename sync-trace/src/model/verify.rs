@@ -58,7 +58,7 @@ impl Verifier {
         let mismatched = nonzero(Snapshot::mismatch);
         let problems: Vec<(usize, u32, u32)> = slots
             .iter()
-            .filter(|&&s| snap.missing(s) + snap.mismatch(s) > 0)
+            .filter(|&&s| snap.missing(s) > 0 || snap.mismatch(s) > 0)
             .map(|&s| (s, snap.missing(s), snap.mismatch(s)))
             .collect();
         // A sweep that finds what the last one found (in the slots it

@@ -35,6 +35,16 @@ pub fn restore_lines(output: &str) -> Vec<(u64, i32, u32, bool, String)> {
         .collect()
 }
 
+/// The `killed: exit=E mode=M same|DIFFERS …` line of the stress killed mid-switch.
+pub fn killed_line(output: &str) -> Option<(i32, String, bool, String)> {
+    let l = output.lines().find(|l| l.starts_with("killed: "))?;
+    let mut w = l.strip_prefix("killed: ")?.split_whitespace();
+    let exit = w.next()?.strip_prefix("exit=")?.parse().ok()?;
+    let mode = w.next()?.strip_prefix("mode=")?.to_string();
+    let same = w.next()? == "same";
+    Some((exit, mode, same, l.to_string()))
+}
+
 /// A run with `args.inject`: the plan's populations all paired, the injected one
 /// unsynced with verdict 3; each forced error exits 1 and restores everything.
 pub fn check(args: &StressArgs, o: &StressOutcome) -> Result<()> {
@@ -96,6 +106,15 @@ pub fn check(args: &StressArgs, o: &StressOutcome) -> Result<()> {
                 bail!("forced error at write {k}: want exit 1, the injected failure named, every block and device as before: {line}");
             }
         }
+        // SIGKILL (exit 128 + 9) with dax0.0 in system-ram: restored by the watcher.
+        let (exit, mode, same, line) = killed_line(&o.output)
+            .context("the guest printed no `killed:` line (stress killed mid-switch)")?;
+        if exit != 137 || mode != "kmem" || !same {
+            bail!("stress killed with dax0.0 in system-ram: want exit 137, mode kmem, every block and device restored: {line}");
+        }
+        if let Some(l) = o.output.lines().find(|l| l.starts_with("journal left: ")) {
+            bail!("after the killed stress was restored: {l}");
+        }
     }
     Ok(())
 }
@@ -113,5 +132,8 @@ mod tests {
         assert_eq!((r[0].0, r[0].1, r[0].2, r[0].3), (5, 1, 1, true));
         assert_eq!((r[1].0, r[1].1, r[1].2, r[1].3), (18, 0, 0, false));
         assert_eq!(never_sync_slot("never-sync: mode=never"), None);
+        let k = killed_line("killed: exit=137 mode=kmem same before=[a] after=[a]\n").unwrap();
+        assert_eq!((k.0, k.1.as_str(), k.2), (137, "kmem", true));
+        assert!(!killed_line("killed: exit=137 mode=device_dax DIFFERS x").unwrap().2);
     }
 }

@@ -13,7 +13,9 @@
 #   cycle-error  after the run, two short `sync-trace stress` runs over the virtio-mem
 #                blocks and dax0.0 whose Kth write fails (--test-fail-at-step): each
 #                prints the state of every block and device before and after
-#                (`restore K: exit=E injected=N same|DIFFERS ...`)
+#                (`restore K: exit=E injected=N same|DIFFERS ...`); then one killed
+#                with SIGKILL while dax0.0 is in system-ram, whose watcher restores
+#                (`killed: exit=E mode=M same|DIFFERS ...`)
 # Output read by the host: "=== step ..." sections, `sync-trace run --json` lines of the
 # NVDIMM setup, "=== file NAME" + base64 + "=== end", and "STRESS-EXIT N".
 M=/modules/image
@@ -336,6 +338,28 @@ if inj cycle-error; then
         echo "restore $k: exit=$rc injected=$n $same before=[$before] after=[$after]"
         grep -i -e error -e restore /tmp/r.err | grep -v ' INFO ' | tail -n 5
     done
+    # kill -9 in the middle of a dax switch (dax0.0 bound to kmem, its memory added): the
+    # journal's watcher must put every block and dax0.0 back. Polled every 50 ms; a cycle
+    # under TCG keeps dax0.0 in system-ram for seconds.
+    before=$(snapshot)
+    sync-trace stress --cycles 1000 --blocks $first-$((first + nb - 1)) --dax dax0.0 \
+        >/tmp/k.out 2>/tmp/k.err &
+    KPID=$!
+    i=0
+    while [ $i -lt 1200 ] && [ "$(basename "$(readlink /sys/bus/dax/devices/dax0.0/driver)")" != kmem ]; do
+        sleep 0.05; i=$((i + 1))
+    done
+    mode=$(basename "$(readlink /sys/bus/dax/devices/dax0.0/driver)")
+    kill -9 $KPID
+    wait $KPID; rc=$?
+    # The watcher restores after the kill: give it up to 120 s (each write is an
+    # offline or online of a 128 MiB block under TCG).
+    i=0
+    while [ $i -lt 240 ] && [ "$(snapshot)" != "$before" ]; do sleep 0.5; i=$((i + 1)); done
+    after=$(snapshot)
+    if [ "$before" = "$after" ]; then same=same; else same=DIFFERS; fi
+    echo "killed: exit=$rc mode=$mode $same before=[$before] after=[$after]"
+    ls /run/sync-trace/stress-restore.json 2>/dev/null | sed 's/^/journal left: /'
     checkpoint vmem-shrink-R || exit 1
     wait_present $VMEM_ADDR $VMEM_SIZE 0 120
 fi

@@ -134,6 +134,10 @@ mod tests {
         assert_eq!(never_sync_slot("never-sync: mode=never"), None);
         let k = killed_line("killed: exit=137 mode=kmem same before=[a] after=[a]\n").unwrap();
         assert_eq!((k.0, k.1.as_str(), k.2), (137, "kmem", true));
-        assert!(!killed_line("killed: exit=137 mode=device_dax DIFFERS x").unwrap().2);
+        assert!(
+            !killed_line("killed: exit=137 mode=device_dax DIFFERS x")
+                .unwrap()
+                .2
+        );
     }
 }

@@ -231,8 +231,12 @@ fn attach(root: &SysfsRoot, name: &str, driver: &str) -> Result<(), WriteError> 
 }
 
 /// devdax → system-ram. Returns the blocks the device has afterwards.
+/// From any state: a device left unbound (a switch stopped between its
+/// unbind and its bind, by a signal or a failed write) is bound to kmem.
 pub fn to_system_ram(root: &SysfsRoot, name: &str) -> Result<Vec<u64>, WriteError> {
-    root.write(&drv(DEVICE_DAX, "unbind"), name)?;
+    if mode(root, name) == Mode::Devdax {
+        root.write(&drv(DEVICE_DAX, "unbind"), name)?;
+    }
     attach(root, name, KMEM)?;
     let added = present_blocks(root, name);
     for &id in &added {
@@ -244,8 +248,20 @@ pub fn to_system_ram(root: &SysfsRoot, name: &str) -> Result<Vec<u64>, WriteErro
 }
 
 /// system-ram → devdax. Returns the blocks removed. On EBUSY the device
-/// stays in system-ram with all its blocks online again.
+/// stays in system-ram with all its blocks online again. A device left
+/// unbound (a switch stopped between its unbind and its bind) is bound to
+/// device_dax.
 pub fn to_devdax(root: &SysfsRoot, name: &str) -> Result<Vec<u64>, WriteError> {
+    if mode(root, name) == Mode::Unbound {
+        // kmem's id of the device, if the stopped switch had added it, goes
+        // first (best effort: removing an id kmem does not hold is no error
+        // to act on), so that no later probe binds the device to kmem.
+        if root.exists(&drv(KMEM, "remove_id")) {
+            let _ = root.write(&drv(KMEM, "remove_id"), name);
+        }
+        attach(root, name, DEVICE_DAX)?;
+        return Ok(Vec::new());
+    }
     let present = present_blocks(root, name);
     let mut offlined = Vec::new();
     for &id in &present {

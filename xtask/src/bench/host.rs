@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::process::Stdio;
 
 /// The example that measures the userspace path, relative to the workspace.
-pub const EXAMPLE: &str = "sync-trace/examples/pipeline_bench.rs";
+pub const EXAMPLE: &str = "sync-trace/examples/pipeline_bench/main.rs";
 
 /// A target as the example writes it: a number, or a string such as `">= 10000000"`,
 /// `"<= 0.1x"`.

@@ -24,7 +24,9 @@ fn first_bad_line(data: &[u8]) -> Option<usize> {
         let bad = match std::str::from_utf8(l) {
             Err(_) => true,
             Ok(s) if s.trim().is_empty() => false,
-            Ok(s) => serde_json::from_str::<Record>(s).is_err(),
+            // The reader trims each line (Unicode whitespace, such as a form
+            // feed, which JSON itself does not allow) before parsing it.
+            Ok(s) => serde_json::from_str::<Record>(s.trim()).is_err(),
         };
         bad.then_some(i + 1)
     })

@@ -150,8 +150,9 @@ pub struct RunArgs {
 
 /// The one line a usage error is reported as: clap's message, which names
 /// the problem and the flag, without the usage and tips that follow it
-/// (what `--help` shows). A value with line breaks of its own stays in the
-/// line, its breaks as spaces: everything up to the usage is kept.
+/// (what `--help` shows). A value with control characters of its own (line
+/// breaks, which could mimic clap's own `tip:` lines) is quoted with them
+/// escaped, with the flag it was given to.
 /// clap does not say which argument is not UTF-8: `args` (the command
 /// line) tells.
 pub fn usage_error_line(e: &clap::Error, args: &[OsString]) -> String {
@@ -167,6 +168,9 @@ pub fn usage_error_line(e: &clap::Error, args: &[OsString]) -> String {
             );
         }
     }
+    if let Some(line) = control_value_line(e) {
+        return line;
+    }
     let text = e.render().to_string();
     let body = text
         .rfind("\n\nUsage:")
@@ -180,6 +184,27 @@ pub fn usage_error_line(e: &clap::Error, args: &[OsString]) -> String {
     let problem = problem.replace('\r', " ");
     let problem = problem.strip_prefix("error: ").unwrap_or(&problem);
     format!("sync-trace: {problem} (see `sync-trace --help`)")
+}
+
+/// `invalid value "…" for '--flag <V>': why` when the refused value holds
+/// control characters, escaped; `None` for any other error.
+fn control_value_line(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let (Some(ContextValue::String(value)), Some(ContextValue::String(arg))) = (
+        e.get(ContextKind::InvalidValue),
+        e.get(ContextKind::InvalidArg),
+    ) else {
+        return None;
+    };
+    if !value.chars().any(char::is_control) {
+        return None;
+    }
+    let why = std::error::Error::source(e)
+        .map(|s| format!(": {}", s.to_string().replace(char::is_control, " ")))
+        .unwrap_or_default();
+    Some(format!(
+        "sync-trace: invalid value {value:?} for '{arg}'{why} (see `sync-trace --help`)"
+    ))
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {

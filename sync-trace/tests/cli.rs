@@ -21,7 +21,10 @@ const CASES: &[(&[&str], &str)] = &[
     ),
     (&["run", "--metrics-addr", "70000"], "not an address"),
     // A value whose own line breaks mimic clap's `tip:` lines: the flag is still named.
-    (&["run", "--metrics-addr=*\n*\n\u{1}tip:\r\r"], "--metrics-addr"),
+    (
+        &["run", "--metrics-addr=*\n*\n\u{1}tip:\r\r"],
+        "--metrics-addr",
+    ),
     (&["run", "--test-ring-size", "1000"], "power of two"),
     (&["run", "--json", "--json"], "--json"),
     (&["audit", "--max-pgds", "-3"], "-3"),

@@ -40,12 +40,29 @@ pub(super) struct Engine<'a> {
     pub(super) watch: Option<ProbeWatch>,
     /// The sweep in the kernel, when it runs (else `run` sweeps itself).
     pub(super) sweep: Option<KernelSweep>,
+    /// The last read of the loss counters found new losses: read them again
+    /// shortly ([`LOST_RECHECK`]). Losses at the end of a burst leave no
+    /// record to wake the daemon, and the counters are otherwise read only
+    /// at the next drain or scan (up to `--walk-every` later).
+    pub(super) recheck_lost: bool,
 }
+
+/// How soon the loss counters are read again after a read that found new
+/// losses (and again while they keep growing); no wake-up without losses.
+pub(super) const LOST_RECHECK: Duration = Duration::from_millis(100);
 
 impl Engine<'_> {
     /// Reads the loss counters and feeds the `lost` records to the model.
     pub(super) fn poll_lost(&mut self) -> anyhow::Result<()> {
-        poll_lost(&mut self.lost, &mut self.pipe)
+        let found = poll_lost(&mut self.lost, &mut self.pipe)?;
+        self.recheck_lost |= found;
+        Ok(())
+    }
+
+    /// The read [`LOST_RECHECK`] after losses: again if they still grew.
+    pub(super) fn recheck_lost(&mut self) -> anyhow::Result<()> {
+        self.recheck_lost = poll_lost(&mut self.lost, &mut self.pipe)?;
+        Ok(())
     }
 
     /// Checks that the attached kprobes are still live: one that went away
@@ -79,16 +96,19 @@ impl Engine<'_> {
         self.poll_lost()?;
         let mut synced = SlotSet::empty();
         let lost = &mut self.lost;
+        let mut found = false;
         while let Some(item) = ring.next() {
             // A sync can decide a verdict: losses that happened before it
             // was read must be known.
-            let covered = self
-                .pipe
-                .on_ring_record(&item, |pipe| poll_lost(lost, pipe))?;
+            let covered = self.pipe.on_ring_record(&item, |pipe| {
+                found |= poll_lost(lost, pipe)?;
+                Ok(())
+            })?;
             for slot in covered.into_iter().flatten() {
                 synced.insert(slot);
             }
         }
+        self.recheck_lost |= found;
         Ok(synced)
     }
 
@@ -202,14 +222,16 @@ impl Engine<'_> {
     }
 }
 
-/// Reads the loss counters into `lost` records, which go to the model.
-fn poll_lost(lost: &mut LostCounters, pipe: &mut Pipeline<'_>) -> anyhow::Result<()> {
+/// Reads the loss counters into `lost` records, which go to the model;
+/// true when there were new losses.
+fn poll_lost(lost: &mut LostCounters, pipe: &mut Pipeline<'_>) -> anyhow::Result<bool> {
     let mut new = Vec::new();
     lost.poll(&mut new)?;
+    let found = !new.is_empty();
     for r in new {
         pipe.observe(r);
     }
-    Ok(())
+    Ok(found)
 }
 
 /// What a scan walks besides the slots whose grace window closed.

@@ -18,7 +18,7 @@ use tokio::{
     time::{interval, sleep, sleep_until, Instant, Interval, MissedTickBehavior},
 };
 
-use self::engine::{Engine, Walk};
+use self::engine::{Engine, Walk, LOST_RECHECK};
 pub use self::hooks::{OnReady, RunHooks};
 use self::pipeline::Pipeline;
 use super::StopSignals;
@@ -270,6 +270,7 @@ async fn event_loop(
             }
             _ = sleep(grace_wait) => engine.scan(rings.events.get_mut(), Trigger::Deadline, Walk::None)?,
             _ = timers.watch.tick(), if engine.watch.is_some() => engine.watch_probes(),
+            _ = sleep(LOST_RECHECK), if engine.recheck_lost => engine.recheck_lost()?,
             _ = signals.recv() => return Ok(0),
             _ = &mut deadline => return Ok(0),
         }
@@ -359,6 +360,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         walk_failed: false,
         watch: open_watch(&statuses),
         sweep: None,
+        recheck_lost: false,
     };
     match sweep {
         Some(armed) => use_sweep(&mut engine, &mut rings, armed, args.sweep),

@@ -6,7 +6,7 @@ use super::table::{Figure, Target};
 use crate::guest_binary::{cargo, workspace_root};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use std::process::Stdio;
+use std::{path::Path, process::Stdio};
 
 /// The example that measures the userspace path, relative to the workspace.
 pub const EXAMPLE: &str = "sync-trace/examples/pipeline_bench/main.rs";
@@ -91,12 +91,18 @@ pub fn parse(text: &str) -> Result<Vec<Figure>> {
     Ok(v)
 }
 
-/// Runs the example and reads its figures.
-pub fn figures(quick: bool) -> Result<Vec<Figure>> {
-    let root = workspace_root();
+/// Fails, naming what to do, when the tree lacks the example.
+pub fn check_example(root: &Path) -> Result<()> {
     if !root.join(EXAMPLE).is_file() {
         bail!("the host figures need the example {EXAMPLE} (cargo run --release -p sync-trace --example pipeline_bench), which this tree lacks: pass --no-host to measure the guest figures only");
     }
+    Ok(())
+}
+
+/// Runs the example and reads its figures.
+pub fn figures(quick: bool) -> Result<Vec<Figure>> {
+    let root = workspace_root();
+    check_example(&root)?;
     let mut c = cargo();
     c.current_dir(&root).args([
         "run",

@@ -85,8 +85,8 @@ fn command_line(args: &BenchArgs) -> String {
 pub fn run(args: BenchArgs) -> Result<i32> {
     let root = workspace_root();
     // Fail before any guest boot when the host half cannot run.
-    if !args.no_host && !root.join(host::EXAMPLE).is_file() {
-        anyhow::bail!("the host figures need the example {} (cargo run --release -p sync-trace --example pipeline_bench), which this tree lacks: pass --no-host to measure the guest figures only", host::EXAMPLE);
+    if !args.no_host {
+        host::check_example(&root)?;
     }
     let kernels = match (&args.kernel[..], args.quick) {
         ([], true) => vec![KernelId::V6_12],

@@ -4,23 +4,18 @@
 mod engine;
 mod hooks;
 pub mod pipeline;
+mod rings;
 
 use std::{sync::Arc, time::Duration};
 
-use anyhow::{anyhow, Context as _};
-use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
-    Ebpf,
-};
-use sync_trace_common::{raw, Layout};
-use tokio::{
-    io::unix::AsyncFd,
-    time::{interval, sleep, sleep_until, Instant, Interval, MissedTickBehavior},
-};
+use anyhow::anyhow;
+use sync_trace_common::Layout;
+use tokio::time::{interval, sleep, sleep_until, Instant, Interval, MissedTickBehavior};
 
 use self::engine::{Engine, Walk, LOST_RECHECK};
 pub use self::hooks::{OnReady, RunHooks};
 use self::pipeline::Pipeline;
+use self::rings::{open_rings, sweep_ready, use_sweep, Rings};
 use super::StopSignals;
 use crate::{
     cli::RunArgs,
@@ -28,7 +23,6 @@ use crate::{
         batch_flush::BatchFlush,
         kallsyms::Kallsyms,
         least_privilege::{self, User},
-        lost::LostCounters,
         probe_watch::ProbeWatch,
         scan::Scanner,
         session::{kernel_release, Options, Session},
@@ -52,25 +46,6 @@ const PROBE_WATCH: Duration = Duration::from_secs(1);
 /// Exit status of `run --fail-on-unsynced` after an unsynced population.
 pub const EXIT_UNSYNCED: i32 = 3;
 
-/// The kernel's ring buffer (calls and diagnostics), registered with the
-/// runtime.
-struct Rings {
-    events: AsyncFd<RingBuf<MapData>>,
-    /// The kernel sweep's changes, when it runs.
-    sweep: Option<AsyncFd<RingBuf<MapData>>>,
-}
-
-/// Waits until the kernel sweep's ring has a change; never, without one.
-async fn sweep_ready(
-    ring: &mut Option<AsyncFd<RingBuf<MapData>>>,
-) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
-    match ring {
-        Some(r) => r.readable_mut().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Opens the session and takes the baseline scan before any probe attaches.
 /// The session, its scanner and baseline table, and the sweep timer armed
 /// (`None` under `--test-user-sweep`).
 type Opened = (
@@ -176,29 +151,6 @@ async fn start_metrics(
     Ok(Some(m))
 }
 
-/// Takes the ring buffer and the loss counters out of the loaded object.
-fn open_rings(ebpf: &mut Ebpf, since_ns: u64) -> anyhow::Result<(Rings, LostCounters)> {
-    let ring = RingBuf::try_from(
-        ebpf.take_map(raw::MAP_EVENTS)
-            .context("EVENTS map missing")?,
-    )?;
-    // SAFETY: the ring buffer owns its map fd, which stays open and
-    // unchanged until the AsyncFd and its contents are dropped.
-    let events = unsafe { AsyncFd::register(ring) }
-        .map_err(|e| anyhow!("cannot poll the EVENTS ring buffer: {e}"))?;
-    let lost = LostCounters::new(
-        PerCpuArray::try_from(ebpf.take_map(raw::MAP_LOST).context("LOST map missing")?)?,
-        since_ns,
-    );
-    Ok((
-        Rings {
-            events,
-            sweep: None,
-        },
-        lost,
-    ))
-}
-
 async fn timers(args: &RunArgs) -> Timers {
     // Without --duration: a century, which no run reaches.
     let forever = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -277,35 +229,6 @@ async fn event_loop(
         if engine.flush(sink)? && fail_on_unsynced {
             return Ok(EXIT_UNSYNCED);
         }
-    }
-}
-
-/// Starts the sweep in the kernel and waits on its ring; when it cannot run,
-/// says why and leaves the sweep to the loop's timer.
-fn use_sweep(
-    engine: &mut Engine<'_>,
-    rings: &mut Rings,
-    armed: anyhow::Result<KernelSweep>,
-    period: Duration,
-) {
-    let armed = armed.and_then(|mut k| {
-        let ring = k.take_ring().context("the sweep ring was already taken")?;
-        // SAFETY: the ring buffer owns its map fd, which stays open and
-        // unchanged until the AsyncFd and its contents are dropped.
-        let fd = unsafe { AsyncFd::register(ring) }
-            .map_err(|e| anyhow!("cannot poll the sweep ring buffer: {e}"))?;
-        Ok((k, fd))
-    });
-    match armed {
-        Ok((k, fd)) => {
-            log::info!("sweeping in the kernel every {period:?}");
-            engine.sweep = Some(k);
-            rings.sweep = Some(fd);
-        }
-        Err(e) => log::info!(
-            "sweeping from userspace every {period:?}: {}",
-            crate::cmd::one_line(&e)
-        ),
     }
 }
 

@@ -1,7 +1,7 @@
 # Guest figures of `cargo xtask bench` (docs/performance.md, "Guest figures").
 # Vars from the host: RUNS, STORM, RING, IDLE_SECS, FEW, MANY, DIMM_ADDRS (hex, one per
 # hot-add cycle), DIMM_SIZE (bytes). Output: "=== step NAME" sections of key=value lines
-# (xtask/src/bench/figures.rs reads them).
+# (xtask/src/bench/figures/ reads them).
 # bpftrace (Debian's package, with its shared libraries) is in /usr/bin and /usr/lib.
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu
 load_st_populate

@@ -11,6 +11,7 @@ mod guest_tools;
 mod host;
 mod hotadd;
 mod module;
+mod module_last;
 pub mod output;
 mod privileges;
 mod prometheus;

@@ -1,14 +1,13 @@
 //! Checks of the test-module scenario: synthetic populations that are
 //! synced, synced late, never synced, or below the top level.
 
-use std::collections::HashMap;
-
 use anyhow::{bail, ensure, Context as _, Result};
 use sync_trace::record::{
     DepopulateRecord, LostRecord, MismatchRecord, PairedRecord, PopulateRecord, Record, Summary,
     UnsyncedRecord, VerifyRecord,
 };
 
+use super::module_last::Last;
 use super::output::{of_kind, Kind, Output};
 
 const MS: u64 = 1_000_000;
@@ -17,45 +16,6 @@ const LATE_MS: u64 = 300;
 /// The longest jiffy of the kernels tested (HZ=100 at least): a delayed work
 /// can fire this much before `delay_ms` has passed since it was queued.
 const JIFFY_MS: u64 = 10;
-
-/// The module's `last` line of a step (`mode=…` then `key=value` words), as printed by `cat last`.
-pub struct Last {
-    line: String,
-    kv: HashMap<String, String>,
-}
-
-impl Last {
-    pub fn of(o: &Output, step: &str) -> Result<Last> {
-        let line = format!("mode={}", o.value(step, "mode")?);
-        let kv = line
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Ok(Last { line, kv })
-    }
-
-    pub fn line(&self) -> &str {
-        &self.line
-    }
-
-    pub fn get(&self, k: &str) -> Result<&str> {
-        self.kv
-            .get(k)
-            .map(String::as_str)
-            .with_context(|| format!("module line lacks {k}: {}", self.line))
-    }
-
-    /// A decimal or `0x` hexadecimal field.
-    pub fn num(&self, k: &str) -> Result<u64> {
-        let v = self.get(k)?;
-        match v.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => v.parse(),
-        }
-        .with_context(|| format!("bad {k}: {}", self.line))
-    }
-}
 
 /// The module's `last` line of a top-level action: `mode=… level=… slot=… addr=… ts_ns=… sync_ts_ns=…`.
 struct Action {

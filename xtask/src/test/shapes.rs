@@ -13,7 +13,7 @@ use super::hotadd::{
     bounded_by_mapping, no_unsynced, populated_and_paired, vmemmap_helper_sync, AT_32T, AT_512G,
     SLOT_DIRECT_32T, SLOT_DIRECT_512G, SLOT_VMEMMAP_32T,
 };
-use super::module::Last;
+use super::module_last::Last;
 use super::output::{stack_has, Output};
 use crate::vm::KernelId;
 

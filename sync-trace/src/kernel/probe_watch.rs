@@ -9,6 +9,12 @@
 //! against vmlinux's BTF, which has no module function), and a vmlinux
 //! function never goes away, so only kprobes are watched.
 //!
+//! Kprobes can also stop firing while still listed: all of them at once
+//! when kprobes are disarmed globally (`echo 0 > kprobes/enabled`:
+//! `disarm_all_kprobes()` removes every breakpoint and ftrace hook, the
+//! list stays as it was), or one by one when the kernel disables it
+//! (`[DISABLED]` after the line). Both are noticed the same way.
+//!
 //! The list is opened once as root, before `run` gives up its privileges
 //! (debugfs is mode 0700), and read again through the same file
 //! descriptor: a seq_file is regenerated at each read from offset 0, and
@@ -28,6 +34,9 @@ use crate::record::DetachedRecord;
 
 /// The kernel's list of registered kprobes (CONFIG_KPROBES, debugfs).
 pub const KPROBE_LIST: &str = "/sys/kernel/debug/kprobes/list";
+/// `1` while kprobes are armed, `0` once disarmed globally (debugfs,
+/// `kprobes_all_disarmed` in kernel/kprobes.c).
+pub const KPROBES_ENABLED: &str = "/sys/kernel/debug/kprobes/enabled";
 
 /// An attached kprobe target: the addresses its kprobe and kretprobe
 /// were registered at (the function, or past its `endbr64` with IBT).
@@ -39,6 +48,8 @@ struct Watched {
 
 pub struct ProbeWatch {
     list: File,
+    /// `kprobes/enabled`, when it could be opened (it is beside the list).
+    enabled: Option<File>,
     watched: Vec<Watched>,
 }
 
@@ -51,6 +62,7 @@ struct Entry<'a> {
     addr: u64,
     symbol: Option<&'a str>,
     gone: bool,
+    disabled: bool,
 }
 
 fn parse(text: &str) -> Vec<Entry<'_>> {
@@ -67,6 +79,7 @@ fn parse(text: &str) -> Vec<Entry<'_>> {
                 addr,
                 symbol,
                 gone: l.contains("[GONE]"),
+                disabled: l.contains("[DISABLED]"),
             })
         })
         .collect()
@@ -82,6 +95,8 @@ fn dead(w: &Watched, entries: &[Entry<'_>]) -> Option<&'static str> {
         Some("unregistered")
     } else if mine.iter().all(|e| e.gone) {
         Some("gone")
+    } else if mine.iter().all(|e| e.gone || e.disabled) {
+        Some("disabled")
     } else {
         None
     }
@@ -133,7 +148,12 @@ impl ProbeWatch {
                 addrs,
             });
         }
-        Ok(Some(Self { list, watched }))
+        let enabled = File::open(KPROBES_ENABLED).ok();
+        Ok(Some(Self {
+            list,
+            enabled,
+            watched,
+        }))
     }
 
     /// Reads the list again; a `detached` record for each watched kprobe
@@ -142,10 +162,26 @@ impl ProbeWatch {
         if self.watched.is_empty() {
             return Ok(Vec::new());
         }
+        let disarmed = match &mut self.enabled {
+            Some(f) => {
+                read(f)
+                    .map_err(|e| format!("cannot read {KPROBES_ENABLED}: {e}"))?
+                    .trim()
+                    == "0"
+            }
+            None => false,
+        };
         let text = read(&mut self.list).map_err(|e| format!("cannot read {KPROBE_LIST}: {e}"))?;
         let entries = parse(&text);
         let mut out = Vec::new();
-        self.watched.retain(|w| match dead(w, &entries) {
+        let why = |w: &Watched| {
+            if disarmed {
+                Some("disarmed")
+            } else {
+                dead(w, &entries)
+            }
+        };
+        self.watched.retain(|w| match why(w) {
             Some(reason) => {
                 out.push(DetachedRecord {
                     ts_ns,
@@ -173,6 +209,8 @@ fn read(f: &mut File) -> std::io::Result<String> {
 pub fn describe(d: &DetachedRecord) -> String {
     let why = match d.reason.as_str() {
         "gone" => "its kprobe is gone (the module holding the function was unloaded)",
+        "disarmed" => "kprobes were disarmed globally (debugfs kprobes/enabled is 0)",
+        "disabled" => "the kernel disabled its kprobe ([DISABLED] in debugfs kprobes/list)",
         _ => "its kprobe is no longer registered",
     };
     format!(
@@ -221,7 +259,8 @@ ffffffff81077a24  k  sync_global_pgds+0x4    [FTRACE]
             Entry {
                 addr: 0xffffffffc0201004,
                 symbol: Some("st_sync"),
-                gone: false
+                gone: false,
+                disabled: false
             }
         );
         let g = parse(GONE);
@@ -240,5 +279,39 @@ ffffffff81077a24  k  sync_global_pgds+0x4    [FTRACE]
         assert_eq!(dead(&w, &parse(only_vmlinux)), Some("unregistered"));
         let v = watched("sync_global_pgds", LIVE);
         assert_eq!(dead(&v, &parse(GONE)), None);
+    }
+
+    #[test]
+    fn a_disabled_kprobe_is_dead() {
+        let w = watched("st_sync", LIVE);
+        let one = "\
+ffffffffc0201004  k  st_sync+0x4  st_populate [DISABLED][FTRACE]
+ffffffffc0201004  r  st_sync+0x4  st_populate [FTRACE]
+";
+        assert_eq!(dead(&w, &parse(one)), None, "its kretprobe still fires");
+        let both = one.replace("st_populate [FTRACE]", "st_populate [DISABLED][FTRACE]");
+        assert_eq!(dead(&w, &parse(&both)), Some("disabled"));
+    }
+
+    #[test]
+    fn disarmed_kprobes_detach_every_watched_target_once() {
+        let dir = std::env::temp_dir().join(format!("st-probe-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (list, enabled) = (dir.join("list"), dir.join("enabled"));
+        std::fs::write(&list, LIVE).unwrap();
+        std::fs::write(&enabled, "1\n").unwrap();
+        let mut pw = ProbeWatch {
+            list: File::open(&list).unwrap(),
+            enabled: Some(File::open(&enabled).unwrap()),
+            watched: vec![watched("st_sync", LIVE)],
+        };
+        assert!(pw.check(1).unwrap().is_empty());
+        std::fs::write(&enabled, "0\n").unwrap();
+        let d = pw.check(2).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].ts_ns, d[0].reason.as_str()), (2, "disarmed"));
+        assert!(describe(&d[0]).contains("kprobes/enabled is 0"));
+        assert!(pw.check(3).unwrap().is_empty(), "reported once");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,8 +14,9 @@ const NEEDED: [(&str, &[&str]); 6] = [
     ("setuid", &["run"]),
     ("setgid", &["run"]),
 ];
-/// Commands that go on without CAP_SYS_ADMIN (CAP_BPF and CAP_PERFMON are enough to attach).
-const WITHOUT_SYS_ADMIN: [&str; 3] = ["probe", "audit", "run"];
+/// Commands that go on without CAP_SYS_ADMIN (CAP_BPF and CAP_PERFMON are enough to attach,
+/// by fentry and by kprobe: `run-kprobe` is `run --attach kprobe`).
+const WITHOUT_SYS_ADMIN: [&str; 4] = ["probe", "audit", "run", "run-kprobe"];
 
 /// Each needed capability dropped alone: exit 1, one line on stderr naming it, nothing on
 /// stdout. Without CAP_SYS_ADMIN, probe, audit and run still work.

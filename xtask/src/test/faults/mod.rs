@@ -9,7 +9,9 @@ use sync_trace::record::{LostRecord, MismatchRecord, Summary};
 use super::output::Output;
 
 mod capabilities;
+mod disarmed;
 use capabilities::check_capabilities;
+use disarmed::check_disarmed;
 
 /// The `state` lines of faults.sh: what a tracer can leave behind, and the memory layout.
 const STATE_KEYS: [&str; 11] = [
@@ -357,6 +359,7 @@ pub fn check_faults(o: &Output) -> Result<()> {
     check_capabilities(o)?;
     check_lossy(o)?;
     check_left_behind(o)?;
+    check_disarmed(o)?;
     check_output_gone(o)?;
     check_storm(o)?;
     check_stress(o)

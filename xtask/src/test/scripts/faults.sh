@@ -42,7 +42,8 @@ state
 
 # Each capability a command needs, dropped alone by setpriv from the bounding and inheritable
 # sets (root's exec then does not get it): exit 1 and one line naming it, nothing loaded.
-# CAP_SYS_ADMIN dropped: `stress` refuses; probe, audit and run show whether they need it.
+# CAP_SYS_ADMIN dropped: `stress` refuses; probe, audit and run (by fentry, and by kprobe:
+# `run-kprobe`) show whether they need it.
 step capabilities
 # util-linux's (busybox has a setpriv of its own, earlier in PATH, without --bounding-set).
 SETPRIV=/usr/bin/setpriv
@@ -50,13 +51,16 @@ $SETPRIV --version | grep -q util-linux || { echo "$SETPRIV is not util-linux's"
 echo "kptr_restrict=$(cat /proc/sys/kernel/kptr_restrict)"
 echo "perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid)"
 for cap in bpf perfmon syslog sys_admin setuid setgid; do
-    for cmd in probe audit run stress; do
+    for cmd in probe audit run run-kprobe stress; do
         case "$cap:$cmd" in
-            setuid:run | setgid:run | bpf:* | perfmon:* | syslog:* | sys_admin:*) ;;
+            sys_admin:*) ;;
+            *:run-kprobe) continue ;;
+            setuid:run | setgid:run | bpf:* | perfmon:* | syslog:*) ;;
             *) continue ;;
         esac
         case "$cmd" in
             run) args="run --duration 2s" ;;
+            run-kprobe) args="run --attach kprobe --duration 2s" ;;
             stress) args="stress --cycles 1" ;;
             *) args="$cmd" ;;
         esac
@@ -101,6 +105,18 @@ stop_run
 step term-after
 sleep 1
 state
+
+# Kprobes disarmed globally while a run traces by kprobe: each kprobe target gets one
+# `detached` record (reason `disarmed`) and one stderr line; the run goes on.
+step kprobes-disarmed
+start_run --attach kprobe
+act sync; sleep 0.5
+echo 0 > /sys/kernel/debug/kprobes/enabled
+# The list is read every second.
+sleep 2.5
+echo 1 > /sys/kernel/debug/kprobes/enabled
+stop_run_verdicts
+grep ' via kprobe' /tmp/run.err | sed 's/^/log: /'
 
 # Stdout a pipe whose reader left after the first line.
 step pipe

@@ -138,7 +138,10 @@ fn program_err(e: ProgramError) -> String {
         }
         source = err.source();
     }
-    if text.contains("Operation not permitted") || text.contains("Permission denied") {
+    let denied = text.contains("Operation not permitted") || text.contains("Permission denied");
+    if denied && text.contains("perf_event_open") {
+        format!("{text} ({})", privilege::explain_perf_denied())
+    } else if denied {
         format!("{text} ({})", privilege::explain_denied())
     } else if text.contains(KPROBE_PMU) && !std::path::Path::new(KPROBE_PMU).exists() {
         format!(

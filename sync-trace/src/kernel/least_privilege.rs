@@ -19,8 +19,9 @@ use anyhow::{anyhow, bail, Context as _};
 use caps::{CapSet, Capability};
 
 /// What `run` needs to load and attach its programs and read kernel
-/// addresses (CAP_SYS_ADMIN: attach paths and kernels before 5.8 that do
-/// not know CAP_BPF and CAP_PERFMON).
+/// addresses (CAP_SYS_ADMIN: kprobes' perf_event_open() on Debian's kernels
+/// while perf_event_paranoid is above 2, and kernels before 5.8 that do not
+/// know CAP_BPF and CAP_PERFMON).
 pub const TO_ATTACH: [Capability; 4] = [
     Capability::CAP_BPF,
     Capability::CAP_PERFMON,

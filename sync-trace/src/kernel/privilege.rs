@@ -94,6 +94,24 @@ pub fn preflight() -> Result<(), String> {
     }
 }
 
+/// Why perf_event_open() (kprobes) refuses a process with `caps`, if a
+/// setting explains it: Debian's kernels refuse every perf event to a
+/// process without CAP_SYS_ADMIN while perf_event_paranoid is above 2
+/// (their patch "security,perf: Allow further restriction of
+/// perf_event_open"; Debian's default is 3). Seen on Debian's 6.12: run
+/// --attach kprobe without CAP_SYS_ADMIN gets EACCES at 3, attaches at 2.
+fn perf_paranoid_denies(caps: u64, paranoid: i64) -> Option<String> {
+    (paranoid > 2 && !has(caps, CAP_SYS_ADMIN)).then(|| format!(
+        "perf_event_open() is refused to processes without CAP_SYS_ADMIN while /proc/sys/kernel/perf_event_paranoid is {paranoid} (above 2: Debian's restriction); grant CAP_SYS_ADMIN (run as root), set kernel.perf_event_paranoid=2, or attach by fentry"
+    ))
+}
+
+/// Text for a kprobe attach (perf_event_open) that came back as EPERM/EACCES.
+pub fn explain_perf_denied() -> String {
+    let paranoid = sysctl("perf_event_paranoid").unwrap_or(2);
+    perf_paranoid_denies(effective_caps(), paranoid).unwrap_or_else(explain_denied)
+}
+
 /// Text for an attach or load failure that came back as EPERM/EACCES.
 pub fn explain_denied() -> String {
     let lockdown = fs::read_to_string("/sys/kernel/security/lockdown").unwrap_or_default();
@@ -126,6 +144,18 @@ mod tests {
         assert_eq!(missing_to_load(0, 40), ["CAP_BPF", "CAP_PERFMON"]);
         assert!(missing_to_load(bit(CAP_SYS_ADMIN), 37).is_empty());
         assert_eq!(missing_to_load(0, 37), ["CAP_SYS_ADMIN"]);
+    }
+
+    #[test]
+    fn debian_perf_paranoid_names_cap_sys_admin() {
+        let bpf = bit(CAP_BPF) | bit(CAP_PERFMON);
+        let e = perf_paranoid_denies(bpf, 3).unwrap();
+        assert!(
+            e.contains("CAP_SYS_ADMIN") && e.contains("perf_event_paranoid is 3"),
+            "{e}"
+        );
+        assert!(perf_paranoid_denies(bpf, 2).is_none());
+        assert!(perf_paranoid_denies(bpf | bit(CAP_SYS_ADMIN), 3).is_none());
     }
 
     #[test]

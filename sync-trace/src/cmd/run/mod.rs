@@ -85,11 +85,25 @@ fn open_session(args: &RunArgs) -> anyhow::Result<Opened> {
     )?;
     if !any_sync_attached(&session.statuses) {
         return Err(anyhow!(
-            "no sync point attached (arch_sync_kernel_mappings, sync_global_pgds); run `sync-trace probe` for the reason per target"
+            "no sync point attached: {}",
+            sync_refusals(&session.statuses)
         ));
     }
     log_attach(&session.statuses);
     Ok((session, scanner, before, sweep))
+}
+
+/// Why each sync point did not attach, on one line (`probe` gives the rest).
+fn sync_refusals(statuses: &[TargetStatus]) -> String {
+    statuses
+        .iter()
+        .filter(|s| s.target.is_sync())
+        .map(|s| {
+            let why = s.reason.as_deref().unwrap_or("not tried");
+            format!("{}: {}", s.symbol, why.replace('\n', " "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn log_attach(statuses: &[TargetStatus]) {

@@ -1,6 +1,6 @@
 # Guest figures of `cargo xtask bench` (docs/performance.md, "Guest figures").
 # Vars from the host: RUNS, STORM, RING, IDLE_SECS, FEW, MANY, DIMM_ADDRS (hex, one per
-# hot-add cycle), DIMM_SIZE (bytes). Output: "=== step NAME" sections of key=value lines
+# hot-add cycle), DIMM_SIZE (bytes), DEVMAP_ADDRS (hex: a warm-up, then one per devmap cycle). Output: "=== step NAME" sections of key=value lines
 # (xtask/src/bench/figures/ reads them).
 # bpftrace (Debian's package, with its shared libraries) is in /usr/bin and /usr/lib.
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu
@@ -142,6 +142,33 @@ for a in $DIMM_ADDRS; do
     while [ "$(present $a $DIMM_SIZE)" != 0 ] && [ $k -lt 1200 ]; do sleep 0.1; k=$((k + 1)); done
     n=$((n + 1))
 done
+
+# Compound devmap cycles: memremap_pages() of 128 MiB with PMD-sized compound struct pages
+# (the device-dax path: the module's devmap action, hundreds of vmemmap populate calls), at a
+# new top-level slot of the direct map each cycle; the module times the call in the kernel
+# (start_ns, end_ns), so neither the serial line nor the host is in the figure. devmap_phys
+# is a load-time parameter: the module is loaded again at each address (rmmod
+# memunmap_pages() the last range). The first address is a warm-up, untimed; then untraced
+# and traced alternate.
+step devmap
+at_devmap() { rmmod st_populate && load_st_populate devmap_phys="$1"; }
+set -- $DEVMAP_ADDRS
+at_devmap "$1" && echo devmap >$T/trigger && echo "warm-up: $(cat $T/last)"
+shift
+n=0
+for a in "$@"; do
+    at_devmap "$a" || exit 1
+    if [ $((n % 2)) = 0 ]; then mode=untraced; else mode=traced; start_run || exit 1; fi
+    if echo devmap >$T/trigger; then line=$(cat $T/last); else line="memremap failed"; fi
+    echo "devmap cycle=$n tracing=$mode $line"
+    if [ $mode = traced ]; then
+        sleep 1
+        kill -TERM "$RUN_PID"; wait "$RUN_PID"
+        echo "populates=$(grep -c '"event":"populate"' /tmp/run.json) calls=$(grep -c '"event":"call"' /tmp/run.json) paired=$(grep -c '"event":"paired"' /tmp/run.json) unsynced=$(grep -c '"event":"unsynced"' /tmp/run.json)"
+    fi
+    n=$((n + 1))
+done
+rmmod st_populate && load_st_populate
 
 # Idle CPU with default verification: the CPU time of the run over IDLE_SECS, with FEW and
 # then MANY idle processes (one mm, so one PGD on pgd_list, each). `ns`: every thread's

@@ -21,6 +21,12 @@ const STRIDE: u64 = 512 * GIB;
 const FIRST: u64 = 32 * TIB;
 /// 128 MiB: one memory block of x86_64 (the smallest DIMM the kernel onlines whole).
 const DIMM_SIZE: u64 = 128 << 20;
+/// The devmap cycles' ranges (the module's 128 MiB each): 40 TiB + k × 512 GiB, a new
+/// top-level entry of the direct map each, clear of the DIMMs' (32 TiB + k × 512 GiB, at most
+/// a few TiB); their struct pages share one vmemmap top-level entry (512 GiB of vmemmap
+/// describes 32 TiB), populated by the warm-up cycle.
+const DEVMAP_FIRST: u64 = 40 * TIB;
+const DEVMAP_SIZE: u64 = 128 << 20;
 /// RAM of the guest: 10,000 idle processes need about 2 GiB (as in the scale scenario), and
 /// bpftrace's libraries (LLVM, clang: ~150 MiB) sit in the initramfs.
 const RAM_MIB: u32 = 3072;
@@ -36,7 +42,7 @@ pub struct Plan {
     pub idle_secs: u32,
     pub few: u32,
     pub many: u32,
-    /// Hot-add cycles (untraced and traced alternate).
+    /// Hot-add cycles, and devmap cycles (untraced and traced alternate in each).
     pub cycles: u32,
 }
 
@@ -65,6 +71,16 @@ impl Plan {
         }
     }
 
+    /// A warm-up range, then one per devmap cycle.
+    fn devmaps(&self) -> Vec<HotAdd> {
+        (0..=u64::from(self.cycles))
+            .map(|k| HotAdd {
+                addr: DEVMAP_FIRST + k * STRIDE,
+                size: DEVMAP_SIZE,
+            })
+            .collect()
+    }
+
     fn dimms(&self) -> Vec<HotAdd> {
         (0..u64::from(self.cycles))
             .map(|k| HotAdd {
@@ -81,15 +97,21 @@ fn spec(kernel: KernelId, plan: &Plan, files: Vec<(PathBuf, String)>, qmp: &Path
         .iter()
         .map(|d| format!("{:#x}", d.addr))
         .collect();
+    let devmaps: Vec<String> = plan
+        .devmaps()
+        .iter()
+        .map(|d| format!("{:#x}", d.addr))
+        .collect();
     let vars = format!(
-        "RUNS={} STORM={} RING={} IDLE_SECS={} FEW={} MANY={} DIMM_ADDRS='{}' DIMM_SIZE={DIMM_SIZE}",
+        "RUNS={} STORM={} RING={} IDLE_SECS={} FEW={} MANY={} DIMM_ADDRS='{}' DIMM_SIZE={DIMM_SIZE} DEVMAP_ADDRS='{}'",
         plan.runs,
         plan.storm,
         plan.ring,
         plan.idle_secs,
         plan.few,
         plan.many,
-        addrs.join(" ")
+        addrs.join(" "),
+        devmaps.join(" ")
     );
     let mut s = VmSpec::new(
         kernel,
@@ -101,6 +123,7 @@ fn spec(kernel: KernelId, plan: &Plan, files: Vec<(PathBuf, String)>, qmp: &Path
     // Not DIMMs of the spec: the host plugs them at the checkpoints; they shape maxmem and
     // phys-bits.
     s.device_ranges = plan.dimms();
+    s.device_ranges.extend(plan.devmaps());
     s.qmp_socket = Some(qmp.to_path_buf());
     // Hot-added blocks stay offline until the script onlines them (movable, so they can be
     // offlined and the DIMM unplugged again): the kernel would otherwise online them into a
@@ -110,8 +133,14 @@ fn spec(kernel: KernelId, plan: &Plan, files: Vec<(PathBuf, String)>, qmp: &Path
     // sweep and the daemon's own; one with many), 10,000 spawns and the hot-add cycles
     // under TCG.
     let idle_windows = 2 * u64::from(plan.runs) + 1;
+    // A devmap cycle: a module reload, and for the traced half a run's start (tens of
+    // seconds under TCG on a loaded host).
+    let devmap_cycles = u64::from(plan.cycles) + 1;
     s.timeout = Duration::from_secs(
-        600 + u64::from(plan.runs) * 240 + idle_windows * (u64::from(plan.idle_secs) + 30) + 600,
+        600 + u64::from(plan.runs) * 240
+            + idle_windows * (u64::from(plan.idle_secs) + 30)
+            + devmap_cycles * 30
+            + 600,
     );
     s
 }

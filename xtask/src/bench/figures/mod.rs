@@ -9,7 +9,7 @@ use idle::idle;
 use std::collections::HashMap;
 
 /// Targets (docs/performance.md): a fraction of the anchor's start time and memory, a share
-/// of one CPU when idle, a slowdown of a hot-add cycle, a delay of detection.
+/// of one CPU when idle, a slowdown of a hot-add or devmap cycle, a delay of detection.
 pub const STARTUP_RATIO: f64 = 0.1;
 pub const RSS_RATIO: f64 = 0.1;
 pub const IDLE_CPU_PCT: f64 = 0.1;
@@ -112,6 +112,7 @@ pub fn guest_figures(o: &Output, kernel: &str) -> Vec<Figure> {
     v.extend(percall(o, &c));
     v.push(detect(o, &c));
     v.push(hotadd(o, &c));
+    v.push(devmap(o, &c));
     v.extend(idle(o, &c));
     v
 }
@@ -233,6 +234,29 @@ fn detect(o: &Output, c: &Ctx) -> Figure {
     f
 }
 
+/// Compound devmap cycles: memremap_pages() of 128 MiB as the module times it in the kernel
+/// (`end_ns - start_ns` of its `last` line), traced against untraced.
+fn devmap(o: &Output, c: &Ctx) -> Figure {
+    let r: Vec<_> = rows(o, "devmap", "devmap")
+        .into_iter()
+        .filter_map(|mut x| {
+            let ns = num(&x, "end_ns")? - num(&x, "start_ns")?;
+            x.insert("ns".into(), ns.to_string());
+            Some(x)
+        })
+        .collect();
+    let ms = |mode| samples(&r, "tracing", mode, "ns", 1e-6);
+    c.fig(
+        "devmap cycle (memremap_pages, compound, 128 MiB)",
+        "ms",
+        &ms("traced"),
+        Some(&ms("untraced")),
+        "untraced",
+        Target::RatioAtMost(HOTADD_RATIO),
+        "no traced devmap cycle completed",
+    )
+}
+
 fn hotadd(o: &Output, c: &Ctx) -> Figure {
     // Only cycles whose block came online count.
     let r: Vec<_> = rows(o, "hotadd", "hotadd")
@@ -251,9 +275,6 @@ fn hotadd(o: &Output, c: &Ctx) -> Figure {
     )
 }
 
-/// CPU of the run over the window, in % of one CPU: the process's own time (`ns` from
-/// schedstat when the guest has it, else the 10 ms `ticks`) plus the kernel sweep's timer
-/// (`timer_us`, which no process is charged for; over the whole run: an upper bound).
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +303,10 @@ mode=never level=p4d slot=504 addr=0xfffffc0000000000 ts_ns=166024425277 sync_ts
 hotadd cycle=0 mode=untraced addr=35184372088832 us=1000000 blocks=1 state=online_movable
 hotadd cycle=1 mode=traced addr=35734127902720 us=1010000 blocks=1 state=online_movable
 hotadd cycle=2 mode=traced addr=36283883716608 us=9000000 blocks=0 state=cat: no such file
+=== step devmap
+devmap cycle=0 tracing=untraced mode=devmap phys=0x280000000000 start_ns=1000000 end_ns=41000000
+devmap cycle=1 tracing=traced mode=devmap phys=0x288000000000 start_ns=50000000 end_ns=92000000
+devmap cycle=2 tracing=traced memremap failed
 === step idle-few
 idle spawned=10 procs=77 ticks=6 us=60000000 clk_tck=100
 "#;
@@ -318,6 +343,13 @@ idle spawned=10 procs=77 ticks=6 us=60000000 clk_tck=100
             (Some(1010.0), Some(1000.0), 1)
         );
         assert_eq!(f.met(), Some(true));
+        // The module's own times: 42 ms traced, 40 untraced; a cycle without them is left out.
+        let f = get(&v, "devmap cycle");
+        assert_eq!(
+            (f.value, f.baseline, f.samples),
+            (Some(42.0), Some(40.0), 1)
+        );
+        assert_eq!(f.met(), Some(false));
         let f = get(&v, "idle CPU, 10 idle");
         assert_eq!(f.value, Some(0.1));
         assert_eq!(f.met(), Some(true));

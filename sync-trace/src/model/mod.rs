@@ -25,8 +25,9 @@ use self::{
 use crate::{
     kernel::snapshot::Snapshot,
     record::{
-        summary::CallCounts, CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record,
-        Stack, Summary, SyncRecord, Task, Trigger,
+        summary::{CallCounts, Received},
+        CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record, Stack, Summary,
+        SyncRecord, Task, Trigger,
     },
 };
 
@@ -53,18 +54,9 @@ impl Model {
         }
     }
 
-    /// A kernel record read from the ring buffer (`entry`, `exit` or `diag`).
-    pub fn count_received(&mut self, kind: &str) {
-        if self.counts.count_received(kind) {
-            return;
-        }
-        // Once per kernel record: no allocation after the first of a kind.
-        match self.summary.received.get_mut(kind) {
-            Some(n) => *n += 1,
-            None => {
-                self.summary.received.insert(kind.to_string(), 1);
-            }
-        }
+    /// A kernel record read from the ring buffer.
+    pub fn count_received(&mut self, kind: Received) {
+        self.counts.count_received(kind);
     }
 
     pub fn count_undecodable(&mut self) {
@@ -305,6 +297,7 @@ impl Model {
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.decide(out, None, true);
         self.counts.fold_into(&mut self.summary);
+        self.pairing.fold_drops(&mut self.summary);
         let mut s = self.summary.clone();
         s.pending = self.pairing.pending() as u64;
         s.finish();

@@ -10,7 +10,7 @@ use sync_trace_common::{Kind, Layout, RawRecord};
 use crate::{
     kernel::{diag, kallsyms::Kallsyms, trace::Tracer},
     model::Model,
-    record::Record,
+    record::{summary::Received, Record},
 };
 
 pub struct Pipeline<'a> {
@@ -51,19 +51,19 @@ impl<'a> Pipeline<'a> {
         let ev = match RawRecord::from_bytes(bytes) {
             Ok(RawRecord::Event(ev)) => {
                 self.model.count_received(match ev.kind {
-                    Kind::Entry => "entry",
-                    Kind::Exit => "exit",
+                    Kind::Entry => Received::Entry,
+                    Kind::Exit => Received::Exit,
                 });
                 ev
             }
             Ok(RawRecord::Diag(d)) => {
-                self.model.count_received("diag");
+                self.model.count_received(Received::Diag);
                 diag::log(&d);
                 return Ok(None);
             }
             Ok(RawRecord::Batch(b)) => {
                 // A batch of populate calls that cannot be populations.
-                self.model.count_received("batch");
+                self.model.count_received(Received::Batch);
                 let rec = self.tracer.on_batch(&b, self.syms);
                 self.observe(rec);
                 return Ok(None);

@@ -7,90 +7,254 @@
 //! by the pipeline benchmark's byte-for-byte comparison). The stack's
 //! JSON array is rendered once per distinct stack ([`Stack::json`]).
 
-use crate::record::{Hex, SyncRecord};
+use sync_trace_common::{Method, Target};
+
+use super::json_bytes::{digits, escape, HEX_PAIRS, PAIRS};
+use crate::record::{Caller, Hex, SyncRecord};
 
 /// Appends the record's JSON (without the newline).
 pub fn write_sync(out: &mut Vec<u8>, s: &SyncRecord) {
-    // The fixed part is under 512 bytes with a task name of 16 escaped bytes.
-    out.reserve(512 + s.task.comm.len() * 6 + s.stack.json().len());
-    let mut n = itoa::Buffer::new();
-    let mut num = |out: &mut Vec<u8>, key: &[u8], v: u64| {
-        out.extend_from_slice(key);
-        out.extend_from_slice(n.format(v).as_bytes());
-    };
-    num(out, b"{\"event\":\"sync\",\"ts_ns\":", s.ts_ns);
-    num(out, b",\"end_ns\":", s.end_ns);
-    num(out, b",\"duration_ns\":", s.duration_ns);
-    num(out, b",\"cpu\":", s.task.cpu.into());
-    num(out, b",\"pid\":", s.task.pid.into());
-    num(out, b",\"tid\":", s.task.tid.into());
-    out.extend_from_slice(b",\"comm\":");
-    write_str(out, &s.task.comm);
-    out.extend_from_slice(b",\"function\":\"");
-    out.extend_from_slice(s.function.symbol().as_bytes());
-    out.extend_from_slice(b"\",\"start\":");
-    write_hex(out, s.start);
-    out.extend_from_slice(b",\"end\":");
-    write_hex(out, s.end);
-    num(out, b",\"slot_first\":", s.slot_first as u64);
-    num(out, b",\"slot_last\":", s.slot_last as u64);
-    out.extend_from_slice(if s.helper {
-        b",\"helper\":true,\"caller\":\""
-    } else {
-        b",\"helper\":false,\"caller\":\""
-    });
-    out.extend_from_slice(s.caller.name().as_bytes());
-    out.extend_from_slice(b"\",\"method\":\"");
-    out.extend_from_slice(s.method.name().as_bytes());
-    out.extend_from_slice(if s.entry_seen {
-        b"\",\"entry_seen\":true,\"stack\":"
-    } else {
-        b"\",\"entry_seen\":false,\"stack\":"
-    });
-    out.extend_from_slice(s.stack.json().as_bytes());
-    out.push(b'}');
+    SyncJson::default().write(out, s);
 }
 
-/// `"0x"` and 16 lowercase hex digits, quoted (as `Hex` displays).
-fn write_hex(out: &mut Vec<u8>, h: Hex) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut b = *b"\"0x0000000000000000\"";
-    for i in 0..16 {
-        b[3 + i] = DIGITS[((h.0 >> (60 - 4 * i)) & 0xf) as usize];
+/// Writes `sync` records: the fields are formatted into a scratch buffer
+/// kept from one record to the next (no allocation, no zeroing, a bounds
+/// check per field rather than a capacity check and a copy call), which
+/// goes to the output in one copy, followed by the stack's JSON. The runs
+/// of constant text between the numbers are made once per value of the
+/// fields they hold (function; helper, caller, method and entry_seen),
+/// padded so that each is one copy of a fixed size.
+pub struct SyncJson {
+    buf: Box<[u8; SCRATCH]>,
+    len: usize,
+    /// `,"function":"…","start":` by [`Target`].
+    functions: Vec<Padded>,
+    /// `,"helper":…,"caller":"…","method":"…","entry_seen":…,"stack":` by
+    /// [`flags_index`].
+    flags: Vec<Padded>,
+}
+
+/// Constant text, zero-padded to a fixed size, and its length.
+struct Padded([u8; PAD], usize);
+
+/// The padded size of the constant runs (the longest is 89 bytes).
+const PAD: usize = 96;
+
+/// The scratch buffer's size: the fields but the task name and the stack
+/// take at most 520 bytes (eight integers of up to 20 digits, two hex
+/// addresses, the constant runs); a task name of up to [`COMM_INLINE`]
+/// bytes, escaped (6 bytes each at most), fits with them, and a padded
+/// run's copy past the end of what is written.
+const SCRATCH: usize = 1024;
+/// Longer task names (not a kernel's, whose names have 15 bytes; a
+/// recording's may) are escaped straight into the output.
+const COMM_INLINE: usize = 64;
+const _: () = assert!(520 + 2 + 6 * COMM_INLINE + PAD <= SCRATCH);
+
+impl Padded {
+    fn new(text: &str) -> Self {
+        let mut b = [0; PAD];
+        b[..text.len()].copy_from_slice(text.as_bytes());
+        Self(b, text.len())
     }
-    out.extend_from_slice(&b);
 }
 
-/// A JSON string as serde_json writes it: `"` and `\` escaped, control
-/// characters as `\b \t \n \f \r` or `\u00XX` (lowercase), everything
-/// else (DEL and non-ASCII included) as is.
+/// The index in [`SyncJson::flags`] of these fields' values.
+fn flags_index(helper: bool, caller: Caller, method: Method, entry_seen: bool) -> usize {
+    let method = usize::from(method == Method::Kprobe);
+    ((usize::from(helper) * CALLERS.len() + caller as usize) * 2 + method) * 2
+        + usize::from(entry_seen)
+}
+
+const CALLERS: [Caller; 5] = [
+    Caller::PopulateHelper,
+    Caller::DirectMap,
+    Caller::Vmemmap,
+    Caller::Vmalloc,
+    Caller::Other,
+];
+const _: () = assert!(<Caller as strum::VariantNames>::VARIANTS.len() == CALLERS.len());
+
+impl Default for SyncJson {
+    fn default() -> Self {
+        let functions = Target::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                debug_assert_eq!(i, *t as usize);
+                Padded::new(&format!(",\"function\":\"{}\",\"start\":", t.symbol()))
+            })
+            .collect();
+        let mut flags: Vec<(usize, Padded)> = Vec::new();
+        for helper in [false, true] {
+            for caller in CALLERS {
+                for method in [Method::Fentry, Method::Kprobe] {
+                    for entry_seen in [false, true] {
+                        let text = format!(
+                            ",\"helper\":{helper},\"caller\":\"{}\",\"method\":\"{}\",\"entry_seen\":{entry_seen},\"stack\":",
+                            caller.name(),
+                            method.name()
+                        );
+                        flags.push((
+                            flags_index(helper, caller, method, entry_seen),
+                            Padded::new(&text),
+                        ));
+                    }
+                }
+            }
+        }
+        flags.sort_by_key(|(i, _)| *i);
+        Self {
+            buf: Box::new([0; SCRATCH]),
+            len: 0,
+            functions,
+            flags: flags.into_iter().map(|(_, p)| p).collect(),
+        }
+    }
+}
+
+impl SyncJson {
+    /// Appends the record's JSON (without the newline).
+    pub fn write(&mut self, out: &mut Vec<u8>, s: &SyncRecord) {
+        self.len = 0;
+        self.put(b"{\"event\":\"sync\",\"ts_ns\":");
+        self.num(s.ts_ns);
+        self.put(b",\"end_ns\":");
+        self.num(s.end_ns);
+        self.put(b",\"duration_ns\":");
+        self.num(s.duration_ns);
+        self.put(b",\"cpu\":");
+        self.num(s.task.cpu.into());
+        self.put(b",\"pid\":");
+        self.num(s.task.pid.into());
+        self.put(b",\"tid\":");
+        self.num(s.task.tid.into());
+        self.put(b",\"comm\":");
+        if s.task.comm.len() <= COMM_INLINE {
+            self.string(&s.task.comm);
+        } else {
+            self.drain_into(out);
+            write_str(out, &s.task.comm);
+        }
+        self.padded(Run::Function(s.function));
+        self.hex(s.start);
+        self.put(b",\"end\":");
+        self.hex(s.end);
+        self.put(b",\"slot_first\":");
+        self.num(s.slot_first as u64);
+        self.put(b",\"slot_last\":");
+        self.num(s.slot_last as u64);
+        self.padded(Run::Flags(flags_index(
+            s.helper,
+            s.caller,
+            s.method,
+            s.entry_seen,
+        )));
+        let stack = s.stack.json().as_bytes();
+        out.reserve(self.len + stack.len() + 1);
+        self.drain_into(out);
+        out.extend_from_slice(stack);
+        out.push(b'}');
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    #[inline(always)]
+    fn put(&mut self, b: &[u8]) {
+        let end = self.len + b.len();
+        self.buf[self.len..end].copy_from_slice(b);
+        self.len = end;
+    }
+
+    /// A constant run: [`PAD`] bytes copied, its length kept.
+    #[inline(always)]
+    fn padded(&mut self, run: Run) {
+        let p = match run {
+            Run::Function(t) => &self.functions[t as usize],
+            Run::Flags(i) => &self.flags[i],
+        };
+        self.buf[self.len..self.len + PAD].copy_from_slice(&p.0);
+        self.len += p.1;
+    }
+
+    /// An integer in decimal, as itoa (serde_json's) writes it: the digits
+    /// in place, from the last, four at a time.
+    #[inline(always)]
+    fn num(&mut self, v: u64) {
+        let n = digits(v);
+        let b: &mut [u8; 20] = (&mut self.buf[self.len..self.len + 20])
+            .try_into()
+            .expect("20 bytes");
+        let (mut v, mut i) = (v, n);
+        while v >= 10_000 {
+            let r = (v % 10_000) as usize;
+            v /= 10_000;
+            i -= 4;
+            b[i..i + 2].copy_from_slice(&PAIRS[r / 100]);
+            b[i + 2..i + 4].copy_from_slice(&PAIRS[r % 100]);
+        }
+        let mut v = v as usize;
+        if v >= 100 {
+            i -= 2;
+            b[i..i + 2].copy_from_slice(&PAIRS[v % 100]);
+            v /= 100;
+        }
+        if v >= 10 {
+            b[i - 2..i].copy_from_slice(&PAIRS[v]);
+        } else {
+            b[i - 1] = b'0' + v as u8;
+        }
+        self.len += n;
+    }
+
+    /// `"0x"` and 16 lowercase hex digits, quoted (as `Hex` displays).
+    #[inline(always)]
+    fn hex(&mut self, h: Hex) {
+        let mut b = *b"\"0x0000000000000000\"";
+        for (i, byte) in h.0.to_be_bytes().into_iter().enumerate() {
+            b[3 + 2 * i..5 + 2 * i].copy_from_slice(&HEX_PAIRS[byte as usize]);
+        }
+        self.put(&b);
+    }
+
+    /// A short string ([`COMM_INLINE`] bytes at most), quoted and escaped
+    /// as [`write_str`] writes it.
+    fn string(&mut self, s: &str) {
+        self.put(b"\"");
+        let bytes = s.as_bytes();
+        let mut from = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if let Some((esc, n)) = escape(b) {
+                self.put(&bytes[from..i]);
+                self.put(&esc[..n]);
+                from = i + 1;
+            }
+        }
+        self.put(&bytes[from..]);
+        self.put(b"\"");
+    }
+}
+
+/// Which constant run.
+enum Run {
+    Function(Target),
+    Flags(usize),
+}
+
+/// A JSON string as serde_json writes it ([`escape`]).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut from = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x09 => b"\\t",
-            0x0a => b"\\n",
-            0x0c => b"\\f",
-            0x0d => b"\\r",
-            0x00..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ],
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[from..i]);
-        out.extend_from_slice(esc);
-        from = i + 1;
+        if let Some((esc, n)) = escape(b) {
+            out.extend_from_slice(&bytes[from..i]);
+            out.extend_from_slice(&esc[..n]);
+            from = i + 1;
+        }
     }
     out.extend_from_slice(&bytes[from..]);
     out.push(b'"');
@@ -183,5 +347,34 @@ mod tests {
             }
         }
         assert!(n > 10, "only {n} sync records in the fixtures");
+    }
+
+    /// Integers at every length boundary, the padded runs of every value,
+    /// and task names around the length written in place.
+    #[test]
+    fn numbers_runs_and_names_at_their_bounds_are_written_as_serde_json_writes_them() {
+        let mut w = SyncJson::default();
+        let mut s = sync("k", vec!["a+0x1".into()]);
+        let mut p = 1u64;
+        for _ in 0..20 {
+            for v in [p - 1, p, p + 1, p.wrapping_mul(10).wrapping_sub(1)] {
+                (s.ts_ns, s.end_ns, s.duration_ns, s.slot_first) = (v, v, v, v as usize);
+                let mut out = Vec::new();
+                w.write(&mut out, &s);
+                assert_eq!(String::from_utf8(out).unwrap(), serde(&s));
+            }
+            p = p.wrapping_mul(10);
+        }
+        for n in [COMM_INLINE - 1, COMM_INLINE, COMM_INLINE + 1] {
+            for c in ["x", "\"", "\u{1}", "é"] {
+                s.task.comm = c.repeat(n).into();
+                let mut out = b"before ".to_vec();
+                w.write(&mut out, &s);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    format!("before {}", serde(&s))
+                );
+            }
+        }
     }
 }

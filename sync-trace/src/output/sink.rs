@@ -187,10 +187,14 @@ impl Sink {
             recs.sort_by_key(|r| r.ts_ns().unwrap_or(u64::MAX));
         }
         let mut unsynced = false;
-        for r in recs.drain(..) {
-            unsynced |= matches!(&r, Record::Unsynced(u) if u.confirmed);
-            self.put(&r)?;
-        }
+        // Written where they are (not moved out one by one), then dropped
+        // together, an error or not.
+        let written = recs.iter().try_for_each(|r| {
+            unsynced |= matches!(r, Record::Unsynced(u) if u.confirmed);
+            self.put(r)
+        });
+        recs.clear();
+        written?;
         // One write to stdout per batch, not one per record.
         self.flush()?;
         Ok(unsynced)

@@ -19,6 +19,8 @@ pub struct Pipeline<'a> {
     pub model: Model,
     /// Records made and not yet written.
     pub out: Vec<Record>,
+    /// What the model derives from one record, before it joins `out`.
+    derived: Vec<Record>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -28,14 +30,18 @@ impl<'a> Pipeline<'a> {
             tracer: Tracer::new(layout),
             model,
             out: Vec::with_capacity(16),
+            derived: Vec::new(),
         }
     }
 
     /// An observed record goes out, then what the model derives from it.
     pub fn observe(&mut self, rec: Record) {
-        let at = self.out.len();
-        self.model.observe(&rec, &mut self.out);
-        self.out.insert(at, rec);
+        // The record goes where it is written from, and the model reads it
+        // there: not moved again after the model has seen it.
+        self.out.push(rec);
+        let rec = self.out.last().expect("pushed above");
+        self.model.observe(rec, &mut self.derived);
+        self.out.append(&mut self.derived);
     }
 
     /// Feeds one ring-buffer record. Diagnostics are logged, undecodable

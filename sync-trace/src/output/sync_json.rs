@@ -7,10 +7,11 @@
 //! by the pipeline benchmark's byte-for-byte comparison). The stack's
 //! JSON array is rendered once per distinct stack ([`Stack::json`]).
 
+use compact_str::CompactString;
 use sync_trace_common::{Method, Target};
 
 use super::json_bytes::{digits, escape, HEX_PAIRS, PAIRS};
-use crate::record::{Caller, Hex, SyncRecord};
+use crate::record::{Caller, Hex, SyncRecord, Task};
 
 /// Appends the record's JSON (without the newline).
 pub fn write_sync(out: &mut Vec<u8>, s: &SyncRecord) {
@@ -23,22 +24,46 @@ pub fn write_sync(out: &mut Vec<u8>, s: &SyncRecord) {
 /// goes to the output in one copy, followed by the stack's JSON. The runs
 /// of constant text between the numbers are made once per value of the
 /// fields they hold (function; helper, caller, method and entry_seen),
-/// padded so that each is one copy of a fixed size.
+/// padded so that each is one copy of a fixed size; so is the task's run
+/// (pid, tid, task name) per thread while its values stay the same.
 pub struct SyncJson {
     buf: Box<[u8; SCRATCH]>,
     len: usize,
     /// `,"function":"…","start":` by [`Target`].
-    functions: Vec<Padded>,
+    functions: Vec<Padded<PAD>>,
     /// `,"helper":…,"caller":"…","method":"…","entry_seen":…,"stack":` by
     /// [`flags_index`].
-    flags: Vec<Padded>,
+    flags: Vec<Padded<PAD>>,
+    /// `,"pid":…,"tid":…,"comm":"…"` of the last task written per thread
+    /// (at `tid % TASK_SLOTS`), for task names of up to [`COMM_CACHED`] bytes.
+    tasks: Vec<Option<TaskRun>>,
 }
 
-/// Constant text, zero-padded to a fixed size, and its length.
-struct Padded([u8; PAD], usize);
+/// Text, zero-padded to a fixed size, and its length.
+struct Padded<const N: usize>([u8; N], usize);
 
 /// The padded size of the constant runs (the longest is 89 bytes).
 const PAD: usize = 96;
+
+/// A task's run and the values it was written from.
+struct TaskRun {
+    pid: u32,
+    tid: u32,
+    comm: CompactString,
+    run: Padded<TASK_PAD>,
+}
+
+/// Threads whose task run is kept (direct-mapped by tid).
+const TASK_SLOTS: usize = 64;
+/// Task names kept with their run: a kernel's (15 bytes and a NUL).
+const COMM_CACHED: usize = 16;
+/// The padded size of a task's run: two 10-digit integers, the keys and
+/// a task name of [`COMM_CACHED`] bytes escaped (140 bytes at most).
+const TASK_PAD: usize = 160;
+/// Where a task's run starts at the latest (after the three integers of
+/// up to 20 digits, the cpu and the keys).
+const TASK_AT: usize = 24 + 20 + 10 + 20 + 15 + 20 + 7 + 10;
+const _: () = assert!(TASK_AT + TASK_PAD <= SCRATCH);
 
 /// The scratch buffer's size: the fields but the task name and the stack
 /// take at most 520 bytes (eight integers of up to 20 digits, two hex
@@ -51,10 +76,10 @@ const SCRATCH: usize = 1024;
 const COMM_INLINE: usize = 64;
 const _: () = assert!(520 + 2 + 6 * COMM_INLINE + PAD <= SCRATCH);
 
-impl Padded {
-    fn new(text: &str) -> Self {
-        let mut b = [0; PAD];
-        b[..text.len()].copy_from_slice(text.as_bytes());
+impl<const N: usize> Padded<N> {
+    fn new(text: &[u8]) -> Self {
+        let mut b = [0; N];
+        b[..text.len()].copy_from_slice(text);
         Self(b, text.len())
     }
 }
@@ -82,10 +107,10 @@ impl Default for SyncJson {
             .enumerate()
             .map(|(i, t)| {
                 debug_assert_eq!(i, *t as usize);
-                Padded::new(&format!(",\"function\":\"{}\",\"start\":", t.symbol()))
+                Padded::new(format!(",\"function\":\"{}\",\"start\":", t.symbol()).as_bytes())
             })
             .collect();
-        let mut flags: Vec<(usize, Padded)> = Vec::new();
+        let mut flags: Vec<(usize, Padded<PAD>)> = Vec::new();
         for helper in [false, true] {
             for caller in CALLERS {
                 for method in [Method::Fentry, Method::Kprobe] {
@@ -97,7 +122,7 @@ impl Default for SyncJson {
                         );
                         flags.push((
                             flags_index(helper, caller, method, entry_seen),
-                            Padded::new(&text),
+                            Padded::new(text.as_bytes()),
                         ));
                     }
                 }
@@ -109,6 +134,7 @@ impl Default for SyncJson {
             len: 0,
             functions,
             flags: flags.into_iter().map(|(_, p)| p).collect(),
+            tasks: (0..TASK_SLOTS).map(|_| None).collect(),
         }
     }
 }
@@ -125,17 +151,7 @@ impl SyncJson {
         self.num(s.duration_ns);
         self.put(b",\"cpu\":");
         self.num(s.task.cpu.into());
-        self.put(b",\"pid\":");
-        self.num(s.task.pid.into());
-        self.put(b",\"tid\":");
-        self.num(s.task.tid.into());
-        self.put(b",\"comm\":");
-        if s.task.comm.len() <= COMM_INLINE {
-            self.string(&s.task.comm);
-        } else {
-            self.drain_into(out);
-            write_str(out, &s.task.comm);
-        }
+        self.task(out, &s.task);
         self.padded(Run::Function(s.function));
         self.hex(s.start);
         self.put(b",\"end\":");
@@ -155,6 +171,41 @@ impl SyncJson {
         self.drain_into(out);
         out.extend_from_slice(stack);
         out.push(b'}');
+    }
+
+    /// `,"pid":…,"tid":…,"comm":"…"`: the thread's kept run when its
+    /// values are those it was written from, else written and kept.
+    fn task(&mut self, out: &mut Vec<u8>, t: &Task) {
+        let slot = t.tid as usize % TASK_SLOTS;
+        if t.comm.len() <= COMM_CACHED {
+            if let Some(k) = &self.tasks[slot] {
+                if k.tid == t.tid && k.pid == t.pid && k.comm == t.comm {
+                    self.buf[self.len..self.len + TASK_PAD].copy_from_slice(&k.run.0);
+                    self.len += k.run.1;
+                    return;
+                }
+            }
+        }
+        let at = self.len;
+        self.put(b",\"pid\":");
+        self.num(t.pid.into());
+        self.put(b",\"tid\":");
+        self.num(t.tid.into());
+        self.put(b",\"comm\":");
+        if t.comm.len() <= COMM_CACHED {
+            self.string(&t.comm);
+            self.tasks[slot] = Some(TaskRun {
+                pid: t.pid,
+                tid: t.tid,
+                comm: t.comm.clone(),
+                run: Padded::new(&self.buf[at..self.len]),
+            });
+        } else if t.comm.len() <= COMM_INLINE {
+            self.string(&t.comm);
+        } else {
+            self.drain_into(out);
+            write_str(out, &t.comm);
+        }
     }
 
     fn drain_into(&mut self, out: &mut Vec<u8>) {
@@ -261,120 +312,5 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use sync_trace_common::{Method, Target};
-
-    use super::*;
-    use crate::record::{Caller, Record, Stack, Task};
-
-    fn serde(s: &SyncRecord) -> String {
-        serde_json::to_string(&Record::Sync(s.clone())).unwrap()
-    }
-
-    fn ours(s: &SyncRecord) -> String {
-        let mut v = Vec::new();
-        write_sync(&mut v, s);
-        String::from_utf8(v).unwrap()
-    }
-
-    fn sync(comm: &str, stack: Vec<String>) -> SyncRecord {
-        SyncRecord {
-            ts_ns: u64::MAX,
-            end_ns: 0,
-            duration_ns: 1_234_567,
-            task: Task {
-                cpu: u32::MAX,
-                pid: 1,
-                tid: 0,
-                comm: comm.into(),
-            },
-            function: Target::SyncGlobalPgds,
-            start: Hex(0xffff_ea80_0000_0000),
-            end: Hex(0),
-            slot_first: 256,
-            slot_last: 511,
-            helper: true,
-            caller: Caller::PopulateHelper,
-            method: Method::Kprobe,
-            entry_seen: false,
-            stack: Stack::new(stack),
-        }
-    }
-
-    #[test]
-    fn every_character_is_written_as_serde_json_writes_it() {
-        let all: String = (0u32..0x80)
-            .chain([0xe9, 0x2028, 0xfffd, 0x1f600])
-            .filter_map(char::from_u32)
-            .collect();
-        for comm in ["", "kworker/u4:1", "we\"ird\\tab\t", &all] {
-            let s = sync(comm, vec![all.clone(), "a+0x1 [m]".into()]);
-            assert_eq!(ours(&s), serde(&s));
-        }
-    }
-
-    #[test]
-    fn every_field_value_is_written_as_serde_json_writes_it() {
-        let mut s = sync("bpftool", vec![]);
-        for (helper, entry_seen) in [(false, true), (true, false)] {
-            for caller in <Caller as strum::IntoEnumIterator>::iter() {
-                for function in Target::ALL {
-                    for method in [Method::Fentry, Method::Kprobe] {
-                        (s.helper, s.entry_seen, s.caller) = (helper, entry_seen, caller);
-                        (s.function, s.method) = (function, method);
-                        s.start = Hex(s.start.0.rotate_left(7) ^ 0x1234_5678);
-                        assert_eq!(ours(&s), serde(&s));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The records the daemon wrote in guests.
-    #[test]
-    fn the_recorded_syncs_are_written_again_byte_for_byte() {
-        let mut n = 0;
-        for text in [
-            include_str!("../../tests/fixtures/6.1-hotadd-32T.ndjson"),
-            include_str!("../../tests/fixtures/6.12-module.ndjson"),
-            include_str!("../../tests/fixtures/newest-hotadd-32T.ndjson"),
-        ] {
-            for line in text.lines() {
-                if let Ok(Record::Sync(s)) = serde_json::from_str::<Record>(line) {
-                    assert_eq!(ours(&s), serde(&s));
-                    n += 1;
-                }
-            }
-        }
-        assert!(n > 10, "only {n} sync records in the fixtures");
-    }
-
-    /// Integers at every length boundary, the padded runs of every value,
-    /// and task names around the length written in place.
-    #[test]
-    fn numbers_runs_and_names_at_their_bounds_are_written_as_serde_json_writes_them() {
-        let mut w = SyncJson::default();
-        let mut s = sync("k", vec!["a+0x1".into()]);
-        let mut p = 1u64;
-        for _ in 0..20 {
-            for v in [p - 1, p, p + 1, p.wrapping_mul(10).wrapping_sub(1)] {
-                (s.ts_ns, s.end_ns, s.duration_ns, s.slot_first) = (v, v, v, v as usize);
-                let mut out = Vec::new();
-                w.write(&mut out, &s);
-                assert_eq!(String::from_utf8(out).unwrap(), serde(&s));
-            }
-            p = p.wrapping_mul(10);
-        }
-        for n in [COMM_INLINE - 1, COMM_INLINE, COMM_INLINE + 1] {
-            for c in ["x", "\"", "\u{1}", "é"] {
-                s.task.comm = c.repeat(n).into();
-                let mut out = b"before ".to_vec();
-                w.write(&mut out, &s);
-                assert_eq!(
-                    String::from_utf8(out).unwrap(),
-                    format!("before {}", serde(&s))
-                );
-            }
-        }
-    }
-}
+#[path = "sync_json_tests.rs"]
+mod tests;

@@ -53,16 +53,26 @@ pub(super) fn escape(b: u8) -> Option<([u8; 6], usize)> {
     }
 }
 
-/// `00` to `99`.
-pub(super) const PAIRS: [[u8; 2]; 100] = {
-    let mut t = [[0; 2]; 100];
-    let mut i = 0;
-    while i < 100 {
-        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
-        i += 1;
-    }
-    t
-};
+/// The eight decimal digits of `v` (below 10^8, leading zeros
+/// included), made at once: `v` split into two halves of four digits in
+/// the lanes of a u64, each into two of two digits, each into two digits,
+/// by multiplications that divide every lane at once (x·10486 >> 20 is
+/// x / 100 for x < 10^4, x·103 >> 10 is x / 10 for x < 100; no lane's
+/// product reaches the next lane).
+#[inline(always)]
+pub(super) fn eight_digits(v: u32) -> [u8; 8] {
+    debug_assert!(v < 100_000_000);
+    let v = u64::from(v);
+    // Lanes of 32 bits: the first four digits, then the last four.
+    let x = v / 10_000 | (v % 10_000) << 32;
+    let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    // Lanes of 16 bits: two digits each.
+    let y = hundreds | (x - hundreds * 100) << 16;
+    let tens = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
+    // Bytes: one digit each, the first digit in the lowest byte.
+    let z = tens | (y - tens * 10) << 8;
+    (z + 0x3030_3030_3030_3030).to_le_bytes()
+}
 
 /// Each byte as two lowercase hex digits.
 pub(super) const HEX_PAIRS: [[u8; 2]; 256] = {
@@ -75,3 +85,38 @@ pub(super) const HEX_PAIRS: [[u8; 2]; 256] = {
     }
     t
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn itoa(v: u64) -> String {
+        itoa::Buffer::new().format(v).to_string()
+    }
+
+    #[test]
+    fn eight_digits_are_itoas_zero_padded() {
+        let check = |v: u32| {
+            let want = format!("{:0>8}", itoa(v.into()));
+            assert_eq!(String::from_utf8(eight_digits(v).to_vec()).unwrap(), want);
+        };
+        (0..20_000).for_each(check);
+        (0..100_000_000).step_by(9_973).for_each(check);
+        (0..8)
+            .map(|k| 10u32.pow(k))
+            .for_each(|p| [p - 1, p, p + 1].into_iter().for_each(check));
+        check(99_999_999);
+    }
+
+    #[test]
+    fn digits_counts_itoas_digits() {
+        let mut p = 1u64;
+        for _ in 0..20 {
+            for v in [p - 1, p, p + 1, p.saturating_mul(3)] {
+                assert_eq!(digits(v), itoa(v).len(), "{v}");
+            }
+            p = p.saturating_mul(10);
+        }
+        assert_eq!(digits(u64::MAX), 20);
+    }
+}

@@ -10,7 +10,7 @@
 use compact_str::CompactString;
 use sync_trace_common::{Method, Target};
 
-use super::json_bytes::{digits, escape, HEX_PAIRS, PAIRS};
+use super::json_bytes::{digits, eight_digits, escape, HEX_PAIRS};
 use crate::record::{Caller, Hex, SyncRecord, Task};
 
 /// Appends the record's JSON (without the newline).
@@ -231,34 +231,38 @@ impl SyncJson {
         self.len += p.1;
     }
 
-    /// An integer in decimal, as itoa (serde_json's) writes it: the digits
-    /// in place, from the last, four at a time.
+    /// An integer in decimal, as itoa (serde_json's) writes it: in groups
+    /// of eight digits made at once ([`eight_digits`]), the first without
+    /// its leading zeros.
     #[inline(always)]
     fn num(&mut self, v: u64) {
-        let n = digits(v);
-        let b: &mut [u8; 20] = (&mut self.buf[self.len..self.len + 20])
-            .try_into()
-            .expect("20 bytes");
-        let (mut v, mut i) = (v, n);
-        while v >= 10_000 {
-            let r = (v % 10_000) as usize;
-            v /= 10_000;
-            i -= 4;
-            b[i..i + 2].copy_from_slice(&PAIRS[r / 100]);
-            b[i + 2..i + 4].copy_from_slice(&PAIRS[r % 100]);
-        }
-        let mut v = v as usize;
-        if v >= 100 {
-            i -= 2;
-            b[i..i + 2].copy_from_slice(&PAIRS[v % 100]);
-            v /= 100;
-        }
-        if v >= 10 {
-            b[i - 2..i].copy_from_slice(&PAIRS[v]);
+        const E8: u64 = 100_000_000;
+        if v < E8 {
+            self.leading(v as u32);
+        } else if v < E8 * E8 {
+            self.leading((v / E8) as u32);
+            self.eight((v % E8) as u32);
         } else {
-            b[i - 1] = b'0' + v as u8;
+            self.leading((v / (E8 * E8)) as u32);
+            self.eight((v / E8 % E8) as u32);
+            self.eight((v % E8) as u32);
         }
+    }
+
+    /// Up to eight digits, without leading zeros.
+    #[inline(always)]
+    fn leading(&mut self, v: u32) {
+        let n = digits(v.into());
+        let d = u64::from_le_bytes(eight_digits(v)) >> (8 * (8 - n));
+        self.buf[self.len..self.len + 8].copy_from_slice(&d.to_le_bytes());
         self.len += n;
+    }
+
+    /// Eight digits, leading zeros included.
+    #[inline(always)]
+    fn eight(&mut self, v: u32) {
+        self.buf[self.len..self.len + 8].copy_from_slice(&eight_digits(v));
+        self.len += 8;
     }
 
     /// `"0x"` and 16 lowercase hex digits, quoted (as `Hex` displays).

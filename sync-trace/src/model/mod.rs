@@ -163,14 +163,13 @@ impl Model {
         task: Option<&Task>,
         stack: &Stack,
     ) {
+        // A sync over a range names no population (the common case: checked first).
+        if target.is_sync() && start != end {
+            return;
+        }
         let Some(l) = self.layout() else { return };
         let (kind, first, last) = match target {
-            _ if target.is_sync() => {
-                if start != end {
-                    return;
-                }
-                (ActKind::HelperSync, l.slot(start), l.slot(start))
-            }
+            _ if target.is_sync() => (ActKind::HelperSync, l.slot(start), l.slot(start)),
             Target::InitMemoryMapping => {
                 let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
                 let (f, t) = l.slots_of(va(start), va(end.max(start + 1) - 1));
@@ -224,6 +223,9 @@ impl Model {
     /// ended after they can have happened, or a walk started after their
     /// grace window (`walk_start`), or the run ends (`all`).
     fn decide(&mut self, out: &mut Vec<Record>, walk_start: Option<u64>, all: bool) {
+        if self.held.is_empty() {
+            return;
+        }
         let Some(layout) = self.layout() else { return };
         let grace = self.pairing.grace_ns();
         let mut i = 0;

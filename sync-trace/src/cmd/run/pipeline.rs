@@ -5,7 +5,7 @@
 
 use std::ops::RangeInclusive;
 
-use sync_trace_common::{Kind, Layout, RawRecord};
+use sync_trace_common::{raw::EVENT_SIZE, Kind, Layout, RawEvent, RawRecord};
 
 use crate::{
     kernel::{diag, kallsyms::Kallsyms, trace::Tracer},
@@ -54,7 +54,14 @@ impl<'a> Pipeline<'a> {
         bytes: &[u8],
         before_sync: impl FnOnce(&mut Self) -> anyhow::Result<()>,
     ) -> anyhow::Result<Option<RangeInclusive<usize>>> {
-        let ev = match RawRecord::from_bytes(bytes) {
+        // Events, nearly every record, are decoded as such: not through the
+        // enum of every kind (the size of a batch and its stack).
+        let decoded = if bytes.len() == EVENT_SIZE {
+            RawEvent::from_bytes(bytes).map(RawRecord::Event)
+        } else {
+            RawRecord::from_bytes(bytes)
+        };
+        let ev = match decoded {
             Ok(RawRecord::Event(ev)) => {
                 self.model.count_received(match ev.kind {
                     Kind::Entry => Received::Entry,

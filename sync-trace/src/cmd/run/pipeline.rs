@@ -5,7 +5,7 @@
 
 use std::ops::RangeInclusive;
 
-use sync_trace_common::{raw::EVENT_SIZE, Kind, Layout, RawEvent, RawRecord};
+use sync_trace_common::{raw::EVENT_SIZE, DecodeError, Kind, Layout, RawEvent, RawRecord};
 
 use crate::{
     kernel::{diag, kallsyms::Kallsyms, trace::Tracer},
@@ -55,38 +55,22 @@ impl<'a> Pipeline<'a> {
         before_sync: impl FnOnce(&mut Self) -> anyhow::Result<()>,
     ) -> anyhow::Result<Option<RangeInclusive<usize>>> {
         // Events, nearly every record, are decoded as such: not through the
-        // enum of every kind (the size of a batch and its stack).
-        let decoded = if bytes.len() == EVENT_SIZE {
-            RawEvent::from_bytes(bytes).map(RawRecord::Event)
-        } else {
-            RawRecord::from_bytes(bytes)
-        };
-        let ev = match decoded {
-            Ok(RawRecord::Event(ev)) => {
-                self.model.count_received(match ev.kind {
-                    Kind::Entry => Received::Entry,
-                    Kind::Exit => Received::Exit,
-                });
-                ev
-            }
-            Ok(RawRecord::Diag(d)) => {
-                self.model.count_received(Received::Diag);
-                diag::log(&d);
-                return Ok(None);
-            }
-            Ok(RawRecord::Batch(b)) => {
-                // A batch of populate calls that cannot be populations.
-                self.model.count_received(Received::Batch);
-                let rec = self.tracer.on_batch(&b, self.syms);
-                self.observe(rec);
-                return Ok(None);
-            }
+        // enum of every kind (the size of a batch and its stack), and used
+        // where they are decoded.
+        if bytes.len() != EVENT_SIZE {
+            return Ok(self.on_other_record(bytes));
+        }
+        let ev = match RawEvent::from_bytes(bytes) {
+            Ok(ev) => ev,
             Err(e) => {
-                self.model.count_undecodable();
-                log::error!("{e}");
+                self.undecodable(&e);
                 return Ok(None);
             }
         };
+        self.model.count_received(match ev.kind {
+            Kind::Entry => Received::Entry,
+            Kind::Exit => Received::Exit,
+        });
         if ev.kind == Kind::Entry {
             self.model.note_entry(ev.target, ev.ts_ns, ev.args);
         }
@@ -105,5 +89,30 @@ impl<'a> Pipeline<'a> {
         // The call first, then what it caused.
         self.observe(rec);
         Ok(synced)
+    }
+
+    /// A record of another kind than an event: a diagnostic, a batch, or
+    /// one that does not decode.
+    fn on_other_record(&mut self, bytes: &[u8]) -> Option<RangeInclusive<usize>> {
+        match RawRecord::from_bytes(bytes) {
+            Ok(RawRecord::Event(_)) => unreachable!("events are decoded by the caller"),
+            Ok(RawRecord::Diag(d)) => {
+                self.model.count_received(Received::Diag);
+                diag::log(&d);
+            }
+            Ok(RawRecord::Batch(b)) => {
+                // A batch of populate calls that cannot be populations.
+                self.model.count_received(Received::Batch);
+                let rec = self.tracer.on_batch(&b, self.syms);
+                self.observe(rec);
+            }
+            Err(e) => self.undecodable(&e),
+        }
+        None
+    }
+
+    fn undecodable(&mut self, e: &DecodeError) {
+        self.model.count_undecodable();
+        log::error!("{e}");
     }
 }

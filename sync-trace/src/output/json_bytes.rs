@@ -64,13 +64,13 @@ pub(super) fn eight_digits(v: u32) -> [u8; 8] {
     debug_assert!(v < 100_000_000);
     let v = u64::from(v);
     // Lanes of 32 bits: the first four digits, then the last four.
-    let x = v / 10_000 | (v % 10_000) << 32;
+    let x = (v / 10_000) | ((v % 10_000) << 32);
     let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
     // Lanes of 16 bits: two digits each.
-    let y = hundreds | (x - hundreds * 100) << 16;
+    let y = hundreds | ((x - hundreds * 100) << 16);
     let tens = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
     // Bytes: one digit each, the first digit in the lowest byte.
-    let z = tens | (y - tens * 10) << 8;
+    let z = tens | ((y - tens * 10) << 8);
     (z + 0x3030_3030_3030_3030).to_le_bytes()
 }
 

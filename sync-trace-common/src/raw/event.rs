@@ -91,6 +91,7 @@ pub struct RawEvent<'a> {
 impl<'a> RawEvent<'a> {
     /// Decodes one ring-buffer record. A record of any other length than
     /// [`EVENT_SIZE`] is an error, never a partial read.
+    #[inline]
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() != EVENT_SIZE {
             return Err(DecodeError::Length {

@@ -67,13 +67,12 @@ pub fn run(checkpoints: &[u64], out: Box<dyn Write + Send>) -> anyhow::Result<Me
         present: stream::BOOT_SLOTS.to_vec(),
     }))?;
     let mut stream = Stream::new(START_NS);
-    let mut batch = Vec::new();
     let (mut events, mut written, mut rss) = (0u64, 1u64, Vec::new());
     let last = *checkpoints.last().context("no checkpoint")?;
     let t0 = cpu_secs();
     for &at in checkpoints {
         while events < at {
-            let scan = stream.fill(&mut batch);
+            let (batch, scan) = stream.fill();
             for rec in batch.chunks_exact(EVENT_SIZE) {
                 pipe.on_ring_record(rec, |_| Ok(()))?;
             }

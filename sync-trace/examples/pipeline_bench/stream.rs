@@ -166,35 +166,35 @@ pub const BATCH_CALLS: usize = 128;
 const TS_OFF: usize = 0;
 const ARGS_OFF: usize = 8;
 
-/// The records, made batch by batch from one template (only the times and
-/// ranges change), so that making them costs little next to reading them.
+/// The records, made batch by batch in one buffer that holds the
+/// template (only the times and ranges change, rewritten in place), so
+/// that making them costs little next to reading them: `run` reads the
+/// kernel's records where the ring holds them, with no copy.
 pub struct Stream {
     call: u64,
     ts_ns: u64,
-    template: Vec<u8>,
+    batch: Vec<u8>,
 }
 
 impl Stream {
     pub fn new(start_ns: u64) -> Self {
-        let mut template = Vec::with_capacity(2 * BATCH_CALLS * EVENT_SIZE);
+        let mut batch = Vec::with_capacity(2 * BATCH_CALLS * EVENT_SIZE);
         for i in 0..BATCH_CALLS {
             let t = Target::ArchSyncKernelMappings;
-            template.extend_from_slice(&bytes_of(&event(KIND_ENTRY, t, 0, i, [0, 0])));
-            template.extend_from_slice(&bytes_of(&event(KIND_EXIT, t, 0, i, [0, 0])));
+            batch.extend_from_slice(&bytes_of(&event(KIND_ENTRY, t, 0, i, [0, 0])));
+            batch.extend_from_slice(&bytes_of(&event(KIND_EXIT, t, 0, i, [0, 0])));
         }
         Self {
             call: 0,
             ts_ns: start_ns,
-            template,
+            batch,
         }
     }
 
-    /// Ring records of the next calls, up to [`BATCH_CALLS`], in `batch`
+    /// Ring records of the next calls, up to [`BATCH_CALLS`]
     /// ([`EVENT_SIZE`] bytes each); a batch ends early after a call that
     /// `run` would follow with a scan, which is returned.
-    pub fn fill(&mut self, batch: &mut Vec<u8>) -> Option<Snapshot> {
-        batch.clear();
-        batch.extend_from_slice(&self.template);
+    pub fn fill(&mut self) -> (&[u8], Option<Snapshot>) {
         let mut scan = None;
         let mut n = 0;
         while n < BATCH_CALLS && scan.is_none() {
@@ -213,7 +213,7 @@ impl Stream {
                 // Half a cycle after its population the entry is gone.
                 scan = Some(table_scan(end_ns + 500, phase == 0));
             }
-            let call = &mut batch[2 * n * EVENT_SIZE..2 * (n + 1) * EVENT_SIZE];
+            let call = &mut self.batch[2 * n * EVENT_SIZE..2 * (n + 1) * EVENT_SIZE];
             let (entry, exit) = call.split_at_mut(EVENT_SIZE);
             for (rec, ts) in [(entry, self.ts_ns), (exit, end_ns)] {
                 rec[TS_OFF..TS_OFF + 8].copy_from_slice(&ts.to_ne_bytes());
@@ -222,7 +222,6 @@ impl Stream {
             }
             n += 1;
         }
-        batch.truncate(2 * n * EVENT_SIZE);
-        scan
+        (&self.batch[..2 * n * EVENT_SIZE], scan)
     }
 }

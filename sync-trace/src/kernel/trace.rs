@@ -43,7 +43,15 @@ pub struct Tracer {
     /// The stacks seen, keyed by their raw frames (the bytes of the ring
     /// record): a call from a known call site costs one hash of its frames.
     stacks: HashMap<Box<[u8]>, CallStack, RandomState>,
+    /// The last task name read per thread (at `tid % COMM_SLOTS`), raw
+    /// and decoded: a thread's name rarely changes, and decoding it
+    /// (UTF-8 checked, lossy when not) was a tenth of the time per call.
+    comms: Box<[([u8; COMM_LEN], CompactString); COMM_SLOTS]>,
 }
+
+/// Threads whose last task name is kept (a direct-mapped cache: two
+/// threads at the same slot take turns decoding).
+const COMM_SLOTS: usize = 64;
 
 /// A kernel task name, up to its NUL, inline (no allocation).
 fn comm_of(comm: &[u8; COMM_LEN]) -> CompactString {
@@ -62,7 +70,20 @@ impl Tracer {
             layout,
             frames: HashMap::with_capacity_and_hasher(256, RandomState::default()),
             stacks: HashMap::with_capacity_and_hasher(256, RandomState::default()),
+            // An all-NUL name is the empty one: the slots start valid.
+            comms: Box::new(std::array::from_fn(|_| {
+                ([0; COMM_LEN], CompactString::default())
+            })),
         }
+    }
+
+    /// The task name of a record of thread `tid`, decoded once per name.
+    fn comm(&mut self, tid: u32, raw: &[u8; COMM_LEN]) -> CompactString {
+        let slot = &mut self.comms[tid as usize % COMM_SLOTS];
+        if slot.0 != *raw {
+            *slot = (*raw, comm_of(raw));
+        }
+        slot.1.clone()
     }
 
     fn frame(&mut self, addr: u64, syms: &Kallsyms) -> String {
@@ -110,7 +131,7 @@ impl Tracer {
         }
     }
 
-    fn complete(&self, ev: &RawEvent, entry: Option<InFlight>) -> Record {
+    fn complete(&mut self, ev: &RawEvent, entry: Option<InFlight>) -> Record {
         let (start, end) = ev.target.range(&ev.args);
         let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
         let (cpu, stack) = match entry {
@@ -125,7 +146,7 @@ impl Tracer {
                 cpu,
                 pid: ev.pid,
                 tid: ev.tid,
-                comm: comm_of(&ev.comm),
+                comm: self.comm(ev.tid, &ev.comm),
             },
             function: ev.target,
             start,
@@ -340,5 +361,31 @@ ffffffff81300400 T vmemmap_populate
             panic!()
         };
         assert!(!s.entry_seen && s.stack.is_empty() && !s.helper);
+    }
+
+    /// The cached task name follows a rename, and threads that share a
+    /// cache slot keep their own names (not UTF-8 included).
+    #[test]
+    fn task_names_follow_renames_and_shared_slots() {
+        let syms = Kallsyms::parse(SYMS);
+        let mut t = Tracer::new(layout());
+        let slot = COMM_SLOTS as u32;
+        for (tid, comm, want) in [
+            (7, *b"first\0\0\0\0\0\0\0\0\0\0\0", "first"),
+            (7, *b"second\0\0\0\0\0\0\0\0\0\0", "second"),
+            (7 + slot, *b"\xff-bin\0\0\0\0\0\0\0\0\0\0\0", "\u{fffd}-bin"),
+            (7, *b"second\0\0\0\0\0\0\0\0\0\0", "second"),
+        ] {
+            let mut e = raw_ev(Kind::Exit, Target::SyncGlobalPgds, 10, 0, 1, 2);
+            (e.tid, e.comm) = (tid, comm);
+            // SAFETY: as in `ev`.
+            let bytes = unsafe {
+                std::slice::from_raw_parts((&e as *const RawEventC).cast::<u8>(), EVENT_SIZE)
+            };
+            let Some(Record::Sync(s)) = t.on_event(&decoded(bytes), &syms) else {
+                panic!()
+            };
+            assert_eq!((s.task.tid, s.task.comm.as_str()), (tid, want));
+        }
     }
 }

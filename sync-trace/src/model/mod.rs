@@ -25,8 +25,9 @@ use self::{
 use crate::{
     kernel::snapshot::Snapshot,
     record::{
-        summary::CallCounts, CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record,
-        Stack, Summary, SyncRecord, Task, Trigger,
+        summary::{CallCounts, Received},
+        CallRecord, Hex, LatencyKind, PopulateRecord, Population, Record, Stack, Summary,
+        SyncRecord, Task, Trigger,
     },
 };
 
@@ -53,18 +54,9 @@ impl Model {
         }
     }
 
-    /// A kernel record read from the ring buffer (`entry`, `exit` or `diag`).
-    pub fn count_received(&mut self, kind: &str) {
-        if self.counts.count_received(kind) {
-            return;
-        }
-        // Once per kernel record: no allocation after the first of a kind.
-        match self.summary.received.get_mut(kind) {
-            Some(n) => *n += 1,
-            None => {
-                self.summary.received.insert(kind.to_string(), 1);
-            }
-        }
+    /// A kernel record read from the ring buffer.
+    pub fn count_received(&mut self, kind: Received) {
+        self.counts.count_received(kind);
     }
 
     pub fn count_undecodable(&mut self) {
@@ -171,14 +163,13 @@ impl Model {
         task: Option<&Task>,
         stack: &Stack,
     ) {
+        // A sync over a range names no population (the common case: checked first).
+        if target.is_sync() && start != end {
+            return;
+        }
         let Some(l) = self.layout() else { return };
         let (kind, first, last) = match target {
-            _ if target.is_sync() => {
-                if start != end {
-                    return;
-                }
-                (ActKind::HelperSync, l.slot(start), l.slot(start))
-            }
+            _ if target.is_sync() => (ActKind::HelperSync, l.slot(start), l.slot(start)),
             Target::InitMemoryMapping => {
                 let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
                 let (f, t) = l.slots_of(va(start), va(end.max(start + 1) - 1));
@@ -232,6 +223,9 @@ impl Model {
     /// ended after they can have happened, or a walk started after their
     /// grace window (`walk_start`), or the run ends (`all`).
     fn decide(&mut self, out: &mut Vec<Record>, walk_start: Option<u64>, all: bool) {
+        if self.held.is_empty() {
+            return;
+        }
         let Some(layout) = self.layout() else { return };
         let grace = self.pairing.grace_ns();
         let mut i = 0;
@@ -305,6 +299,7 @@ impl Model {
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.decide(out, None, true);
         self.counts.fold_into(&mut self.summary);
+        self.pairing.fold_drops(&mut self.summary);
         let mut s = self.summary.clone();
         s.pending = self.pairing.pending() as u64;
         s.finish();

@@ -10,13 +10,18 @@
 
 use std::collections::VecDeque;
 
+use compact_str::CompactString;
+use sync_trace_common::Target;
+
 use crate::record::{
-    LatencyKind, LostRecord, PairedRecord, PopulateRecord, Record, Source, Stack, Summary,
+    Hex, LatencyKind, LostRecord, PairedRecord, PopulateRecord, Record, Source, Summary,
     SyncRecord, UnsyncedRecord, VerifyRecord,
 };
 
 /// Recent syncs kept for populations seen after their sync.
 const MAX_SYNCS: usize = 4096;
+/// The summary's name of their drops.
+const HISTORY: &str = "sync_history";
 /// A population is seen at most one sweep after it happened, so syncs that
 /// ended this long before the newest one cannot pair with a future one.
 const SYNC_HISTORY_NS: u64 = 10_000_000_000;
@@ -57,9 +62,49 @@ impl Unpaired {
     }
 }
 
+/// What pairing needs of a sync kept for populations seen after it: what
+/// a `paired` record takes from it and the slots it covers (not the whole
+/// record, its stack and times: one is kept per sync).
+#[derive(Clone, Debug)]
+pub struct KnownSync {
+    pub end_ns: u64,
+    pub start: Hex,
+    pub end: Hex,
+    slot_first: usize,
+    slot_last: usize,
+    pub function: Target,
+    pub cpu: u32,
+    pub pid: u32,
+    pub comm: CompactString,
+}
+
+impl KnownSync {
+    fn of(s: &SyncRecord) -> Self {
+        Self {
+            end_ns: s.end_ns,
+            start: s.start,
+            end: s.end,
+            slot_first: s.slot_first,
+            slot_last: s.slot_last,
+            function: s.function,
+            cpu: s.task.cpu,
+            pid: s.task.pid,
+            comm: s.task.comm.clone(),
+        }
+    }
+
+    /// [`SyncRecord::covers`].
+    fn covers(&self, slot: usize) -> bool {
+        self.start.0 <= self.end.0 && (self.slot_first..=self.slot_last).contains(&slot)
+    }
+}
+
 pub struct Pairing {
     grace_ns: u64,
-    syncs: VecDeque<SyncRecord>,
+    syncs: VecDeque<KnownSync>,
+    /// Syncs dropped from `syncs` (full) beyond the first, not yet in the
+    /// summary: counted here, a map lookup per sync was a tenth of the model's time.
+    history_drops: u64,
     unpaired: Vec<Unpaired>,
     /// Loss windows `(since_ns, ts_ns]` of ring-buffer records.
     losses: VecDeque<(u64, u64)>,
@@ -70,6 +115,7 @@ impl Pairing {
         Self {
             grace_ns,
             syncs: VecDeque::with_capacity(64),
+            history_drops: 0,
             unpaired: Vec::new(),
             losses: VecDeque::new(),
         }
@@ -86,15 +132,15 @@ impl Pairing {
             .any(|&(since, ts)| ts == 0 || (since < to_ns && ts > from_ns))
     }
 
-    fn paired(&self, p: &Unpaired, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
+    fn paired(&self, p: &Unpaired, s: &KnownSync, out: &mut Vec<Record>, summary: &mut Summary) {
         let latency_ns = s.end_ns.saturating_sub(p.from_ns);
         let uncertain = self.lost_within(p.pop.empty(), s.end_ns);
         summary.count_paired(p.kind, latency_ns, uncertain);
         out.push(Record::Paired(PairedRecord {
             ts_ns: s.end_ns,
-            cpu: s.task.cpu,
-            pid: s.task.pid,
-            comm: s.task.comm.clone(),
+            cpu: s.cpu,
+            pid: s.pid,
+            comm: s.comm.clone(),
             pop: p.pop.pop.clone(),
             populated_ns: p.from_ns,
             latency_ns,
@@ -108,7 +154,7 @@ impl Pairing {
     }
 
     /// The first-ending known sync that covers `slot` and ended at or after `from_ns`.
-    pub fn first_covering(&self, slot: usize, from_ns: u64) -> Option<&SyncRecord> {
+    pub fn first_covering(&self, slot: usize, from_ns: u64) -> Option<&KnownSync> {
         self.syncs
             .iter()
             .filter(|s| s.covers(slot) && s.end_ns >= from_ns)
@@ -141,12 +187,13 @@ impl Pairing {
     }
 
     pub fn on_sync(&mut self, s: &SyncRecord, out: &mut Vec<Record>, summary: &mut Summary) {
+        let known = KnownSync::of(s);
         let mut i = 0;
         while i < self.unpaired.len() {
             let p = &self.unpaired[i];
-            if s.covers(p.pop.pop.slot) && s.end_ns >= p.from_ns {
+            if known.covers(p.pop.pop.slot) && known.end_ns >= p.from_ns {
                 let p = self.unpaired.remove(i);
-                self.paired(&p, s, out, summary);
+                self.paired(&p, &known, out, summary);
             } else {
                 i += 1;
             }
@@ -160,14 +207,19 @@ impl Pairing {
         }
         if self.syncs.len() == MAX_SYNCS {
             self.syncs.pop_front();
-            summary.count_dropped("sync_history");
+            if self.history_drops == 0 && !summary.dropped.contains_key(HISTORY) {
+                // The first one is logged.
+                summary.count_dropped(HISTORY);
+            } else {
+                self.history_drops += 1;
+            }
         }
-        // The stack is not needed for pairing: not copied.
-        self.syncs.push_back(SyncRecord {
-            task: s.task.clone(),
-            stack: Stack::default(),
-            ..*s
-        });
+        self.syncs.push_back(known);
+    }
+
+    /// Adds the drops counted here into `summary`.
+    pub fn fold_drops(&mut self, summary: &mut Summary) {
+        summary.count_dropped_n(HISTORY, std::mem::take(&mut self.history_drops));
     }
 
     pub fn on_lost(&mut self, l: &LostRecord) {

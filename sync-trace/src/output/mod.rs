@@ -4,6 +4,7 @@
 //! (`probe_report`).
 
 pub mod exporter;
+mod json_bytes;
 pub mod metrics;
 pub mod probe_report;
 pub mod sink;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::{
     metrics::{Metrics, SyncTally},
-    sync_json, text,
+    sync_json::SyncJson,
+    text,
 };
 use crate::record::Record;
 
@@ -28,6 +29,8 @@ pub struct Sink {
     out: Option<Box<dyn Write + Send>>,
     /// Formatted records not yet handed to `out`.
     buf: Vec<u8>,
+    /// Writes the `sync` records' NDJSON.
+    sync_json: SyncJson,
     metrics: Option<Arc<Metrics>>,
     /// The syncs counted since the metrics were last published (once per
     /// batch, or per [`PUBLISH_EVERY`] syncs counted).
@@ -51,6 +54,7 @@ impl Sink {
             json,
             out: Some(out),
             buf: Vec::with_capacity(CHUNK + 4096),
+            sync_json: SyncJson::default(),
             metrics: None,
             tally: SyncTally::default(),
             observer: None,
@@ -65,6 +69,7 @@ impl Sink {
             json,
             out: None,
             buf: Vec::new(),
+            sync_json: SyncJson::default(),
             metrics: None,
             tally: SyncTally::default(),
             observer: Some(observer),
@@ -119,7 +124,7 @@ impl Sink {
         if self.out.is_some() {
             if self.json {
                 match r {
-                    Record::Sync(s) => sync_json::write_sync(&mut self.buf, s),
+                    Record::Sync(s) => self.sync_json.write(&mut self.buf, s),
                     _ => serde_json::to_writer(&mut self.buf, r)?,
                 }
                 self.buf.push(b'\n');
@@ -182,10 +187,14 @@ impl Sink {
             recs.sort_by_key(|r| r.ts_ns().unwrap_or(u64::MAX));
         }
         let mut unsynced = false;
-        for r in recs.drain(..) {
-            unsynced |= matches!(&r, Record::Unsynced(u) if u.confirmed);
-            self.put(&r)?;
-        }
+        // Written where they are (not moved out one by one), then dropped
+        // together, an error or not.
+        let written = recs.iter().try_for_each(|r| {
+            unsynced |= matches!(r, Record::Unsynced(u) if u.confirmed);
+            self.put(r)
+        });
+        recs.clear();
+        written?;
         // One write to stdout per batch, not one per record.
         self.flush()?;
         Ok(unsynced)

@@ -39,6 +39,7 @@ pub struct Batch {
 }
 
 impl CompletedCall {
+    #[inline]
     pub fn into_record(self, layout: &Layout) -> Record {
         let Self {
             ts_ns,

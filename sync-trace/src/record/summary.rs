@@ -105,12 +105,27 @@ pub struct CallCounts {
     syncs: [[u64; CALLERS]; Target::ALL.len()],
     /// Sync durations by target.
     durations: Vec<Histogram>,
-    /// Kernel records read, by [`RECEIVED`] kind.
+    /// Kernel records read, by [`Received`] kind.
     received: [u64; RECEIVED.len()],
 }
 
 /// The kinds of kernel records the summary counts as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    Entry,
+    Exit,
+    Diag,
+    Batch,
+}
+
+/// Their names in the summary, by [`Received`] value.
 const RECEIVED: [&str; 4] = ["entry", "exit", "diag", "batch"];
+
+impl Received {
+    pub fn name(self) -> &'static str {
+        RECEIVED[self as usize]
+    }
+}
 
 impl Default for CallCounts {
     fn default() -> Self {
@@ -130,14 +145,9 @@ impl CallCounts {
         }
     }
 
-    /// A kernel record read from the ring buffer; false for a kind the
-    /// summary does not know in advance.
-    pub fn count_received(&mut self, kind: &str) -> bool {
-        let Some(i) = RECEIVED.iter().position(|&k| k == kind) else {
-            return false;
-        };
-        self.received[i] += 1;
-        true
+    /// A kernel record read from the ring buffer.
+    pub fn count_received(&mut self, kind: Received) {
+        self.received[kind as usize] += 1;
     }
 
     /// Adds the counts into `summary` (and starts over).
@@ -202,13 +212,22 @@ impl Summary {
 
     /// A bounded buffer dropped an entry: counted, and logged the first time.
     pub fn count_dropped(&mut self, what: &str) {
+        self.count_dropped_n(what, 1);
+    }
+
+    /// `n` drops of a bounded buffer (counted elsewhere first): logged
+    /// the first time.
+    pub fn count_dropped_n(&mut self, what: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
         match self.dropped.get_mut(what) {
-            Some(n) => *n += 1,
+            Some(c) => *c += n,
             None => {
                 log::warn!(
                     "dropped the oldest entry of a full buffer ({what}); the summary counts every drop"
                 );
-                self.dropped.insert(what.to_string(), 1);
+                self.dropped.insert(what.to_string(), n);
             }
         }
     }

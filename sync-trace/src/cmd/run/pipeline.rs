@@ -5,12 +5,12 @@
 
 use std::ops::RangeInclusive;
 
-use sync_trace_common::{Kind, Layout, RawRecord};
+use sync_trace_common::{raw::EVENT_SIZE, DecodeError, Kind, Layout, RawEvent, RawRecord};
 
 use crate::{
     kernel::{diag, kallsyms::Kallsyms, trace::Tracer},
     model::Model,
-    record::Record,
+    record::{summary::Received, Record},
 };
 
 pub struct Pipeline<'a> {
@@ -19,6 +19,8 @@ pub struct Pipeline<'a> {
     pub model: Model,
     /// Records made and not yet written.
     pub out: Vec<Record>,
+    /// What the model derives from one record, before it joins `out`.
+    derived: Vec<Record>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -28,14 +30,18 @@ impl<'a> Pipeline<'a> {
             tracer: Tracer::new(layout),
             model,
             out: Vec::with_capacity(16),
+            derived: Vec::new(),
         }
     }
 
     /// An observed record goes out, then what the model derives from it.
     pub fn observe(&mut self, rec: Record) {
-        let at = self.out.len();
-        self.model.observe(&rec, &mut self.out);
-        self.out.insert(at, rec);
+        // The record goes where it is written from, and the model reads it
+        // there: not moved again after the model has seen it.
+        self.out.push(rec);
+        let rec = self.out.last().expect("pushed above");
+        self.model.observe(rec, &mut self.derived);
+        self.out.append(&mut self.derived);
     }
 
     /// Feeds one ring-buffer record. Diagnostics are logged, undecodable
@@ -48,32 +54,23 @@ impl<'a> Pipeline<'a> {
         bytes: &[u8],
         before_sync: impl FnOnce(&mut Self) -> anyhow::Result<()>,
     ) -> anyhow::Result<Option<RangeInclusive<usize>>> {
-        let ev = match RawRecord::from_bytes(bytes) {
-            Ok(RawRecord::Event(ev)) => {
-                self.model.count_received(match ev.kind {
-                    Kind::Entry => "entry",
-                    Kind::Exit => "exit",
-                });
-                ev
-            }
-            Ok(RawRecord::Diag(d)) => {
-                self.model.count_received("diag");
-                diag::log(&d);
-                return Ok(None);
-            }
-            Ok(RawRecord::Batch(b)) => {
-                // A batch of populate calls that cannot be populations.
-                self.model.count_received("batch");
-                let rec = self.tracer.on_batch(&b, self.syms);
-                self.observe(rec);
-                return Ok(None);
-            }
+        // Events, nearly every record, are decoded as such: not through the
+        // enum of every kind (the size of a batch and its stack), and used
+        // where they are decoded.
+        if bytes.len() != EVENT_SIZE {
+            return Ok(self.on_other_record(bytes));
+        }
+        let ev = match RawEvent::from_bytes(bytes) {
+            Ok(ev) => ev,
             Err(e) => {
-                self.model.count_undecodable();
-                log::error!("{e}");
+                self.undecodable(&e);
                 return Ok(None);
             }
         };
+        self.model.count_received(match ev.kind {
+            Kind::Entry => Received::Entry,
+            Kind::Exit => Received::Exit,
+        });
         if ev.kind == Kind::Entry {
             self.model.note_entry(ev.target, ev.ts_ns, ev.args);
         }
@@ -92,5 +89,30 @@ impl<'a> Pipeline<'a> {
         // The call first, then what it caused.
         self.observe(rec);
         Ok(synced)
+    }
+
+    /// A record of another kind than an event: a diagnostic, a batch, or
+    /// one that does not decode.
+    fn on_other_record(&mut self, bytes: &[u8]) -> Option<RangeInclusive<usize>> {
+        match RawRecord::from_bytes(bytes) {
+            Ok(RawRecord::Event(_)) => unreachable!("events are decoded by the caller"),
+            Ok(RawRecord::Diag(d)) => {
+                self.model.count_received(Received::Diag);
+                diag::log(&d);
+            }
+            Ok(RawRecord::Batch(b)) => {
+                // A batch of populate calls that cannot be populations.
+                self.model.count_received(Received::Batch);
+                let rec = self.tracer.on_batch(&b, self.syms);
+                self.observe(rec);
+            }
+            Err(e) => self.undecodable(&e),
+        }
+        None
+    }
+
+    fn undecodable(&mut self, e: &DecodeError) {
+        self.model.count_undecodable();
+        log::error!("{e}");
     }
 }

@@ -4,28 +4,12 @@
 use sync_trace_common::{Level, Method, Region, Target};
 
 use super::*;
-use crate::record::{Caller, Hex, Population, SlotCount, Task, Trigger};
+use crate::record::{Caller, Hex, SlotCount, Task, Trigger};
 
 const MS: u64 = 1_000_000;
 
 fn pop(ts: u64, not_before: u64, source: Source) -> PopulateRecord {
-    PopulateRecord {
-        ts_ns: ts,
-        not_before_ns: not_before,
-        seen_ns: ts.max(not_before) + MS,
-        empty_ns: not_before,
-        cpu: None,
-        pid: None,
-        comm: None,
-        pop: Population {
-            level: Level::P4d,
-            slot: 469,
-            addr: Hex(0xffffea8000000000),
-            region: Region::Vmemmap,
-            source,
-        },
-        stack: Default::default(),
-    }
+    crate::record::vmemmap_469(ts, not_before, source)
 }
 
 fn sync(start_ns: u64, end_ns: u64, first: usize, last: usize) -> SyncRecord {

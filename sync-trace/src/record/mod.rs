@@ -49,6 +49,8 @@ mod walk;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+pub(crate) use self::population::vmemmap_469;
 pub use self::{
     call::{Batch, CallRecord, CompletedCall, SyncRecord, Task},
     call_stack::CallStack,

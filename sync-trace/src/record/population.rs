@@ -105,3 +105,27 @@ pub struct DepopulateRecord {
     pub addr: Hex,
     pub region: Region,
 }
+
+/// A population of vmemmap slot 469 (P4D, 4-level) for tests: made after
+/// `not_before` (the last sighting of the slot empty), stamped `ts`, first
+/// seen 1 ms after the later of the two.
+#[cfg(test)]
+pub(crate) fn vmemmap_469(ts: u64, not_before: u64, source: Source) -> PopulateRecord {
+    PopulateRecord {
+        ts_ns: ts,
+        not_before_ns: not_before,
+        seen_ns: ts.max(not_before) + 1_000_000,
+        empty_ns: not_before,
+        cpu: None,
+        pid: None,
+        comm: None,
+        pop: Population {
+            level: Level::P4d,
+            slot: 469,
+            addr: Hex(0xffffea8000000000),
+            region: Region::Vmemmap,
+            source,
+        },
+        stack: Default::default(),
+    }
+}

@@ -315,10 +315,9 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use sync_trace_common::Level;
 
     use super::*;
-    use crate::record::{Hex, LostRecord, PopulateRecord, Population};
+    use crate::record::{vmemmap_469, LostRecord, Source};
 
     fn metrics() -> Metrics {
         Metrics::new(&Context {
@@ -355,26 +354,7 @@ mod tests {
     fn records_move_the_counters() {
         let m = metrics();
         let t = &mut SyncTally::default();
-        m.observe(
-            &Record::Populate(PopulateRecord {
-                ts_ns: 1,
-                not_before_ns: 0,
-                seen_ns: 1,
-                empty_ns: 0,
-                cpu: None,
-                pid: None,
-                comm: None,
-                pop: Population {
-                    level: Level::P4d,
-                    slot: 469,
-                    addr: Hex(0),
-                    region: Region::Vmemmap,
-                    source: Source::Effect,
-                },
-                stack: Default::default(),
-            }),
-            t,
-        );
+        m.observe(&Record::Populate(vmemmap_469(1, 0, Source::Effect)), t);
         m.observe(
             &Record::Lost(LostRecord {
                 what: "events".into(),

@@ -18,8 +18,8 @@ const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 pub struct KernelFacts {
     pub kallsyms: Kallsyms,
     /// vmlinux BTF, when `/sys/kernel/btf/vmlinux` exists (CONFIG_DEBUG_INFO_BTF):
-    /// parsed only while the programs attach (`with_btf`), then dropped, since
-    /// parsed it is the largest thing the daemon ever holds.
+    /// parsed only while the programs load and attach (`parse_btf`), then
+    /// dropped, since parsed it is the largest thing the daemon ever holds.
     pub btf: Option<Btf>,
     pub btf_error: Option<String>,
     /// The targets in available_filter_functions, when tracefs is readable;
@@ -45,10 +45,9 @@ impl KernelFacts {
         })
     }
 
-    /// Runs `f` with the kernel's BTF parsed (aya's parse of
-    /// /sys/kernel/btf/vmlinux: what fentry/fexit need for the functions'
-    /// BTF ids), and drops it after.
-    pub fn with_btf<T>(&mut self, f: impl FnOnce(&Self) -> T) -> T {
+    /// Parses the kernel's BTF (aya's parse of /sys/kernel/btf/vmlinux: what
+    /// fentry/fexit need for the functions' BTF ids); `drop_btf` after.
+    pub fn parse_btf(&mut self) {
         match Btf::from_sys_fs() {
             Ok(b) => self.btf = Some(b),
             Err(e) => self.btf_error = Some(format!(
@@ -56,9 +55,11 @@ impl KernelFacts {
             )),
         }
         crate::startup_phases::mark("btf for fentry");
-        let out = f(self);
+    }
+
+    /// Drops the parsed BTF, once the programs are attached.
+    pub fn drop_btf(&mut self) {
         self.btf = None;
-        out
     }
 
     pub fn btf_has_function(&self, name: &str) -> bool {

@@ -76,10 +76,13 @@ impl KernelSweep {
         let link = prog
             .attach()
             .map_err(|e| anyhow!("cannot attach fexit to {}: {e}", raw::SWEEP_ARM_FUNCTION))?;
+        crate::startup_phases::mark("sweep timer: attach");
         let run = prog.test_run(());
+        crate::startup_phases::mark("sweep timer: test run");
         // Detached at once: other tools' test runs must not reach it (the
         // timer keeps the program loaded).
         prog.detach(link)?;
+        crate::startup_phases::mark("sweep timer: detach");
         run.map_err(|e| anyhow!("BPF_PROG_TEST_RUN of the sweep timer's program failed: {e}"))?;
         let mut s = Self {
             state,

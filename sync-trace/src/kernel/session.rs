@@ -56,6 +56,22 @@ fn raise_memlock() {
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
 }
 
+/// glibc's malloc as the start-up needs it: the kernel's BTF is parsed twice
+/// (about 16 MiB each, the first freed before the second, on other threads
+/// than the main one). One arena for every thread, so that the second parse
+/// reuses what the first freed; and a fixed mmap threshold (glibc's initial
+/// 128 KiB): left dynamic, glibc raises it to the size of each large buffer
+/// freed, so that the next ones come from the heap, which may keep them
+/// resident once freed.
+fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt takes two integers; it only changes malloc's settings.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
@@ -134,6 +150,7 @@ impl Session {
         scan: Option<&ScanOptions>,
     ) -> anyhow::Result<(Self, Option<Scanning>)> {
         privilege::preflight().map_err(anyhow::Error::msg)?;
+        tune_malloc();
         let (loader, facts) = std::thread::scope(|s| {
             let parse = std::thread::Builder::new()
                 .name("btf".into())

@@ -151,14 +151,14 @@ impl Scanner {
     pub fn verify_and_table_beside<R: Send>(
         &mut self,
         sweep: bool,
-        beside: impl FnOnce(Option<&mut FExit>) -> R + Send,
+        beside: impl FnOnce(Option<anyhow::Result<&mut FExit>>) -> R + Send,
     ) -> anyhow::Result<(Snapshot, R)> {
         let mut scan = None;
         let mut arm = None;
         for (name, p) in self.ebpf.programs_mut() {
             if name == raw::PROG_SCAN {
                 scan = Some(p);
-            } else if name == raw::PROG_SWEEP_ARM && sweep {
+            } else if name == raw::PROG_SWEEP_ARM {
                 arm = Some(p);
             }
         }
@@ -166,7 +166,10 @@ impl Scanner {
             .context("scan program missing from the object")?
             .try_into()
             .context("scan program is not a raw tracepoint program")?;
-        let arm: Option<&mut FExit> = arm.and_then(|p| p.try_into().ok());
+        let arm = sweep.then(|| {
+            let p = arm.context("sweep arming program missing from the scan object")?;
+            anyhow::Ok(<&mut FExit>::try_from(p)?)
+        });
         std::thread::scope(|s| {
             let other = std::thread::Builder::new()
                 .name("verify".into())

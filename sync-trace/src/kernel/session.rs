@@ -202,16 +202,17 @@ impl Session {
             .transpose()?;
         drop(loader);
         // What the thread beside the scan program's verification does.
-        let load_probes = |facts: &mut KernelFacts, ebpf: &mut Ebpf, arm: Option<&mut FExit>| {
-            facts.parse_btf();
-            let sweep = arm.map(|p| {
-                let r = KernelSweep::load(p, facts.btf.as_ref());
-                crate::startup_phases::mark("verify sweep timer");
-                r
-            });
-            let loaded = load_all(ebpf, facts, opts.attach, opts.sync_stand_in.as_deref());
-            (loaded, sweep)
-        };
+        let load_probes =
+            |facts: &mut KernelFacts, ebpf: &mut Ebpf, arm: Option<anyhow::Result<&mut FExit>>| {
+                facts.parse_btf();
+                let sweep = arm.map(|p| {
+                    let r = p.and_then(|p| KernelSweep::load(p, facts.btf.as_ref()));
+                    crate::startup_phases::mark("verify sweep timer");
+                    r
+                });
+                let loaded = load_all(ebpf, facts, opts.attach, opts.sync_stand_in.as_deref());
+                (loaded, sweep)
+            };
         let (loaded, sweep, scanning) = match (scanner, scan) {
             (Some(mut scanner), Some(o)) => {
                 let (before, (loaded, sweep)) = scanner

@@ -10,6 +10,7 @@ use sync_trace_common::{batch, raw};
 use super::{
     attach::{attach_loaded, load_all, AttachChoice},
     facts::KernelFacts,
+    loader::loader_with,
     privilege,
     scan::Scanner,
     snapshot::Snapshot,
@@ -132,43 +133,43 @@ impl Session {
     /// Independent work runs on two threads at two points, each joined
     /// before what needs it:
     /// - /proc/kallsyms is read (the kernel formats every line: the longest
-    ///   phase) while aya's loader parses the kernel's BTF for CO-RE on a
-    ///   thread; the objects' globals need the symbols, so the loads wait
-    ///   for both.
-    /// - Once both objects are loaded the loader is dropped, and a thread
-    ///   parses the BTF again for fentry/fexit and verifies every probe's
+    ///   phase) while a thread parses the kernel's BTF; the objects' globals
+    ///   need the symbols, and their CO-RE the BTF, so the loads wait for both.
+    /// - Once both objects are loaded, a thread verifies every probe's
     ///   programs and the sweep timer's while this one verifies the scan
     ///   program and reads the baseline table. Nothing attaches before that
     ///   table; the probes attach after both are done, then the timer is armed.
     ///
-    /// aya's loader parses the BTF when it is made and keeps it private, so
-    /// fentry/fexit need a second parse; the two are never held at once.
-    /// Every thread has ended when this returns (`run` drops its privileges
-    /// later, which applies to the calling thread).
+    /// The BTF is parsed once, for CO-RE and fentry/fexit (`loader.rs`), and
+    /// dropped once everything is attached. Every thread has ended when this
+    /// returns (`run` drops its privileges later, which applies to the
+    /// calling thread).
     fn open_inner(
         opts: &Options,
         scan: Option<&ScanOptions>,
     ) -> anyhow::Result<(Self, Option<Scanning>)> {
         privilege::preflight().map_err(anyhow::Error::msg)?;
         tune_malloc();
-        let (loader, facts) = std::thread::scope(|s| {
+        let (btf, facts) = std::thread::scope(|s| {
             let parse = std::thread::Builder::new()
                 .name("btf".into())
                 .spawn_scoped(s, || {
                     crate::startup_phases::begin_thread();
-                    let loader = EbpfLoader::new();
-                    crate::startup_phases::mark("loader (btf for CO-RE)");
-                    loader
+                    KernelFacts::parse_btf()
                 })
                 .context("cannot start a thread")?;
             let facts = KernelFacts::gather().map_err(anyhow::Error::msg);
-            let loader = parse
+            let btf = parse
                 .join()
                 .map_err(|_| anyhow!("parsing the kernel's BTF panicked"))?;
-            anyhow::Ok((loader, facts?))
+            anyhow::Ok((btf, facts?))
         })?;
         let mut facts = facts;
-        let mut loader = loader;
+        facts.set_btf(btf);
+        // The threads have ended: the loader may be made (`loader_with`).
+        let btf = facts.btf.take();
+        let mut loader = loader_with(btf.as_ref());
+        crate::startup_phases::mark("loader");
         raise_memlock();
         // Batches need init_top_pgt (whether a call's top-level entry is
         // already present) and, on kernels that can run 5-level paging,
@@ -201,10 +202,10 @@ impl Session {
             .map(|o| Scanner::load_in(&mut loader, &facts.kallsyms, o.max_pgds, o.sweep))
             .transpose()?;
         drop(loader);
+        facts.btf = btf;
         // What the thread beside the scan program's verification does.
         let load_probes =
             |facts: &mut KernelFacts, ebpf: &mut Ebpf, arm: Option<anyhow::Result<&mut FExit>>| {
-                facts.parse_btf();
                 let sweep = arm.map(|p| {
                     let r = p.and_then(|p| KernelSweep::load(p, facts.btf.as_ref()));
                     crate::startup_phases::mark("verify sweep timer");

@@ -57,13 +57,13 @@ fn raise_memlock() {
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
 }
 
-/// glibc's malloc as the start-up needs it: the kernel's BTF is parsed twice
-/// (about 16 MiB each, the first freed before the second, on other threads
-/// than the main one). One arena for every thread, so that the second parse
-/// reuses what the first freed; and a fixed mmap threshold (glibc's initial
-/// 128 KiB): left dynamic, glibc raises it to the size of each large buffer
-/// freed, so that the next ones come from the heap, which may keep them
-/// resident once freed.
+/// glibc's malloc as the start-up needs it: the kernel's BTF (about 14 MiB
+/// once parsed, freed once everything is attached) is parsed on a thread of
+/// its own. One arena for every thread, so that what it frees serves the
+/// daemon afterwards instead of staying in that thread's arena; and a fixed
+/// mmap threshold (glibc's initial 128 KiB): left dynamic, glibc raises it to
+/// the size of each large buffer freed, so that the next ones come from the
+/// heap, which may keep them resident once freed.
 fn tune_malloc() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt takes two integers; it only changes malloc's settings.

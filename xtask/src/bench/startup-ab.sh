@@ -2,10 +2,10 @@
 # (docs/performance.md, "Startup breakdown"): the other build at /bin/sync-trace-before.
 #   cargo xtask vm --kernel 6.12 --file OLD_BINARY:/bin/sync-trace-before \
 #       --script xtask/src/bench/startup-ab.sh
-# PAIRS runs of each (default 7); every run prints its `startup:` lines (SYNC_TRACE_STARTUP=1)
+# PAIRS runs of each (7: edit below to change); every run prints its `startup:` lines (SYNC_TRACE_STARTUP=1)
 # prefixed with `before` or `after`, then `RESULT before|after ready_us=N hwm_kb=N`, taken as
 # startup-phases.sh takes them.
-PAIRS=${PAIRS:-7}
+PAIRS=7
 us() { set -- $(adjtimex | grep tv_); echo $(($2 * 1000000 + $4)); }
 hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 t=$(us); n=$(wc -l </proc/kallsyms)

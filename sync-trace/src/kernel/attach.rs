@@ -304,15 +304,15 @@ fn attach_pair(
     let names = [format!("{entry}_{prog}"), format!("{exit}_{prog}")];
     for name in &names {
         let res = match ebpf.program_mut(name) {
-            Some(Program::FEntry(p)) => p.attach().map(drop),
-            Some(Program::FExit(p)) => p.attach().map(drop),
-            Some(Program::KProbe(p)) => p.attach(sym, 0).map(drop),
-            _ => return Err(format!("program {name} missing from the object")),
+            Some(Program::FEntry(p)) => p.attach().map(drop).map_err(program_err),
+            Some(Program::FExit(p)) => p.attach().map(drop).map_err(program_err),
+            Some(Program::KProbe(p)) => p.attach(sym, 0).map(drop).map_err(program_err),
+            _ => Err(format!("program {name} missing from the object")),
         };
         crate::startup_phases::mark(&format!("attach {name}"));
-        if let Err(e) = res {
+        if res.is_err() {
             names.iter().for_each(|n| unload(ebpf, n));
-            return Err(program_err(e));
+            return res;
         }
     }
     Ok(())

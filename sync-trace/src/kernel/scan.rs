@@ -317,8 +317,18 @@ fn scan_prog(ebpf: &mut Ebpf) -> anyhow::Result<&mut RawTracePoint> {
 fn verify_scan(prog: &mut RawTracePoint) -> anyhow::Result<()> {
     prog.load()
         .map_err(|e| anyhow!("cannot load the page-table scan program: {e}"))?;
-    log::debug!("page-table scan program loaded");
-    crate::startup_phases::mark("verify scan program");
+    // What the verifier went through (Linux 5.16 and later): its cost.
+    let processed = prog
+        .info()
+        .ok()
+        .and_then(|i| i.verified_instruction_count())
+        .map_or_else(|| "?".to_string(), |n| n.to_string());
+    log::debug!(
+        "page-table scan program loaded: {processed} instructions processed by the verifier"
+    );
+    crate::startup_phases::mark(&format!(
+        "verify scan program ({processed} insns processed)"
+    ));
     Ok(())
 }
 

@@ -204,16 +204,21 @@ impl Session {
         drop(loader);
         facts.btf = btf;
         // What the thread beside the scan program's verification does.
-        let load_probes =
-            |facts: &mut KernelFacts, ebpf: &mut Ebpf, arm: Option<anyhow::Result<&mut FExit>>| {
-                let sweep = arm.map(|p| {
-                    let r = p.and_then(|p| KernelSweep::load(p, facts.btf.as_ref()));
-                    crate::startup_phases::mark("verify sweep timer");
-                    r
+        let load_probes = |facts: &mut KernelFacts,
+                           ebpf: &mut Ebpf,
+                           arm: Option<anyhow::Result<&mut FExit>>| {
+            let sweep = arm.map(|p| {
+                let r = p.and_then(|p| {
+                    KernelSweep::load(p, facts.btf.as_ref())?;
+                    Ok(p.info().ok().and_then(|i| i.verified_instruction_count()))
                 });
-                let loaded = load_all(ebpf, facts, opts.attach, opts.sync_stand_in.as_deref());
-                (loaded, sweep)
-            };
+                let n = r.as_ref().ok().copied().flatten().unwrap_or(0);
+                crate::startup_phases::mark(&format!("verify sweep timer ({n} insns processed)"));
+                r.map(drop)
+            });
+            let loaded = load_all(ebpf, facts, opts.attach, opts.sync_stand_in.as_deref());
+            (loaded, sweep)
+        };
         let (loaded, sweep, scanning) = match (scanner, scan) {
             (Some(mut scanner), Some(o)) => {
                 let (before, (loaded, sweep)) = scanner

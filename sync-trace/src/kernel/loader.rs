@@ -17,13 +17,34 @@ use aya::{Btf, EbpfLoader};
 /// A loader whose target BTF is `btf` (`None`: no CO-RE relocation, as aya
 /// does when the kernel has no BTF).
 ///
-/// Must be called while the process has one thread: the limit on open files
-/// is the process's, and it is lowered for the time `new` takes.
+/// The limit on open files is the process's: it is lowered for the time
+/// `new` takes only while the process has one thread (another thread's open
+/// would fail meanwhile); otherwise `new` parses, and its parse is replaced.
 pub fn loader_with(btf: Option<&Btf>) -> EbpfLoader<'_> {
-    let mut loader = without_parse();
+    let mut loader = if one_thread() {
+        without_parse()
+    } else {
+        EbpfLoader::new()
+    };
     loader.btf(btf);
     loader
 }
+
+/// Whether this process has a single thread (its tasks in /proc). A thread
+/// just joined may still be listed for a moment after its join returned (the
+/// kernel wakes the joiner before it removes the task): asked again a few
+/// times, a millisecond apart.
+fn one_thread() -> bool {
+    (0..JOIN_POLLS).any(|i| {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.take(2).count() == 1)
+    })
+}
+
+/// How many times [`one_thread`] looks (20 ms at most, then `new` parses).
+const JOIN_POLLS: u32 = 20;
 
 fn without_parse<'a>() -> EbpfLoader<'a> {
     // The lowest free descriptor is the one the next open would take; with
@@ -53,5 +74,21 @@ fn without_parse<'a>() -> EbpfLoader<'a> {
         let loader = EbpfLoader::new();
         libc::setrlimit(libc::RLIMIT_NOFILE, &old);
         loader
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_thread_is_seen() {
+        // The test harness runs tests on threads of its own: never one here.
+        assert!(!one_thread());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert!(!one_thread());
+        drop(tx);
+        t.join().unwrap().unwrap_err();
     }
 }

@@ -20,7 +20,12 @@ const PROGRAMS: &[(&str, &str)] = &[
 ];
 
 /// Headers the programs include; a change rebuilds them.
-const HEADERS: &[&str] = &["events.h", "pgtable_kernel.h", "sweep_timer.h"];
+const HEADERS: &[&str] = &[
+    "events.h",
+    "pgtable_kernel.h",
+    "scan_counts.h",
+    "sweep_timer.h",
+];
 
 fn main() -> Result<()> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

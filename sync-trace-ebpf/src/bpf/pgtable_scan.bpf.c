@@ -115,17 +115,7 @@ static __always_inline int st_valid(const struct st_walk *w, __u64 node, __u64 *
 	return 1;
 }
 
-/* Zeroes the counts (no data-dependent branch: cheap to verify). */
-static __always_inline void st_zero_counts(struct st_scan *s)
-{
-	/* volatile: clang would turn a plain loop into memset, which BPF lacks. */
-	volatile __u32 *missing = s->missing, *mismatch = s->mismatch;
-	for (__u32 k = 0; k < ST_HALF; k++) {
-		missing[k] = 0;
-		mismatch[k] = 0;
-	}
-	s->pgds = 0;
-}
+#include "scan_counts.h"
 
 /* An invalid node: start again from the head, or give up. Returns bpf_loop's verdict. */
 static __always_inline int st_restart(struct st_scan *s)
@@ -144,17 +134,6 @@ static __always_inline int st_restart(struct st_scan *s)
 	}
 	s->cursor = head;
 	return 0;
-}
-
-static __always_inline void st_count(struct st_scan *s, const struct st_walk *w, __u32 idx, __u64 tgt)
-{
-	__u64 ref = s->top[ST_KERNEL_HALF + idx];
-	if (!(ref & ST_PAGE_PRESENT))
-		return;
-	if (!(tgt & ST_PAGE_PRESENT))
-		s->missing[idx] += 1;
-	else if ((ref ^ tgt) & w->mask)
-		s->mismatch[idx] += 1;
 }
 
 static int st_walk_one(__u32 i, struct st_walk *w)
@@ -196,12 +175,8 @@ static int st_walk_one(__u32 i, struct st_walk *w)
 	} else {
 		if (bpf_probe_read_kernel(h, sizeof(*h), (void *)(pgd + ST_KERNEL_HALF * 8)))
 			return st_restart(s);
-		for (__u32 k = 0; k < ST_HALF; k++) {
-			if (k >= n)
-				break;
-			__u32 idx = s->list[k] & (ST_HALF - 1);
-			st_count(s, w, idx, h->e[idx]);
-		}
+		struct st_chunks c = { .w = w, .n = n };
+		bpf_loop((n + ST_CHUNK - 1) / ST_CHUNK, st_count_chunk, &c, 0);
 	}
 	__u64 next = 0;
 	if (bpf_probe_read_kernel(&next, sizeof(next), (void *)node))

@@ -3,7 +3,7 @@
 //! for the function and accepts the trampoline, kprobe/kretprobe otherwise.
 
 use aya::{
-    programs::{FEntry, FExit, KProbe, ProgramError},
+    programs::{FEntry, FExit, KProbe, Program, ProgramError},
     Btf, Ebpf,
 };
 use sync_trace_common::{Method, Target};
@@ -22,19 +22,30 @@ pub enum AttachChoice {
     Kprobe,
 }
 
-/// Attaches every target that this kernel allows. Never fails as a whole:
-/// each target's outcome is in its status. The links live inside the
-/// `Ebpf`: dropping it detaches everything.
+/// A target whose programs are loaded (verified by the kernel) and not yet
+/// attached: [`load_all`] makes them, [`attach_loaded`] attaches them, so
+/// that the verification can run before the baseline is taken (and beside
+/// other work) while attaching still comes after it.
+pub struct Loaded {
+    st: TargetStatus,
+    /// The method whose pair of programs is loaded; `None` when the target's
+    /// outcome is already decided (absent, refused).
+    method: Option<Method>,
+    /// Why the preferred method was not used, so far.
+    why: Vec<String>,
+    choice: AttachChoice,
+}
+
+/// Loads the programs of every target that this kernel allows. Never fails
+/// as a whole: each target's outcome is in its status.
 /// `sync_stand_in` is a function arch_sync_kernel_mappings' programs attach
-/// to instead of it (`run --test-sync-stand-in`). With `report`, every
-/// target's `traceable` is filled in (`probe`); otherwise only a refused one's.
-pub fn attach_all(
+/// to instead of it (`run --test-sync-stand-in`).
+pub fn load_all(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
     choice: AttachChoice,
     sync_stand_in: Option<&str>,
-    report: bool,
-) -> Vec<TargetStatus> {
+) -> Vec<Loaded> {
     Target::ALL
         .iter()
         .map(|&t| {
@@ -42,7 +53,27 @@ pub fn attach_all(
                 Some(f) if t == Target::ArchSyncKernelMappings => TargetStatus::at(t, f, facts),
                 _ => TargetStatus::new(t, facts),
             };
-            let mut st = attach_target(ebpf, facts, st, choice);
+            let loaded = load_target(ebpf, facts, st, choice);
+            crate::startup_phases::mark(&format!("load {}", loaded.st.symbol));
+            loaded
+        })
+        .collect()
+}
+
+/// Attaches what [`load_all`] loaded (and a kprobe pair where an fentry
+/// pair that loaded fails to attach). The links live inside the `Ebpf`:
+/// dropping it detaches everything. With `report`, every target's
+/// `traceable` is filled in (`probe`); otherwise only a refused one's.
+pub fn attach_loaded(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    loaded: Vec<Loaded>,
+    report: bool,
+) -> Vec<TargetStatus> {
+    loaded
+        .into_iter()
+        .map(|l| {
+            let mut st = attach_target(ebpf, facts, l);
             if report {
                 st.traceable = facts.traceable(&st.symbol);
                 st.btf = st.btf || facts.btf_has_function(&st.symbol);
@@ -53,73 +84,144 @@ pub fn attach_all(
         .collect()
 }
 
-fn attach_target(
+fn load_target(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
     mut st: TargetStatus,
     choice: AttachChoice,
-) -> TargetStatus {
+) -> Loaded {
     // The programs are named after the target, attached to the status' function.
     let prog = st.target.symbol();
     let sym = st.symbol.clone();
     let sym = sym.as_str();
+    let mut why = Vec::new();
     if !st.kallsyms {
         st.reason = Some(format!(
             "absent: no function `{sym}` in /proc/kallsyms (a macro or inlined in this kernel)"
         ));
-        return st;
+        return Loaded::decided(st, why, choice);
     }
-    let mut why = Vec::new();
     if choice == AttachChoice::Kprobe {
         why.push("fentry: not tried (--attach kprobe)".into());
     } else if let Some(btf) = facts.btf.as_ref() {
         // Looking a function up in the kernel's BTF goes through all its
         // types (aya has no index): tried once, by the load itself, and
         // again only to explain a refusal.
-        match attach_fentry(ebpf, btf, prog, sym) {
+        match load_fentry(ebpf, btf, prog, sym) {
             Ok(()) => {
-                st.btf = true;
-                st.method = Some(Method::Fentry);
-                st.attached = true;
-                return st;
+                return Loaded {
+                    st,
+                    method: Some(Method::Fentry),
+                    why,
+                    choice,
+                }
             }
-            Err(e) => {
-                st.btf = facts.btf_has_function(sym);
-                why.push(if st.btf {
-                    format!("fentry: {e}")
-                } else {
-                    "fentry: no BTF FUNC record".into()
-                });
-            }
+            Err(e) => fentry_refused(facts, &mut st, &mut why, e),
         }
     } else if let Some(e) = &facts.btf_error {
         why.push(e.clone());
     }
+    load_kprobe_or_refuse(ebpf, facts, st, why, choice)
+}
+
+/// Notes why fentry/fexit did not take the target.
+fn fentry_refused(facts: &KernelFacts, st: &mut TargetStatus, why: &mut Vec<String>, e: String) {
+    st.btf = facts.btf_has_function(&st.symbol);
+    why.push(if st.btf {
+        format!("fentry: {e}")
+    } else {
+        "fentry: no BTF FUNC record".into()
+    });
+}
+
+/// The kprobe pair loaded, after fentry/fexit did not take the target; or
+/// the target refused (`--attach fentry`, or the kprobes do not load).
+fn load_kprobe_or_refuse(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    mut st: TargetStatus,
+    mut why: Vec<String>,
+    choice: AttachChoice,
+) -> Loaded {
     if choice == AttachChoice::Fentry {
         st.reason = Some(format!(
             "refused: {} (--attach fentry: no kprobe fallback)",
             why.join("; ")
         ));
-        return st;
+        return Loaded::decided(st, why, choice);
     }
-    match attach_kprobe(ebpf, prog, sym) {
-        Ok(()) => {
-            st.method = Some(Method::Kprobe);
-            st.attached = true;
-            st.reason = Some(format!("kprobe fallback ({})", why.join("; ")));
-        }
+    match load_kprobe(ebpf, st.target.symbol()) {
+        Ok(()) => Loaded {
+            st,
+            method: Some(Method::Kprobe),
+            why,
+            choice,
+        },
         Err(e) => {
-            why.push(format!("kprobe: {e}"));
-            st.traceable = facts.traceable(sym);
-            let prefix = if st.traceable == Some(false) {
-                "refused: notrace (no ftrace site in this kernel); "
-            } else {
-                "refused: "
-            };
-            st.reason = Some(format!("{prefix}{}", why.join("; ")));
+            kprobe_refused(facts, &mut st, &mut why, e);
+            Loaded::decided(st, why, choice)
         }
     }
-    st
+}
+
+fn kprobe_refused(facts: &KernelFacts, st: &mut TargetStatus, why: &mut Vec<String>, e: String) {
+    why.push(format!("kprobe: {e}"));
+    st.traceable = facts.traceable(&st.symbol);
+    let prefix = if st.traceable == Some(false) {
+        "refused: notrace (no ftrace site in this kernel); "
+    } else {
+        "refused: "
+    };
+    st.reason = Some(format!("{prefix}{}", why.join("; ")));
+}
+
+impl Loaded {
+    fn decided(st: TargetStatus, why: Vec<String>, choice: AttachChoice) -> Self {
+        Self {
+            st,
+            method: None,
+            why,
+            choice,
+        }
+    }
+}
+
+fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, l: Loaded) -> TargetStatus {
+    let Loaded {
+        mut st,
+        method,
+        mut why,
+        choice,
+    } = l;
+    let prog = st.target.symbol();
+    let sym = st.symbol.clone();
+    match method {
+        None => st,
+        Some(Method::Fentry) => match attach_pair(ebpf, "fentry", "fexit", prog, &sym) {
+            Ok(()) => {
+                st.btf = true;
+                st.method = Some(Method::Fentry);
+                st.attached = true;
+                st
+            }
+            Err(e) => {
+                fentry_refused(facts, &mut st, &mut why, e);
+                let l = load_kprobe_or_refuse(ebpf, facts, st, why, choice);
+                attach_target(ebpf, facts, l)
+            }
+        },
+        Some(Method::Kprobe) => {
+            match attach_pair(ebpf, "kprobe", "kretprobe", prog, &sym) {
+                Ok(()) => {
+                    st.method = Some(Method::Kprobe);
+                    st.attached = true;
+                    st.reason = Some(format!("kprobe fallback ({})", why.join("; ")));
+                }
+                Err(e) => kprobe_refused(facts, &mut st, &mut why, e),
+            }
+            st
+        }
+    }
 }
 
 /// The kprobe PMU that perf_event_open-based kprobes use.
@@ -152,52 +254,27 @@ fn program_err(e: ProgramError) -> String {
     }
 }
 
-fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, prog: &str, sym: &str) -> Result<(), String> {
+fn load_fentry(ebpf: &mut Ebpf, btf: &Btf, prog: &str, sym: &str) -> Result<(), String> {
     let entry = format!("fentry_{prog}");
     let exit = format!("fexit_{prog}");
-    {
-        let p: &mut FEntry = ebpf
-            .program_mut(&entry)
-            .ok_or_else(|| format!("program {entry} missing from the object"))?
-            .try_into()
-            .map_err(program_err)?;
-        p.load(sym, btf).map_err(program_err)?;
-        crate::startup_phases::mark(&format!("verify {entry}"));
-        if let Err(e) = p.attach() {
-            let _ = p.unload();
-            return Err(program_err(e));
-        }
-    }
-    let p: &mut FExit = ebpf
-        .program_mut(&exit)
-        .ok_or_else(|| format!("program {exit} missing from the object"))?
-        .try_into()
-        .map_err(program_err)?;
-    crate::startup_phases::mark(&format!("attach {entry}"));
-    let res = p.load(sym, btf).and_then(|()| {
-        crate::startup_phases::mark(&format!("verify {exit}"));
-        p.attach().map(drop)
-    });
-    if let Err(e) = res {
-        let _ = p.unload();
+    let p: &mut FEntry = program(ebpf, &entry)?;
+    p.load(sym, btf).map_err(program_err)?;
+    crate::startup_phases::mark(&format!("verify {entry}"));
+    let p: &mut FExit = program(ebpf, &exit)?;
+    if let Err(e) = p.load(sym, btf) {
         unload(ebpf, &entry);
         return Err(program_err(e));
     }
+    crate::startup_phases::mark(&format!("verify {exit}"));
     Ok(())
 }
 
-fn attach_kprobe(ebpf: &mut Ebpf, prog: &str, sym: &str) -> Result<(), String> {
+fn load_kprobe(ebpf: &mut Ebpf, prog: &str) -> Result<(), String> {
     let entry = format!("kprobe_{prog}");
     let exit = format!("kretprobe_{prog}");
     for (i, name) in [&entry, &exit].into_iter().enumerate() {
-        let p: &mut KProbe = ebpf
-            .program_mut(name)
-            .ok_or_else(|| format!("program {name} missing from the object"))?
-            .try_into()
-            .map_err(program_err)?;
-        let res = p.load().and_then(|()| p.attach(sym, 0).map(drop));
-        if let Err(e) = res {
-            let _ = p.unload();
+        let p: &mut KProbe = program(ebpf, name)?;
+        if let Err(e) = p.load() {
             if i == 1 {
                 unload(ebpf, &entry);
             }
@@ -207,12 +284,50 @@ fn attach_kprobe(ebpf: &mut Ebpf, prog: &str, sym: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The program `name` of the object, as its type.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, String>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(program_err)
+}
+
+/// Attaches the loaded pair `{entry}_{prog}`, `{exit}_{prog}` to `sym`;
+/// when either fails, both are detached and unloaded.
+fn attach_pair(
+    ebpf: &mut Ebpf,
+    entry: &str,
+    exit: &str,
+    prog: &str,
+    sym: &str,
+) -> Result<(), String> {
+    let names = [format!("{entry}_{prog}"), format!("{exit}_{prog}")];
+    for name in &names {
+        let res = match ebpf.program_mut(name) {
+            Some(Program::FEntry(p)) => p.attach().map(drop).map_err(program_err),
+            Some(Program::FExit(p)) => p.attach().map(drop).map_err(program_err),
+            Some(Program::KProbe(p)) => p.attach(sym, 0).map(drop).map_err(program_err),
+            _ => Err(format!("program {name} missing from the object")),
+        };
+        crate::startup_phases::mark(&format!("attach {name}"));
+        if res.is_err() {
+            names.iter().for_each(|n| unload(ebpf, n));
+            return res;
+        }
+    }
+    Ok(())
+}
+
 /// Detaches and unloads a program that was attached as half of a pair.
 fn unload(ebpf: &mut Ebpf, name: &str) {
     if let Some(p) = ebpf.program_mut(name) {
         let _ = match p {
-            aya::programs::Program::FEntry(p) => p.unload(),
-            aya::programs::Program::KProbe(p) => p.unload(),
+            Program::FEntry(p) => p.unload(),
+            Program::FExit(p) => p.unload(),
+            Program::KProbe(p) => p.unload(),
             _ => Ok(()),
         };
     }

@@ -18,8 +18,9 @@ const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 pub struct KernelFacts {
     pub kallsyms: Kallsyms,
     /// vmlinux BTF, when `/sys/kernel/btf/vmlinux` exists (CONFIG_DEBUG_INFO_BTF):
-    /// parsed only while the programs attach (`with_btf`), then dropped, since
-    /// parsed it is the largest thing the daemon ever holds.
+    /// parsed only while the objects and programs load and attach
+    /// (`parse_btf`), then dropped, since parsed it is the largest thing the
+    /// daemon ever holds.
     pub btf: Option<Btf>,
     pub btf_error: Option<String>,
     /// The targets in available_filter_functions, when tracefs is readable;
@@ -45,20 +46,27 @@ impl KernelFacts {
         })
     }
 
-    /// Runs `f` with the kernel's BTF parsed (aya's parse of
-    /// /sys/kernel/btf/vmlinux: what fentry/fexit need for the functions'
-    /// BTF ids), and drops it after.
-    pub fn with_btf<T>(&mut self, f: impl FnOnce(&Self) -> T) -> T {
-        match Btf::from_sys_fs() {
+    /// Parses the kernel's BTF (aya's parse of /sys/kernel/btf/vmlinux: what
+    /// CO-RE and fentry/fexit need); `drop_btf` after.
+    pub fn parse_btf() -> Result<Btf, String> {
+        let btf = Btf::from_sys_fs().map_err(|e| format!(
+            "no vmlinux BTF ({e}): fentry/fexit need CONFIG_DEBUG_INFO_BTF and /sys/kernel/btf/vmlinux; using kprobes"
+        ));
+        crate::startup_phases::mark("btf parsed");
+        btf
+    }
+
+    /// Keeps `parsed` ([`KernelFacts::parse_btf`]) until `drop_btf`.
+    pub fn set_btf(&mut self, parsed: Result<Btf, String>) {
+        match parsed {
             Ok(b) => self.btf = Some(b),
-            Err(e) => self.btf_error = Some(format!(
-                "no vmlinux BTF ({e}): fentry/fexit need CONFIG_DEBUG_INFO_BTF and /sys/kernel/btf/vmlinux; using kprobes"
-            )),
+            Err(e) => self.btf_error = Some(e),
         }
-        crate::startup_phases::mark("btf for fentry");
-        let out = f(self);
+    }
+
+    /// Drops the parsed BTF, once the programs are attached.
+    pub fn drop_btf(&mut self) {
         self.btf = None;
-        out
     }
 
     pub fn btf_has_function(&self, name: &str) -> bool {

@@ -17,6 +17,7 @@ pub mod diag;
 pub mod facts;
 pub mod kallsyms;
 pub mod least_privilege;
+pub mod loader;
 pub mod lost;
 pub mod privilege;
 pub mod probe_watch;

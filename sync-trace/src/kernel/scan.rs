@@ -16,8 +16,8 @@ use std::{path::Path, time::Duration};
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{Array, MapData},
-    programs::{RawTracePoint, RawTracePointRunOptions, TestRun},
-    Btf, Ebpf, EbpfLoader, Pod,
+    programs::{FExit, RawTracePoint, RawTracePointRunOptions, TestRun},
+    Ebpf, EbpfLoader, Pod,
 };
 use sync_trace_common::raw::{self, RawScan};
 
@@ -71,18 +71,22 @@ const SYMBOLS: [(&str, &str, bool); 7] = [
 
 impl Scanner {
     /// Loads the scan object with a loader of its own, its sweep timer's
-    /// period set to `sweep` (armed only by [`Scanner::arm_sweep`]).
+    /// period set to `sweep` (armed only by [`Scanner::arm_sweep`]), and
+    /// verifies its scan program.
     pub fn open(syms: &Kallsyms, max_pgds: u32, sweep: Duration) -> anyhow::Result<Self> {
-        Self::open_in(&mut EbpfLoader::new(), syms, max_pgds, sweep)
+        let mut scanner = Self::load_in(&mut EbpfLoader::new(), syms, max_pgds, sweep)?;
+        scanner.verify()?;
+        Ok(scanner)
     }
 
     /// Loads the scan object with `loader` (the session's: its BTF, parsed
-    /// once, serves both objects' CO-RE).
+    /// once, serves both objects' CO-RE): its maps are made and its
+    /// programs relocated, none verified yet ([`Scanner::verify`]).
     ///
     /// aya's loader borrows the values of the globals it sets for as long as
     /// it lives, which may be longer than this call: they are leaked, a few
     /// words once per scanner (one per process).
-    pub fn open_in(
+    pub fn load_in(
         loader: &mut EbpfLoader<'_>,
         syms: &Kallsyms,
         max_pgds: u32,
@@ -125,55 +129,79 @@ impl Scanner {
                 .context("SCAN map missing from the scan object")?,
         )?;
         crate::startup_phases::mark("load scan object (CO-RE)");
-        let mut scanner = Self {
+        Ok(Self {
             ebpf,
             result,
             max_pgds: *max_pgds,
             no_walk,
             stats: ScanStats::default(),
-        };
-        scanner
-            .prog()?
-            .load()
-            .map_err(|e| anyhow!("cannot load the page-table scan program: {e}"))?;
-        log::debug!("page-table scan program loaded");
-        crate::startup_phases::mark("verify scan program");
-        Ok(scanner)
+        })
     }
 
-    fn prog(&mut self) -> anyhow::Result<&mut RawTracePoint> {
-        self.ebpf
-            .program_mut(raw::PROG_SCAN)
+    /// Verifies (loads into the kernel) the scan program.
+    pub fn verify(&mut self) -> anyhow::Result<()> {
+        verify_scan(scan_prog(&mut self.ebpf)?)
+    }
+
+    /// Verifies the scan program and takes init_mm's table ([`Scanner::table`])
+    /// on this thread while `beside` runs on another with the sweep timer's
+    /// arming program, when `sweep` (to load it there: the scan program's
+    /// verification is the longest wait of the start-up, and the kernel
+    /// verifies programs of two threads at once).
+    pub fn verify_and_table_beside<R: Send>(
+        &mut self,
+        sweep: bool,
+        beside: impl FnOnce(Option<anyhow::Result<&mut FExit>>) -> R + Send,
+    ) -> anyhow::Result<(Snapshot, R)> {
+        let mut scan = None;
+        let mut arm = None;
+        for (name, p) in self.ebpf.programs_mut() {
+            if name == raw::PROG_SCAN {
+                scan = Some(p);
+            } else if name == raw::PROG_SWEEP_ARM {
+                arm = Some(p);
+            }
+        }
+        let scan: &mut RawTracePoint = scan
             .context("scan program missing from the object")?
             .try_into()
-            .context("scan program is not a raw tracepoint program")
+            .context("scan program is not a raw tracepoint program")?;
+        let arm = sweep.then(|| {
+            let p = arm.context("sweep arming program missing from the scan object")?;
+            anyhow::Ok(<&mut FExit>::try_from(p)?)
+        });
+        std::thread::scope(|s| {
+            let other = std::thread::Builder::new()
+                .name("verify".into())
+                .spawn_scoped(s, || {
+                    crate::startup_phases::begin_thread();
+                    beside(arm)
+                })
+                .context("cannot start a thread")?;
+            let here = verify_scan(scan).and_then(|()| {
+                let r = run_scan(scan, &self.result, &[raw::SCAN_TABLE])?;
+                table_of(&mut self.stats, r)
+            });
+            let r = other
+                .join()
+                .map_err(|_| anyhow!("the verification thread panicked"))?;
+            crate::startup_phases::mark("baseline table scan");
+            Ok((here?, r))
+        })
     }
 
     fn run(&mut self, args: &[u64]) -> anyhow::Result<RawScan> {
-        let mut opts = RawTracePointRunOptions::new();
-        opts.args[..args.len()].copy_from_slice(args);
-        self.prog()?
-            .test_run(opts)
-            .map_err(|e| anyhow!("running the page-table scan failed: {e}: BPF_PROG_TEST_RUN of raw tracepoint programs needs Linux 5.10 or later"))?;
-        let key = if args[0] == raw::SCAN_TABLE {
-            raw::SCAN_KEY_TABLE
-        } else {
-            raw::SCAN_KEY_WALK
-        };
-        Ok(self
-            .result
-            .get(&key, 0)
-            .context("cannot read the scan result")?
-            .0)
+        run_scan(scan_prog(&mut self.ebpf)?, &self.result, args)
     }
 
     /// Starts the sweep in the kernel (see [`KernelSweep`]).
+    /// `loaded` is what [`KernelSweep::load`] of its program gave.
     pub fn arm_sweep(
         &mut self,
-        btf: Option<&Btf>,
+        loaded: anyhow::Result<()>,
         period: Duration,
     ) -> anyhow::Result<KernelSweep> {
-        KernelSweep::arm(&mut self.ebpf, btf, period)
+        KernelSweep::arm(&mut self.ebpf, loaded, period)
     }
 
     /// What the scans cost so far.
@@ -185,14 +213,7 @@ impl Scanner {
     /// snapshot has neither `walked()` nor `incomplete()`.
     pub fn table(&mut self) -> anyhow::Result<Snapshot> {
         let r = self.run(&[raw::SCAN_TABLE])?;
-        self.stats.table(&r);
-        if r.status & raw::SCAN_DONE == 0 {
-            return Err(anyhow!("the page-table scan program did not finish"));
-        }
-        if r.status & raw::SCAN_NO_LAYOUT != 0 {
-            return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
-        }
-        Ok(Snapshot { raw: r })
+        table_of(&mut self.stats, r)
     }
 
     /// One walk of pgd_list comparing `slots` (those init_mm has when it
@@ -284,4 +305,62 @@ impl Scanner {
     pub fn verified_walk(&mut self) -> anyhow::Result<Snapshot> {
         self.verified_walk_of(&SlotSet::all())
     }
+}
+
+fn scan_prog(ebpf: &mut Ebpf) -> anyhow::Result<&mut RawTracePoint> {
+    ebpf.program_mut(raw::PROG_SCAN)
+        .context("scan program missing from the object")?
+        .try_into()
+        .context("scan program is not a raw tracepoint program")
+}
+
+fn verify_scan(prog: &mut RawTracePoint) -> anyhow::Result<()> {
+    prog.load()
+        .map_err(|e| anyhow!("cannot load the page-table scan program: {e}"))?;
+    // What the verifier went through (Linux 5.16 and later): its cost.
+    let processed = prog
+        .info()
+        .ok()
+        .and_then(|i| i.verified_instruction_count())
+        .map_or_else(|| "?".to_string(), |n| n.to_string());
+    log::debug!(
+        "page-table scan program loaded: {processed} instructions processed by the verifier"
+    );
+    crate::startup_phases::mark(&format!(
+        "verify scan program ({processed} insns processed)"
+    ));
+    Ok(())
+}
+
+/// One test run of the scan program with `args`; its result.
+fn run_scan(
+    prog: &mut RawTracePoint,
+    result: &Array<MapData, ScanValue>,
+    args: &[u64],
+) -> anyhow::Result<RawScan> {
+    let mut opts = RawTracePointRunOptions::new();
+    opts.args[..args.len()].copy_from_slice(args);
+    prog.test_run(opts)
+        .map_err(|e| anyhow!("running the page-table scan failed: {e}: BPF_PROG_TEST_RUN of raw tracepoint programs needs Linux 5.10 or later"))?;
+    let key = if args[0] == raw::SCAN_TABLE {
+        raw::SCAN_KEY_TABLE
+    } else {
+        raw::SCAN_KEY_WALK
+    };
+    Ok(result
+        .get(&key, 0)
+        .context("cannot read the scan result")?
+        .0)
+}
+
+/// The snapshot of a table scan's result `r`.
+fn table_of(stats: &mut ScanStats, r: RawScan) -> anyhow::Result<Snapshot> {
+    stats.table(&r);
+    if r.status & raw::SCAN_DONE == 0 {
+        return Err(anyhow!("the page-table scan program did not finish"));
+    }
+    if r.status & raw::SCAN_NO_LAYOUT != 0 {
+        return Err(anyhow!("the page-table scan could not read the kernel layout variables (page_offset_base, init_top_pgt)"));
+    }
+    Ok(Snapshot { raw: r })
 }

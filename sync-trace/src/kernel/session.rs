@@ -1,13 +1,20 @@
 //! Loading the BPF object and attaching every target: what `probe` and
 //! `run` share.
 
-use aya::{Ebpf, EbpfLoader};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use aya::{programs::FExit, Ebpf, EbpfLoader};
 use sync_trace_common::{batch, raw};
 
 use super::{
-    attach::{attach_all, AttachChoice},
+    attach::{attach_loaded, load_all, AttachChoice},
     facts::KernelFacts,
+    loader::loader_with,
     privilege,
+    scan::Scanner,
+    snapshot::Snapshot,
+    sweep::KernelSweep,
     target_status::TargetStatus,
 };
 
@@ -50,6 +57,22 @@ fn raise_memlock() {
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
 }
 
+/// glibc's malloc as the start-up needs it: the kernel's BTF (about 14 MiB
+/// once parsed, freed once everything is attached) is parsed on a thread of
+/// its own. One arena for every thread, so that what it frees serves the
+/// daemon afterwards instead of staying in that thread's arena; and a fixed
+/// mmap threshold (glibc's initial 128 KiB): left dynamic, glibc raises it to
+/// the size of each large buffer freed, so that the next ones come from the
+/// heap, which may keep them resident once freed.
+fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt takes two integers; it only changes malloc's settings.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
@@ -76,28 +99,77 @@ impl Globals {
     }
 }
 
+/// What `run` opens beside the session: the page-table scan object.
+pub struct ScanOptions {
+    pub max_pgds: u32,
+    /// The sweep's period.
+    pub sweep: Duration,
+    /// Arm the sweep timer in the kernel (not under `--test-user-sweep`).
+    pub kernel_sweep: bool,
+}
+
+/// The scanner, the table it read before any probe attached (the baseline),
+/// and the sweep timer, armed after that table (`None` when not asked for).
+pub struct Scanning {
+    pub scanner: Scanner,
+    pub before: Snapshot,
+    pub sweep: Option<anyhow::Result<KernelSweep>>,
+}
+
 impl Session {
     pub fn open(opts: &Options) -> anyhow::Result<Self> {
-        Self::open_with(opts, |_, _| Ok(()), |_, _| ()).map(|(s, ())| s)
+        Self::open_inner(opts, None).map(|(s, _)| s)
     }
 
-    /// Opens a session, running `before_attach` once the kernel facts are
-    /// known and before any probe attaches (`run` loads the scan object with
-    /// the same loader and reads its baseline there), and `with_btf` after
-    /// the probes attached, while the kernel's BTF is still parsed (`run`
-    /// arms its sweep timer there, an fexit program).
+    /// Opens a session and the page-table scan object beside it: the scan
+    /// program takes its baseline table before any probe attaches, and the
+    /// sweep timer is armed after them.
+    pub fn open_scanning(opts: &Options, scan: &ScanOptions) -> anyhow::Result<(Self, Scanning)> {
+        let (session, scanning) = Self::open_inner(opts, Some(scan))?;
+        let scanning = scanning.context("the scan object was not opened")?;
+        Ok((session, scanning))
+    }
+
+    /// Independent work runs on two threads at two points, each joined
+    /// before what needs it:
+    /// - /proc/kallsyms is read (the kernel formats every line: the longest
+    ///   phase) while a thread parses the kernel's BTF; the objects' globals
+    ///   need the symbols, and their CO-RE the BTF, so the loads wait for both.
+    /// - Once both objects are loaded, a thread verifies every probe's
+    ///   programs and the sweep timer's while this one verifies the scan
+    ///   program and reads the baseline table. Nothing attaches before that
+    ///   table; the probes attach after both are done, then the timer is armed.
     ///
-    /// aya's loader parses the kernel's BTF when it is made (for CO-RE), and
-    /// fentry/fexit need it parsed again (aya keeps the loader's private):
-    /// one loader for both objects, dropped before the second parse, so one
-    /// parsed BTF at a time is held, never two.
-    pub fn open_with<T>(
+    /// The BTF is parsed once, for CO-RE and fentry/fexit (`loader.rs`), and
+    /// dropped once everything is attached. Every thread has ended when this
+    /// returns (`run` drops its privileges later, which applies to the
+    /// calling thread).
+    fn open_inner(
         opts: &Options,
-        before_attach: impl FnOnce(&KernelFacts, &mut EbpfLoader<'_>) -> anyhow::Result<T>,
-        with_btf: impl FnOnce(&KernelFacts, &mut T),
-    ) -> anyhow::Result<(Self, T)> {
+        scan: Option<&ScanOptions>,
+    ) -> anyhow::Result<(Self, Option<Scanning>)> {
         privilege::preflight().map_err(anyhow::Error::msg)?;
-        let mut facts = KernelFacts::gather().map_err(anyhow::Error::msg)?;
+        tune_malloc();
+        let (btf, facts) = std::thread::scope(|s| {
+            let parse = std::thread::Builder::new()
+                .name("btf".into())
+                .spawn_scoped(s, || {
+                    crate::startup_phases::begin_thread();
+                    KernelFacts::parse_btf()
+                })
+                .context("cannot start a thread")?;
+            let facts = KernelFacts::gather().map_err(anyhow::Error::msg);
+            let btf = parse
+                .join()
+                .map_err(|_| anyhow!("parsing the kernel's BTF panicked"))?;
+            anyhow::Ok((btf, facts?))
+        })?;
+        let mut facts = facts;
+        facts.set_btf(btf);
+        // The threads have ended: the loader may be made (`loader_with`).
+        let btf = facts.btf.take();
+        let mut loader = loader_with(btf.as_ref());
+        crate::startup_phases::mark("loader");
         raise_memlock();
         // Batches need init_top_pgt (whether a call's top-level entry is
         // already present) and, on kernels that can run 5-level paging,
@@ -110,8 +182,6 @@ impl Session {
             shift: facts.kallsyms.address_of("pgdir_shift").unwrap_or(0),
             batch_ns: if top == 0 { 0 } else { BATCH_NS },
         };
-        let mut loader = EbpfLoader::new();
-        crate::startup_phases::mark("loader (btf for CO-RE)");
         globals.set(&mut loader, true);
         if let Some(bytes) = opts.ring_bytes {
             loader.map_max_entries(raw::MAP_EVENTS, bytes);
@@ -119,36 +189,71 @@ impl Session {
         let mut ebpf = loader.load(sync_trace_ebpf::SYNC_TRACE_BPF).map_err(|e| {
             let text = e.to_string();
             if text.contains("Operation not permitted") {
-                anyhow::anyhow!("cannot create BPF maps: {}", privilege::explain_denied())
+                anyhow!("cannot create BPF maps: {}", privilege::explain_denied())
             } else {
-                anyhow::anyhow!("cannot load the sync-trace BPF object: {text}")
+                anyhow!("cannot load the sync-trace BPF object: {text}")
             }
         })?;
         crate::startup_phases::mark("load sync_trace object");
         // Each had to exist in that object; the loader goes on to the scan
         // object, which has only some of them (with the same values).
         globals.set(&mut loader, false);
-        let mut before = before_attach(&facts, &mut loader)?;
+        let scanner = scan
+            .map(|o| Scanner::load_in(&mut loader, &facts.kallsyms, o.max_pgds, o.sweep))
+            .transpose()?;
         drop(loader);
-        let statuses = facts.with_btf(|facts| {
-            let statuses = attach_all(
-                &mut ebpf,
-                facts,
-                opts.attach,
-                opts.sync_stand_in.as_deref(),
-                opts.report,
-            );
-            with_btf(facts, &mut before);
-            statuses
-        });
+        facts.btf = btf;
+        // What the thread beside the scan program's verification does.
+        let load_probes = |facts: &mut KernelFacts,
+                           ebpf: &mut Ebpf,
+                           arm: Option<anyhow::Result<&mut FExit>>| {
+            let sweep = arm.map(|p| {
+                let r = p.and_then(|p| {
+                    KernelSweep::load(p, facts.btf.as_ref())?;
+                    Ok(p.info().ok().and_then(|i| i.verified_instruction_count()))
+                });
+                let n = r.as_ref().ok().copied().flatten().unwrap_or(0);
+                crate::startup_phases::mark(&format!("verify sweep timer ({n} insns processed)"));
+                r.map(drop)
+            });
+            let loaded = load_all(ebpf, facts, opts.attach, opts.sync_stand_in.as_deref());
+            (loaded, sweep)
+        };
+        let (loaded, sweep, scanning) = match (scanner, scan) {
+            (Some(mut scanner), Some(o)) => {
+                let (before, (loaded, sweep)) = scanner
+                    .verify_and_table_beside(o.kernel_sweep, |arm| {
+                        load_probes(&mut facts, &mut ebpf, arm)
+                    })?;
+                (loaded, sweep, Some((scanner, before, o)))
+            }
+            _ => {
+                let (loaded, _) = load_probes(&mut facts, &mut ebpf, None);
+                (loaded, None, None)
+            }
+        };
+        let statuses = attach_loaded(&mut ebpf, &facts, loaded, opts.report);
         crate::startup_phases::mark("attach");
+        // Armed after the baseline table: a change after the timer's first
+        // reading is written by the timer, one before it is seen by the
+        // baseline walk `run` makes before `ready`.
+        let scanning = scanning.map(|(mut scanner, before, o)| {
+            let sweep = sweep.map(|loaded| scanner.arm_sweep(loaded, o.sweep));
+            crate::startup_phases::mark("sweep timer");
+            Scanning {
+                scanner,
+                before,
+                sweep,
+            }
+        });
+        facts.drop_btf();
         Ok((
             Self {
                 ebpf,
                 facts,
                 statuses,
             },
-            before,
+            scanning,
         ))
     }
 }

@@ -41,12 +41,26 @@ pub struct KernelSweep {
 }
 
 impl KernelSweep {
-    /// Arms the timer of the scan object `ebpf` (attach the fexit of
-    /// `bpf_fentry_test1`, run it once, detach it) and checks that it runs.
-    pub fn arm(ebpf: &mut Ebpf, btf: Option<&Btf>, period: Duration) -> anyhow::Result<Self> {
+    /// Loads (verifies) the timer's arming program `prog` of the scan
+    /// object; nothing runs yet. Apart from [`KernelSweep::arm`] so that the
+    /// verification can run beside other start-up work.
+    pub fn load(prog: &mut FExit, btf: Option<&Btf>) -> anyhow::Result<()> {
         let btf = btf.ok_or_else(|| {
             anyhow!("the kernel sweep needs the kernel's BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)")
         })?;
+        prog.load(raw::SWEEP_ARM_FUNCTION, btf)
+            .map_err(|e| anyhow!("cannot load the sweep timer's program (bpf_timer in tracing programs needs Linux 5.15 or later): {e}"))
+    }
+
+    /// Arms the timer of the scan object `ebpf` (attach the fexit of
+    /// `bpf_fentry_test1`, run it once, detach it) and checks that it runs;
+    /// `loaded` is what [`KernelSweep::load`] of its program gave.
+    pub fn arm(
+        ebpf: &mut Ebpf,
+        loaded: anyhow::Result<()>,
+        period: Duration,
+    ) -> anyhow::Result<Self> {
+        loaded?;
         let state: Array<MapData, SweepValue> = Array::try_from(
             ebpf.take_map(raw::MAP_SWEEP)
                 .context("ST_SWEEP map missing from the scan object")?,
@@ -59,15 +73,16 @@ impl KernelSweep {
             .program_mut(raw::PROG_SWEEP_ARM)
             .context("sweep arming program missing from the scan object")?
             .try_into()?;
-        prog.load(raw::SWEEP_ARM_FUNCTION, btf)
-            .map_err(|e| anyhow!("cannot load the sweep timer's program (bpf_timer in tracing programs needs Linux 5.15 or later): {e}"))?;
         let link = prog
             .attach()
             .map_err(|e| anyhow!("cannot attach fexit to {}: {e}", raw::SWEEP_ARM_FUNCTION))?;
+        crate::startup_phases::mark("sweep timer: attach");
         let run = prog.test_run(());
+        crate::startup_phases::mark("sweep timer: test run");
         // Detached at once: other tools' test runs must not reach it (the
         // timer keeps the program loaded).
         prog.detach(link)?;
+        crate::startup_phases::mark("sweep timer: detach");
         run.map_err(|e| anyhow!("BPF_PROG_TEST_RUN of the sweep timer's program failed: {e}"))?;
         let mut s = Self {
             state,

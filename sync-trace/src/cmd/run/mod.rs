@@ -25,7 +25,7 @@ use crate::{
         least_privilege::{self, User},
         probe_watch::ProbeWatch,
         scan::Scanner,
-        session::{kernel_release, Options, Session},
+        session::{kernel_release, Options, ScanOptions, Scanning, Session},
         snapshot::Snapshot,
         sweep::KernelSweep,
         target_status::{any_sync_attached, TargetStatus},
@@ -64,25 +64,19 @@ fn open_session(args: &RunArgs) -> anyhow::Result<Opened> {
         attach: args.attach,
         sync_stand_in: args.test_sync_stand_in.clone(),
     };
-    let mut sweep = None;
-    let (session, (scanner, before)) = Session::open_with(
-        &opts,
-        |facts, loader| {
-            let mut scanner = Scanner::open_in(loader, &facts.kallsyms, args.max_pgds, args.sweep)?;
-            let before = scanner.table()?;
-            crate::startup_phases::mark("baseline table scan");
-            Ok((scanner, before))
+    let scan = ScanOptions {
+        max_pgds: args.max_pgds,
+        sweep: args.sweep,
+        kernel_sweep: !args.test_user_sweep,
+    };
+    let (
+        session,
+        Scanning {
+            scanner,
+            before,
+            sweep,
         },
-        // Armed after that table scan: a change after the timer's first
-        // reading is written by the timer, one before it is seen by the
-        // baseline walk `run` makes before `ready`.
-        |facts, (scanner, _)| {
-            if !args.test_user_sweep {
-                sweep = Some(scanner.arm_sweep(facts.btf.as_ref(), args.sweep));
-                crate::startup_phases::mark("sweep timer");
-            }
-        },
-    )?;
+    ) = Session::open_scanning(&opts, &scan)?;
     if !any_sync_attached(&session.statuses) {
         return Err(anyhow!(
             "no sync point attached: {}",

@@ -49,21 +49,22 @@ echo "bpftrace=$(bpftrace --version 2>&1)"
 # exec → ready and peak RSS, alternating: sync-trace's `ready` (stderr), bpftrace's
 # "Attaching 2 probes..." (stdout). VmHWM is read 2 s later, once everything is attached.
 step startup
-i=1
-while [ $i -le "$RUNS" ]; do
+# The runs' counter is `run`: lib.sh's start_run counts its own waits in `i`.
+run=1
+while [ $run -le "$RUNS" ]; do
     if timed_start ready sync-trace run; then
-        sleep 2; echo "startup tool=sync-trace run=$i us=$READY_US hwm_kb=$(hwm $PID)"
+        sleep 2; echo "startup tool=sync-trace run=$run us=$READY_US hwm_kb=$(hwm $PID)"
     else
-        echo "startup tool=sync-trace run=$i failed"
+        echo "startup tool=sync-trace run=$run failed"
     fi
     timed_stop TERM
     if timed_start 'Attaching*' bpftrace -e "$ONE_LINER"; then
-        sleep 2; echo "startup tool=bpftrace run=$i us=$READY_US hwm_kb=$(hwm $PID)"
+        sleep 2; echo "startup tool=bpftrace run=$run us=$READY_US hwm_kb=$(hwm $PID)"
     else
-        echo "startup tool=bpftrace run=$i failed"
+        echo "startup tool=bpftrace run=$run failed"
     fi
     timed_stop TERM
-    i=$((i + 1))
+    run=$((run + 1))
 done
 
 # Per-call cost: `lossy` makes 2×STORM syncs around one population; the trigger's wall time
@@ -74,8 +75,8 @@ storm() {
     t0=$(us); echo lossy >$T/trigger; t1=$(us)
     echo "percall method=$1 calls=$((2 * STORM)) us=$((t1 - t0))"
 }
-i=1
-while [ $i -le "$RUNS" ]; do
+run=1
+while [ $run -le "$RUNS" ]; do
     storm none
     for m in fentry kprobe; do
         start_run --attach $m --test-ring-size "$RING" || exit 1
@@ -89,21 +90,21 @@ while [ $i -le "$RUNS" ]; do
         kill -TERM "$RUN_PID"; wait "$RUN_PID"
         echo "lost=$(grep -c '"event":"lost"' /tmp/run.json) syncs=$(grep -c '"event":"sync"' /tmp/run.json)"
     done
-    i=$((i + 1))
+    run=$((run + 1))
 done
 echo 4096 >/sys/module/st_populate/parameters/storm
 
 # Detection delay: a never-synced population at the default settings; the host pairs the
 # module's ts_ns with the `unsynced` record of its slot.
 step detect
-i=1
-while [ $i -le "$RUNS" ]; do
+run=1
+while [ $run -le "$RUNS" ]; do
     start_run || exit 1
     echo never >$T/trigger && cat $T/last
     sleep 1
     kill -TERM "$RUN_PID"; wait "$RUN_PID"
     grep '"event":"unsynced"' /tmp/run.json
-    i=$((i + 1))
+    run=$((run + 1))
 done
 
 # Hot-add cycles: a DIMM at a new top-level slot of the direct map each cycle (the host
@@ -198,11 +199,11 @@ idle() {
 # With FEW, the sweep in the kernel and the daemon's own (the baseline) alternate.
 step idle-few
 spawn "$FEW"; SPAWNED=$FEW
-i=1
-while [ $i -le "$RUNS" ]; do
+run=1
+while [ $run -le "$RUNS" ]; do
     idle kernel
     idle user --test-user-sweep
-    i=$((i + 1))
+    run=$((run + 1))
 done
 step idle-many
 spawn $((MANY - FEW)); SPAWNED=$MANY

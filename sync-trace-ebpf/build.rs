@@ -21,6 +21,7 @@ const PROGRAMS: &[(&str, &str)] = &[
 
 /// Headers the programs include; a change rebuilds them.
 const HEADERS: &[&str] = &[
+    "batch.h",
     "events.h",
     "pgtable_kernel.h",
     "scan_counts.h",

@@ -128,7 +128,9 @@ pub fn run(args: BenchArgs) -> Result<i32> {
                 );
                 status = 1;
             }
-            figures.extend(figures::guest_figures(&boot.output, &boot.kernel_version));
+            let mut these = figures::guest_figures(&boot.output, &boot.kernel_version);
+            figures::note_missing_runs(&mut these, plan.runs, plan.few);
+            figures.extend(these);
             guest_kernels.push(boot.kernel_version);
         }
     }

@@ -89,6 +89,39 @@ impl Ctx<'_> {
     }
 }
 
+/// Figures with one sample per run (`--runs`) when every run went through; `{few}` is the
+/// idle step's number of processes.
+const PER_RUN: [&str; 8] = [
+    "exec → ready",
+    "peak RSS",
+    "probe cost per sync call",
+    "detection delay",
+    "hot-add cycle",
+    "devmap cycle",
+    "idle CPU, {few} idle",
+    "idle wake-ups per second, {few} idle",
+];
+
+/// Says so in the note of every per-run figure that has fewer samples than runs (a run
+/// that failed, or a script that stopped counting): its median is then of fewer runs
+/// than the table's command asked for.
+pub fn note_missing_runs(v: &mut [Figure], runs: u32, few: u32) {
+    let runs = runs as usize;
+    for f in v.iter_mut() {
+        let per_run = PER_RUN
+            .iter()
+            .any(|p| f.figure.starts_with(&p.replace("{few}", &few.to_string())));
+        if per_run && f.value.is_some() && f.samples < runs {
+            let say = format!("{} of {runs} runs gave a sample", f.samples);
+            f.note = if f.note.is_empty() {
+                say
+            } else {
+                format!("{}; {say}", f.note)
+            };
+        }
+    }
+}
+
 /// Every guest figure of one boot.
 pub fn guest_figures(o: &Output, kernel: &str) -> Vec<Figure> {
     let bpftrace = o
@@ -358,6 +391,21 @@ idle spawned=10 procs=77 ticks=6 us=60000000 clk_tck=100
         let f = get(&v, "idle CPU, 0 idle");
         assert_eq!(f.value, None);
         assert_eq!(f.note, "the idle window did not complete");
+    }
+
+    #[test]
+    fn a_per_run_figure_short_of_runs_says_so() {
+        let mut v = guest_figures(&Output::parse(OUT), "6.12");
+        note_missing_runs(&mut v, 2, 10);
+        // Two startup runs of each: nothing to say; one hot-add cycle of two asked for.
+        assert_eq!(get(&v, "exec → ready").note, "");
+        assert_eq!(get(&v, "hot-add cycle").note, "1 of 2 runs gave a sample");
+        assert_eq!(get(&v, "devmap cycle").note, "1 of 2 runs gave a sample");
+        // No value: the note says why already, nothing added.
+        assert_eq!(
+            get(&v, "idle CPU, 0 idle").note,
+            "the idle window did not complete"
+        );
     }
 
     #[test]

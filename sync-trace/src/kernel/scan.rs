@@ -194,14 +194,10 @@ impl Scanner {
         run_scan(scan_prog(&mut self.ebpf)?, &self.result, args)
     }
 
-    /// Starts the sweep in the kernel (see [`KernelSweep`]).
-    /// `loaded` is what [`KernelSweep::load`] of its program gave.
-    pub fn arm_sweep(
-        &mut self,
-        loaded: anyhow::Result<()>,
-        period: Duration,
-    ) -> anyhow::Result<KernelSweep> {
-        KernelSweep::arm(&mut self.ebpf, loaded, period)
+    /// Starts the sweep in the kernel (see [`KernelSweep`]), its arming
+    /// program loaded ([`KernelSweep::load`]).
+    pub fn arm_sweep(&mut self, period: Duration) -> anyhow::Result<KernelSweep> {
+        KernelSweep::arm(&mut self.ebpf, period)
     }
 
     /// What the scans cost so far.

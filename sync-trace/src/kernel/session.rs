@@ -167,8 +167,7 @@ impl Session {
         let mut facts = facts;
         facts.set_btf(btf);
         // The threads have ended: the loader may be made (`loader_with`).
-        let btf = facts.btf.take();
-        let mut loader = loader_with(btf.as_ref());
+        let mut loader = loader_with(facts.btf.as_ref());
         crate::startup_phases::mark("loader");
         raise_memlock();
         // Batches need init_top_pgt (whether a call's top-level entry is
@@ -202,7 +201,6 @@ impl Session {
             .map(|o| Scanner::load_in(&mut loader, &facts.kallsyms, o.max_pgds, o.sweep))
             .transpose()?;
         drop(loader);
-        facts.btf = btf;
         // What the thread beside the scan program's verification does.
         let load_probes = |facts: &mut KernelFacts,
                            ebpf: &mut Ebpf,
@@ -238,7 +236,7 @@ impl Session {
         // reading is written by the timer, one before it is seen by the
         // baseline walk `run` makes before `ready`.
         let scanning = scanning.map(|(mut scanner, before, o)| {
-            let sweep = sweep.map(|loaded| scanner.arm_sweep(loaded, o.sweep));
+            let sweep = sweep.map(|loaded| loaded.and_then(|()| scanner.arm_sweep(o.sweep)));
             crate::startup_phases::mark("sweep timer");
             Scanning {
                 scanner,

@@ -53,14 +53,9 @@ impl KernelSweep {
     }
 
     /// Arms the timer of the scan object `ebpf` (attach the fexit of
-    /// `bpf_fentry_test1`, run it once, detach it) and checks that it runs;
-    /// `loaded` is what [`KernelSweep::load`] of its program gave.
-    pub fn arm(
-        ebpf: &mut Ebpf,
-        loaded: anyhow::Result<()>,
-        period: Duration,
-    ) -> anyhow::Result<Self> {
-        loaded?;
+    /// `bpf_fentry_test1`, run it once, detach it), its program loaded by
+    /// [`KernelSweep::load`], and checks that it runs.
+    pub fn arm(ebpf: &mut Ebpf, period: Duration) -> anyhow::Result<Self> {
         let state: Array<MapData, SweepValue> = Array::try_from(
             ebpf.take_map(raw::MAP_SWEEP)
                 .context("ST_SWEEP map missing from the scan object")?,

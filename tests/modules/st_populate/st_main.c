@@ -20,6 +20,9 @@
  *   cat .../last                the last action (key=value line, also pr_info'ed)
  *   cat .../slots               present kernel top-level slots of init_mm and of the reader
  *
+ * While loaded it also logs every memory block the kernel brings online (st_online.c): the
+ * end mark of the bench's timed hot-add.
+ *
  * init_mm and arch_sync_kernel_mappings are not exported to modules: their addresses come
  * from /proc/kallsyms as the module parameters init_mm_addr and sync_addr.
  *
@@ -193,6 +196,8 @@ static bool st_symbol_is(unsigned long addr, const char *want)
 
 static int __init st_init(void)
 {
+	int err;
+
 	if (!init_mm_addr || !st_symbol_is(init_mm_addr, "init_mm")) {
 		pr_err("init_mm_addr=0x%lx is missing or not init_mm: pass init_mm_addr=0x$(grep ' init_mm$' /proc/kallsyms | cut -d' ' -f1)\n",
 		       init_mm_addr);
@@ -231,6 +236,12 @@ static int __init st_init(void)
 	debugfs_create_file("last", 0444, st_dir, NULL, &st_last_fops);
 	debugfs_create_file("slots", 0444, st_dir, NULL, &st_slots_fops);
 	debugfs_create_atomic_t("syncs", 0444, st_dir, &st_syncs_issued);
+	err = st_online_init();
+	if (err) {
+		pr_err("cannot register the memory notifier: %d\n", err);
+		debugfs_remove_recursive(st_dir);
+		return err;
+	}
 
 	pr_info("loaded: %d-level paging, init_mm.pgd=%px, PGDIR_SHIFT=%d, kernel slots %lu..%d, cpu_entry_area slot %lu, page_offset_base=0x%lx vmalloc_base=0x%lx VMALLOC_END=0x%lx vmemmap_base=0x%lx, first free slot %d\n",
 		pgtable_l5_enabled() ? 5 : 4, st_mm->pgd, PGDIR_SHIFT, pgd_index(PAGE_OFFSET),
@@ -251,6 +262,7 @@ static void __exit st_exit(void)
 		kfree(l);
 	}
 	st_devmap_exit();
+	st_online_exit();
 	/* Populated page-table pages are leaked on purpose: see the top of the file. */
 	pr_info("unloaded; populated tables stay in init_mm\n");
 }

@@ -85,4 +85,8 @@ int st_action_devmap(void);
 int st_devmap_format(char *buf, size_t len);
 void st_devmap_exit(void);
 
+/* st_online.c: logs each block brought online (the end mark of a timed hot-add) */
+int st_online_init(void);
+void st_online_exit(void);
+
 #endif /* ST_POPULATE_H */

@@ -16,7 +16,7 @@ pub const IDLE_CPU_PCT: f64 = 0.1;
 pub const HOTADD_RATIO: f64 = 1.01;
 pub const DETECT_MS: f64 = 200.0;
 /// `run --sweep` default: one read of init_mm's top-level table per period.
-pub const SWEEP_PERIOD_MS: f64 = 50.0;
+pub const SWEEP_PERIOD_MS: f64 = 75.0;
 
 /// `key=value` words of the lines of `step` that start with `prefix `.
 fn rows(o: &Output, step: &str, prefix: &str) -> Vec<HashMap<String, String>> {
@@ -144,7 +144,7 @@ pub fn guest_figures(o: &Output, kernel: &str) -> Vec<Figure> {
     let mut v = startup(o, &c);
     v.extend(percall(o, &c));
     v.push(detect(o, &c));
-    v.push(hotadd(o, &c));
+    v.extend(hotadd(o, &c));
     v.push(devmap(o, &c));
     v.extend(idle(o, &c));
     v
@@ -290,22 +290,36 @@ fn devmap(o: &Output, c: &Ctx) -> Figure {
     )
 }
 
-fn hotadd(o: &Output, c: &Ctx) -> Figure {
+/// The hot-add cycle twice: the kernel's own part (`kernel_us`, on the kernel log's clock:
+/// the target) and the guest's wall clock around it (`us`: the host's QMP round trip,
+/// ACPI's notification and the shell's polling too, so informative only).
+fn hotadd(o: &Output, c: &Ctx) -> Vec<Figure> {
     // Only cycles whose block came online count.
     let r: Vec<_> = rows(o, "hotadd", "hotadd")
         .into_iter()
         .filter(|x| x.get("state").is_some_and(|s| s.starts_with("online")))
         .collect();
-    let ms = |mode| samples(&r, "mode", mode, "us", 1e-3);
-    c.fig(
-        "hot-add cycle (DIMM add + online)",
-        "ms",
-        &ms("traced"),
-        Some(&ms("untraced")),
-        "untraced",
-        Target::RatioAtMost(HOTADD_RATIO),
-        "no traced hot-add cycle completed",
-    )
+    let ms = |mode, key| samples(&r, "mode", mode, key, 1e-3);
+    vec![
+        c.fig(
+            "hot-add cycle (DIMM add + online, in the kernel)",
+            "ms",
+            &ms("traced", "kernel_us"),
+            Some(&ms("untraced", "kernel_us")),
+            "untraced",
+            Target::RatioAtMost(HOTADD_RATIO),
+            "no traced hot-add cycle has both kernel log lines (init_memory_mapping, st_populate online)",
+        ),
+        c.fig(
+            "hot-add cycle, end to end (QMP, ACPI, polling)",
+            "ms",
+            &ms("traced", "us"),
+            Some(&ms("untraced", "us")),
+            "untraced",
+            Target::None,
+            "no traced hot-add cycle completed",
+        ),
+    ]
 }
 
 #[cfg(test)]

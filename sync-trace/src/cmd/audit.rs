@@ -12,7 +12,7 @@ use crate::{
 pub const EXIT_DISAGREE: i32 = 3;
 
 /// The scan object's sweep period; `audit` never arms the sweep.
-const DEFAULT_SWEEP: std::time::Duration = std::time::Duration::from_millis(50);
+const DEFAULT_SWEEP: std::time::Duration = std::time::Duration::from_millis(75);
 
 pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     privilege::preflight().map_err(anyhow::Error::msg)?;

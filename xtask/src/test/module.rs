@@ -243,8 +243,8 @@ pub fn check_module(o: &Output, paging: u8) -> Result<()> {
 }
 
 /// Longest wait from the module's write to the scan that sees a population
-/// no probe saw, when the sweep runs in the kernel (a reading every 50 ms;
-/// without the sweep only the walk every 10 s would see it).
+/// no probe saw, when the sweep runs in the kernel (a reading every 75 ms;
+/// without the sweep only the walk every 30 s would see it).
 const KERNEL_SWEEP_SEEN_NS: u64 = 2_000_000_000;
 
 /// The sweep ran in the kernel (a bpf_timer), and it found the never-synced

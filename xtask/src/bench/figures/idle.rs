@@ -85,7 +85,7 @@ fn sweep_per_period(r: &[HashMap<String, String>], pct: &[f64], c: &Ctx) -> Figu
         (timer, "the kernel timer's callback, per reading")
     };
     let mut f = c.fig(
-        "sweep CPU per period (50 ms)",
+        "sweep CPU per period (75 ms)",
         "µs",
         &per,
         None,

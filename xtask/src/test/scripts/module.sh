@@ -8,7 +8,7 @@ act() { echo "$1" > $T/trigger && cat $T/last; }
 
 step start
 # A mismatch appears with no sync after it: only the periodic full walk finds
-# it (every 10 s by default); a short period keeps the run short.
+# it (every 30 s by default); a short period keeps the run short.
 # The metrics endpoint listens on loopback, which the initramfs leaves down.
 ifconfig lo 127.0.0.1 up
 start_run --walk-every 500ms --metrics-addr 9464

@@ -20,8 +20,8 @@
  *   cat .../last                the last action (key=value line, also pr_info'ed)
  *   cat .../slots               present kernel top-level slots of init_mm and of the reader
  *
- * While loaded it also logs every memory block the kernel brings online (st_online.c): the
- * end mark of the bench's timed hot-add.
+ * With log_online=1 it also logs every memory block the kernel brings online (st_online.c):
+ * the end mark of the bench's timed hot-add.
  *
  * init_mm and arch_sync_kernel_mappings are not exported to modules: their addresses come
  * from /proc/kallsyms as the module parameters init_mm_addr and sync_addr.

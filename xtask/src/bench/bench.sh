@@ -123,6 +123,8 @@ echo 'func init_memory_mapping +p' >$DD ||
     { echo "hotadd: cannot enable init_memory_mapping's pr_debug in $DD (CONFIG_DYNAMIC_DEBUG)"; exit 1; }
 auto_was=$(cat $AUTO) && echo online_movable >$AUTO ||
     { echo "hotadd: cannot set $AUTO to online_movable"; exit 1; }
+LOG_ONLINE=/sys/module/st_populate/parameters/log_online
+echo 1 >$LOG_ONLINE || { echo "hotadd: cannot write $LOG_ONLINE (an older st_populate?)"; exit 1; }
 # kernel_us ADDR: µs from the init_memory_mapping line of [ADDR, ...) to the last onlined
 # block's line, in the kernel log read since the cycle began (dmesg -c cleared it).
 kernel_us() {
@@ -168,6 +170,7 @@ for a in $DIMM_ADDRS; do
 done
 echo "$auto_was" >$AUTO
 echo 'func init_memory_mapping -p' >$DD
+echo 0 >$LOG_ONLINE
 
 # Compound devmap cycles: memremap_pages() of 128 MiB with PMD-sized compound struct pages
 # (the device-dax path: the module's devmap action, hundreds of vmemmap populate calls), at a

@@ -6,9 +6,11 @@ use aya::{
     programs::{FEntry, FExit, KProbe, Program, ProgramError},
     Btf, Ebpf,
 };
+use std::path::Path;
+
 use sync_trace_common::{Method, Target};
 
-use super::{facts::KernelFacts, privilege, target_status::TargetStatus};
+use super::{facts::KernelFacts, livepatch, privilege, target_status::TargetStatus};
 
 /// Which attach method `run` may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -64,6 +66,7 @@ pub fn load_all(
 /// pair that loaded fails to attach). The links live inside the `Ebpf`:
 /// dropping it detaches everything. With `report`, every target's
 /// `traceable` is filled in (`probe`); otherwise only a refused one's.
+/// Every target's `livepatched_by` is filled in.
 pub fn attach_loaded(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
@@ -74,6 +77,7 @@ pub fn attach_loaded(
         .into_iter()
         .map(|l| {
             let mut st = attach_target(ebpf, facts, l);
+            st.livepatched_by = livepatch::patches_of(Path::new(livepatch::SYSFS_ROOT), &st.symbol);
             if report {
                 st.traceable = facts.traceable(&st.symbol);
                 st.btf = st.btf || facts.btf_has_function(&st.symbol);
@@ -101,8 +105,14 @@ fn load_target(
         ));
         return Loaded::decided(st, why, choice);
     }
+    let patches = livepatch::patches_of(Path::new(livepatch::SYSFS_ROOT), sym);
     if choice == AttachChoice::Kprobe {
         why.push("fentry: not tried (--attach kprobe)".into());
+    } else if !patches.is_empty() {
+        why.push(format!(
+            "fentry: not tried: livepatched by {} ({LIVEPATCH_TRAMPOLINE})",
+            patches.join(", ")
+        ));
     } else if let Some(btf) = facts.btf.as_ref() {
         // Looking a function up in the kernel's BTF goes through all its
         // types (aya has no index): tried once, by the load itself, and
@@ -123,6 +133,16 @@ fn load_target(
     }
     load_kprobe_or_refuse(ebpf, facts, st, why, choice)
 }
+
+/// Why a livepatched function gets no fentry/fexit: a BPF trampoline attached
+/// to a function a livepatch already redirects is not safe on every kernel.
+/// Debian's 6.1 then runs neither the patch's handler nor the trampoline and
+/// warns in `arch_ftrace_ops_list_func`, which disables ftrace until reboot
+/// (no more livepatches, kprobes on ftrace sites or trampolines); 6.12 copes.
+/// The kernels that cope cannot be told from the others, and kprobes see every
+/// call there on both (docs/security.md), so kprobes are used on all.
+const LIVEPATCH_TRAMPOLINE: &str =
+    "a BPF trampoline attached after a livepatch bypasses it and disables ftrace on some kernels, 6.1 among them";
 
 /// Notes why fentry/fexit did not take the target.
 fn fentry_refused(facts: &KernelFacts, st: &mut TargetStatus, why: &mut Vec<String>, e: String) {

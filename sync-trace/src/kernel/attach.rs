@@ -2,12 +2,12 @@
 //! fentry/fexit to kprobe/kretprobe: fentry/fexit when the kernel has BTF
 //! for the function and accepts the trampoline, kprobe/kretprobe otherwise.
 
+use std::path::Path;
+
 use aya::{
     programs::{FEntry, FExit, KProbe, Program, ProgramError},
     Btf, Ebpf,
 };
-use std::path::Path;
-
 use sync_trace_common::{Method, Target};
 
 use super::{facts::KernelFacts, livepatch, privilege, target_status::TargetStatus};
@@ -66,7 +66,6 @@ pub fn load_all(
 /// pair that loaded fails to attach). The links live inside the `Ebpf`:
 /// dropping it detaches everything. With `report`, every target's
 /// `traceable` is filled in (`probe`); otherwise only a refused one's.
-/// Every target's `livepatched_by` is filled in.
 pub fn attach_loaded(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
@@ -77,7 +76,6 @@ pub fn attach_loaded(
         .into_iter()
         .map(|l| {
             let mut st = attach_target(ebpf, facts, l);
-            st.livepatched_by = livepatch::patches_of(Path::new(livepatch::SYSFS_ROOT), &st.symbol);
             if report {
                 st.traceable = facts.traceable(&st.symbol);
                 st.btf = st.btf || facts.btf_has_function(&st.symbol);
@@ -99,19 +97,20 @@ fn load_target(
     let sym = st.symbol.clone();
     let sym = sym.as_str();
     let mut why = Vec::new();
+    // Read once: what decides the method is what `probe` and the attach line report.
+    st.livepatched_by = livepatch::patches_of(Path::new(livepatch::SYSFS_ROOT), sym);
     if !st.kallsyms {
         st.reason = Some(format!(
             "absent: no function `{sym}` in /proc/kallsyms (a macro or inlined in this kernel)"
         ));
         return Loaded::decided(st, why, choice);
     }
-    let patches = livepatch::patches_of(Path::new(livepatch::SYSFS_ROOT), sym);
     if choice == AttachChoice::Kprobe {
         why.push("fentry: not tried (--attach kprobe)".into());
-    } else if !patches.is_empty() {
+    } else if !st.livepatched_by.is_empty() {
         why.push(format!(
             "fentry: not tried: livepatched by {} ({LIVEPATCH_TRAMPOLINE})",
-            patches.join(", ")
+            st.livepatched_by.join(", ")
         ));
     } else if let Some(btf) = facts.btf.as_ref() {
         // Looking a function up in the kernel's BTF goes through all its

@@ -28,7 +28,7 @@ impl TargetStatus {
             method: None,
             attached: false,
             reason: None,
-            // Filled in by the attach (`attach.rs`).
+            // Filled in by the load (`attach.rs`).
             livepatched_by: Vec::new(),
         }
     }

@@ -2,13 +2,15 @@
 //! fentry/fexit to kprobe/kretprobe: fentry/fexit when the kernel has BTF
 //! for the function and accepts the trampoline, kprobe/kretprobe otherwise.
 
+use std::path::Path;
+
 use aya::{
     programs::{FEntry, FExit, KProbe, Program, ProgramError},
     Btf, Ebpf,
 };
 use sync_trace_common::{Method, Target};
 
-use super::{facts::KernelFacts, privilege, target_status::TargetStatus};
+use super::{facts::KernelFacts, livepatch, privilege, target_status::TargetStatus};
 
 /// Which attach method `run` may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +97,8 @@ fn load_target(
     let sym = st.symbol.clone();
     let sym = sym.as_str();
     let mut why = Vec::new();
+    // Read once: what decides the method is what `probe` and the attach line report.
+    st.livepatched_by = livepatch::patches_of(Path::new(livepatch::SYSFS_ROOT), sym);
     if !st.kallsyms {
         st.reason = Some(format!(
             "absent: no function `{sym}` in /proc/kallsyms (a macro or inlined in this kernel)"
@@ -103,6 +107,11 @@ fn load_target(
     }
     if choice == AttachChoice::Kprobe {
         why.push("fentry: not tried (--attach kprobe)".into());
+    } else if !st.livepatched_by.is_empty() {
+        why.push(format!(
+            "fentry: not tried: livepatched by {} ({LIVEPATCH_TRAMPOLINE})",
+            st.livepatched_by.join(", ")
+        ));
     } else if let Some(btf) = facts.btf.as_ref() {
         // Looking a function up in the kernel's BTF goes through all its
         // types (aya has no index): tried once, by the load itself, and
@@ -123,6 +132,16 @@ fn load_target(
     }
     load_kprobe_or_refuse(ebpf, facts, st, why, choice)
 }
+
+/// Why a livepatched function gets no fentry/fexit: a BPF trampoline attached
+/// to a function a livepatch already redirects is not safe on every kernel.
+/// Debian's 6.1 then runs neither the patch's handler nor the trampoline and
+/// warns in `arch_ftrace_ops_list_func`, which disables ftrace until reboot
+/// (no more livepatches, kprobes on ftrace sites or trampolines); 6.12 copes.
+/// The kernels that cope cannot be told from the others, and kprobes see every
+/// call there on both (docs/security.md), so kprobes are used on all.
+const LIVEPATCH_TRAMPOLINE: &str =
+    "a BPF trampoline attached after a livepatch bypasses it and disables ftrace on some kernels, 6.1 among them";
 
 /// Notes why fentry/fexit did not take the target.
 fn fentry_refused(facts: &KernelFacts, st: &mut TargetStatus, why: &mut Vec<String>, e: String) {

@@ -7,7 +7,8 @@
 //! ring-buffer records into completed calls (`trace`) or log lines
 //! (kernel-side diagnostics, `diag`) and the loss counters into `lost`
 //! records (`lost`), and watching for
-//! attached probes that go away (`probe_watch`).
+//! attached probes that go away (`probe_watch`), and the livepatches of a
+//! traced function (`livepatch`).
 
 pub mod attach;
 pub mod batch_flush;
@@ -17,6 +18,7 @@ pub mod diag;
 pub mod facts;
 pub mod kallsyms;
 pub mod least_privilege;
+pub mod livepatch;
 pub mod loader;
 pub mod lost;
 pub mod privilege;

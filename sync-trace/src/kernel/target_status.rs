@@ -28,6 +28,8 @@ impl TargetStatus {
             method: None,
             attached: false,
             reason: None,
+            // Filled in by the load (`attach.rs`).
+            livepatched_by: Vec::new(),
         }
     }
 }

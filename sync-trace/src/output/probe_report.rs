@@ -30,6 +30,13 @@ pub fn print_text(
             Some(t) => yes_no(t),
             None => "unknown",
         };
+        let mut reason = s.reason.clone().unwrap_or_default();
+        if !s.livepatched_by.is_empty() {
+            if !reason.is_empty() {
+                reason.push_str("; ");
+            }
+            reason.push_str(&format!("livepatched by {}", s.livepatched_by.join(", ")));
+        }
         writeln!(
             out,
             "{:<28} {:<8} {:<4} {:<9} {:<7} {:<8} {}",
@@ -39,7 +46,7 @@ pub fn print_text(
             traceable,
             s.method.map_or("-", |m| m.name()),
             yes_no(s.attached),
-            s.reason.as_deref().unwrap_or("")
+            reason
         )?;
     }
     Ok(())
@@ -73,6 +80,7 @@ mod tests {
                 method: Some(Method::Fentry),
                 attached: true,
                 reason: None,
+                livepatched_by: vec!["klp_a".into()],
             },
             TargetStatus {
                 target: Target::VmemmapP4dPopulate,
@@ -83,6 +91,7 @@ mod tests {
                 method: None,
                 attached: false,
                 reason: Some("notrace".into()),
+                livepatched_by: Vec::new(),
             },
         ];
         let mut out = Vec::new();
@@ -97,5 +106,20 @@ mod tests {
         assert_eq!(v["targets"][0]["symbol"], "sync_global_pgds");
         assert_eq!(v["targets"][0]["method"], "fentry");
         assert_eq!(v["targets"][1]["method"], serde_json::Value::Null);
+        // Only a livepatched target has the field.
+        assert_eq!(v["targets"][0]["livepatched_by"][0], "klp_a");
+        assert!(v["targets"][1].get("livepatched_by").is_none());
+
+        let mut out = Vec::new();
+        print_text(&mut out, "6.1.0", &statuses).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = |sym| {
+            text.lines()
+                .find(|l| l.starts_with(sym))
+                .unwrap()
+                .to_string()
+        };
+        assert!(line("sync_global_pgds").ends_with(" livepatched by klp_a"));
+        assert!(line("vmemmap_p4d_populate").ends_with(" notrace"));
     }
 }

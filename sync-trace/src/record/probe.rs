@@ -30,6 +30,11 @@ pub struct TargetReport {
     pub attached: bool,
     /// Why it did not attach, or why the preferred method was not used.
     pub reason: Option<String>,
+    /// The livepatches that replace the function (`/sys/kernel/livepatch`)
+    /// when it was attached: calls still enter it, so the probes still see
+    /// them (`kernel::livepatch`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub livepatched_by: Vec<String>,
 }
 
 impl ProbeReport {

@@ -10,6 +10,7 @@ mod faults;
 mod guest_tools;
 mod host;
 mod hotadd;
+mod livepatch;
 mod module;
 mod module_last;
 pub mod output;

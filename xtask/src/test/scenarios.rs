@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{bug, faults, hotadd, module, output::Output, scale, shapes};
+use super::{bug, faults, hotadd, livepatch, module, output::Output, scale, shapes};
 use crate::{
     guest_binary::workspace_root,
     vm::{HotAdd, KernelId, VirtioMem, VmSpec},
@@ -29,6 +29,7 @@ const DEVMAP_BUG: &str = include_str!("scripts/devmap-bug.sh");
 const VIRTIO_MEM: &str = include_str!("scripts/virtio-mem.sh");
 const SCALE: &str = include_str!("scripts/scale.sh");
 const FAULTS: &str = include_str!("scripts/faults.sh");
+const LIVEPATCH: &str = include_str!("scripts/livepatch.sh");
 
 /// Idle processes of the scale scenario (one PGD each): default run, and the extra one of
 /// `--full`.
@@ -77,7 +78,7 @@ fn script(vars: &str, body: &str) -> String {
     format!("{vars}\n{LIB}\n{body}")
 }
 
-/// A scenario spec by script name, with the test module when the script loads it.
+/// A scenario spec by script name, with the test modules the script loads.
 pub fn spec_for(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], which: &str) -> VmSpec {
     let body = match which {
         "prometheus" => PROMETHEUS,
@@ -86,11 +87,15 @@ pub fn spec_for(kernel: KernelId, paging: u8, kaslr: bool, hotadds: &[u64], whic
         "devmap-bug" => DEVMAP_BUG,
         "virtio-mem" => VIRTIO_MEM,
         "faults" => FAULTS,
+        "livepatch" => LIVEPATCH,
         _ => HOTADD,
     };
     let mut s = spec(kernel, paging, kaslr, hotadds, script("", body));
-    if body.contains("load_st_populate") {
-        s.module_dirs = vec![workspace_root().join("tests/modules/st_populate")];
+    for module in ["st_populate", "st_livepatch"] {
+        if body.contains(&format!("load_{module}")) {
+            s.module_dirs
+                .push(workspace_root().join("tests/modules").join(module));
+        }
     }
     s
 }
@@ -256,7 +261,21 @@ fn ci() -> Vec<Scenario> {
     v.push(devmap_bug());
     v.push(scale_scenario(KernelId::V6_12, SCALE_PROCS.0));
     v.push(faults_scenario());
+    for k in [KernelId::V6_1, KernelId::V6_12] {
+        v.push(livepatch_scenario(k));
+    }
     v
+}
+
+/// A livepatch of arch_sync_kernel_mappings (tests/modules/st_livepatch) enabled before a run
+/// and while one traces, on 6.1 and 6.12 (both CONFIG_LIVEPATCH=y; 6.1 is the kernel where a
+/// BPF trampoline attached after the patch would bypass it and disable ftrace).
+fn livepatch_scenario(kernel: KernelId) -> Scenario {
+    Scenario {
+        name: format!("{}/4-level/livepatch", name(kernel)),
+        spec: spec_for(kernel, 4, false, &[], "livepatch"),
+        check: Box::new(|o, _| livepatch::check_livepatch(o)),
+    }
 }
 
 /// Faults in one boot (6.12, 4-level): each needed capability dropped (util-linux setpriv),

@@ -104,14 +104,26 @@ fn log_attach(statuses: &[TargetStatus]) {
     for s in statuses {
         match (s.attached, &s.reason) {
             (true, _) => log::info!(
-                "attached {} via {}",
+                "attached {} via {}{}",
                 s.symbol,
-                s.method.map_or("?", |m| m.name())
+                s.method.map_or("?", |m| m.name()),
+                livepatch_note(s)
             ),
             (false, Some(r)) => log::info!("not attached {}: {r}", s.symbol),
             (false, None) => {}
         }
     }
+}
+
+/// What a livepatch of an attached target means for its probes, or nothing.
+fn livepatch_note(s: &TargetStatus) -> String {
+    if s.livepatched_by.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (livepatched by {}: calls still enter it, the probes see them)",
+        s.livepatched_by.join(", ")
+    )
 }
 
 /// The watch of the attached kprobes, opened while `run` still has its

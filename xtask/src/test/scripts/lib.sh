@@ -58,3 +58,15 @@ load_st_populate() {
         sync_addr=0x$(grep ' arch_sync_kernel_mappings$' /proc/kallsyms | cut -d' ' -f1) \
         "$@" || { echo "insmod failed"; exit 1; }
 }
+
+# load_st_livepatch: the test livepatch of arch_sync_kernel_mappings (tests/modules/st_livepatch),
+# with the address it needs; returns once the patch's transition has ended.
+load_st_livepatch() {
+    insmod /modules/st_livepatch.ko \
+        sync_global_pgds_addr=0x$(grep ' sync_global_pgds$' /proc/kallsyms | cut -d' ' -f1) ||
+        { echo "insmod st_livepatch failed"; return 1; }
+    i=0
+    while [ "$(cat /sys/kernel/livepatch/st_livepatch/transition)" != 0 ] && [ $i -lt 300 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+}

@@ -7,8 +7,11 @@
 //! execution on to the new function. A kprobe there (an ftrace-based one, with no
 //! post-handler) still fires, a kretprobe fires when the new function returns,
 //! and an fentry/fexit trampoline shares the site with the livepatch (fexit then
-//! runs around the new function). So a patched target is only named (a log line,
-//! `probe`'s report), not treated differently.
+//! runs around the new function). A trampoline attached *after* the livepatch is
+//! another matter on some kernels (6.1 among them: it bypasses the patch and
+//! ftrace disables itself), so a target patched when `run` starts gets kprobes
+//! (kernel/attach.rs), and the patch is named in its attach line and in
+//! `probe`'s report.
 
 use std::{fs, path::Path};
 

@@ -63,6 +63,7 @@ fn open_session(args: &RunArgs) -> anyhow::Result<Opened> {
         report: false,
         attach: args.attach,
         sync_stand_in: args.test_sync_stand_in.clone(),
+        populate_calls: args.test_populate_calls,
     };
     let scan = ScanOptions {
         max_pgds: args.max_pgds,
@@ -137,6 +138,7 @@ fn baseline(model: &mut Model, snap: &Snapshot, kasan: bool) -> (Layout, Record)
         vmemmap_base: Hex(layout.vmemmap_base),
         kernel_boundary: layout.kernel_boundary(),
         present: snap.present_kernel_slots().collect(),
+        struct_page: layout.struct_page,
     });
     (layout, rec)
 }

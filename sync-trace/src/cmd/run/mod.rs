@@ -129,6 +129,9 @@ fn open_watch(statuses: &[TargetStatus]) -> Option<ProbeWatch> {
 /// swallowed); returns the layout and its `layout` record.
 fn baseline(model: &mut Model, snap: &Snapshot, kasan: bool) -> (Layout, Record) {
     let layout = model.baseline(snap, kasan);
+    if layout.struct_page.is_none() {
+        log::warn!("sizeof(struct page) is unknown (no usable struct page in the kernel's BTF): a __populate_section_memmap call is taken to cover the whole vmemmap region, and each is traced alone (never batched)");
+    }
     let rec = Record::Layout(LayoutRecord {
         ts_ns: snap.ts_ns(),
         kernel: kernel_release(),

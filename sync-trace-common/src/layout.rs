@@ -108,6 +108,10 @@ pub struct Layout {
     /// The kernel has KASAN, so its shadow region is mapped.
     #[serde(default)]
     pub kasan: bool,
+    /// `sizeof(struct page)` from the kernel's BTF (64 on most builds), when
+    /// known: the memory map of pfn `p` is at `vmemmap_base + p * size`.
+    #[serde(default)]
+    pub struct_page: Option<u64>,
 }
 
 impl Layout {
@@ -128,6 +132,37 @@ impl Layout {
             vmalloc_base,
             vmemmap_base,
             kasan: false,
+            struct_page: None,
+        }
+    }
+
+    /// The same layout with `sizeof(struct page)` known (or not).
+    pub fn with_struct_page(mut self, size: Option<u64>) -> Self {
+        self.struct_page = size;
+        self
+    }
+
+    /// The vmemmap region: `vmemmap_base` and the size KASLR reserves.
+    pub fn vmemmap_region(&self) -> (u64, u64) {
+        let size = match self.paging {
+            Paging::Four => VMEMMAP_SIZE_4LEVEL,
+            Paging::Five => VMEMMAP_SIZE_5LEVEL,
+        };
+        (self.vmemmap_base, self.vmemmap_base.saturating_add(size))
+    }
+
+    /// The virtual `[start, end)` of the memory map (`struct page`s) of
+    /// physical pages `[pfn, pfn + nr_pages)`. Without `sizeof(struct
+    /// page)` it is unknown: then the whole vmemmap region, so that no
+    /// slot the call may populate is left out.
+    pub fn memmap_range(&self, pfn: u64, nr_pages: u64) -> (u64, u64) {
+        let (base, region_end) = self.vmemmap_region();
+        match self.struct_page {
+            Some(size) => {
+                let at = |p: u64| base.saturating_add(p.saturating_mul(size));
+                (at(pfn), at(pfn.saturating_add(nr_pages)))
+            }
+            None => (base, region_end),
         }
     }
 
@@ -174,15 +209,16 @@ impl Layout {
 
     /// Region of a virtual address.
     pub fn region_of(&self, va: u64) -> Region {
-        let (kasan, vmemmap_size) = match self.paging {
-            Paging::Four => (KASAN_4LEVEL, VMEMMAP_SIZE_4LEVEL),
-            Paging::Five => (KASAN_5LEVEL, VMEMMAP_SIZE_5LEVEL),
+        let kasan = match self.paging {
+            Paging::Four => KASAN_4LEVEL,
+            Paging::Five => KASAN_5LEVEL,
         };
+        let (vmemmap, vmemmap_end) = self.vmemmap_region();
         if va >= self.page_offset_base && va < self.vmalloc_base {
             Region::DirectMap
         } else if va >= self.vmalloc_base && va < self.vmemmap_base {
             Region::Vmalloc
-        } else if va >= self.vmemmap_base && va < self.vmemmap_base.saturating_add(vmemmap_size) {
+        } else if va >= vmemmap && va < vmemmap_end {
             Region::Vmemmap
         } else if self.kasan && va >= kasan.0 && va < kasan.1 {
             Region::Kasan
@@ -263,6 +299,19 @@ mod tests {
         assert_eq!(l.slot(0xffd4000000000000), 468);
         assert_eq!(l.region_of_slot(468), Region::Vmemmap);
         assert_eq!(l.level(), Level::Pgd);
+    }
+
+    #[test]
+    fn memory_map_of_a_pfn_range() {
+        // 128 MiB at 32 TiB: 32768 pages of 64-byte struct pages, 2 MiB in slot 469.
+        let l = four().with_struct_page(Some(64));
+        let (a, b) = l.memmap_range(1 << 33, 32768);
+        assert_eq!((a, b), (0xffffea8000000000, 0xffffea8000200000));
+        assert_eq!(l.slots_of(a, b - 1), (469, 469));
+        // Unknown size: the whole region, both of its slots.
+        let (a, b) = four().memmap_range(1 << 33, 32768);
+        assert_eq!((a, b), (0xffffea0000000000, 0xffffeb0000000000));
+        assert_eq!(four().slots_of(a, b - 1), (468, 469));
     }
 
     #[test]

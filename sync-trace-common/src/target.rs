@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Layout;
+
 /// A traced kernel function. The numbers are `enum st_target` in events.h.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,11 +27,20 @@ pub enum Target {
     /// populating code below it is notrace on 6.1). Its entry bounds when a
     /// direct-map population can have happened.
     InitMemoryMapping = 6,
+    /// `__populate_section_memmap(pfn, nr_pages, nid, altmap, pgmap)`: makes
+    /// the memory map (`struct page`s) of physical pages `[pfn, pfn +
+    /// nr_pages)`, populating vmemmap top-level entries where needed. Every
+    /// vmemmap population after boot goes through it (hot-add, devmap, the
+    /// compound path); notrace on 6.1, traceable from 6.11. Where it is
+    /// attached, the per-page `vmemmap_pgd_populate`/`vmemmap_p4d_populate`
+    /// below it are not (one probe pair per section instead of one per page).
+    #[serde(rename = "__populate_section_memmap")]
+    PopulateSectionMemmap = 7,
 }
 
 impl Target {
     /// Every target, in attach order.
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::ArchSyncKernelMappings,
         Target::SyncGlobalPgds,
         Target::VmemmapPgdPopulate,
@@ -37,6 +48,7 @@ impl Target {
         Target::PgdPopulateKernel,
         Target::P4dPopulateKernel,
         Target::InitMemoryMapping,
+        Target::PopulateSectionMemmap,
     ];
 
     pub fn from_raw(v: u8) -> Option<Self> {
@@ -53,6 +65,7 @@ impl Target {
             Target::PgdPopulateKernel => "pgd_populate_kernel",
             Target::P4dPopulateKernel => "p4d_populate_kernel",
             Target::InitMemoryMapping => "init_memory_mapping",
+            Target::PopulateSectionMemmap => "__populate_section_memmap",
         }
     }
 
@@ -66,6 +79,7 @@ impl Target {
             Target::PgdPopulateKernel => "ST_TARGET_PGD_POPULATE_KERNEL",
             Target::P4dPopulateKernel => "ST_TARGET_P4D_POPULATE_KERNEL",
             Target::InitMemoryMapping => "ST_TARGET_INIT_MEMORY_MAPPING",
+            Target::PopulateSectionMemmap => "ST_TARGET_POPULATE_SECTION_MEMMAP",
         }
     }
 
@@ -77,10 +91,40 @@ impl Target {
         )
     }
 
-    /// `(start, end)` of a sync, `(addr, addr)` of a populate call, or the
-    /// physical `(start, end)` of `init_memory_mapping`, from the raw arguments.
+    /// A call names a range (`init_memory_mapping`'s physical one, a
+    /// section's memory map), not one address.
+    pub fn has_range(self) -> bool {
+        matches!(
+            self,
+            Target::InitMemoryMapping | Target::PopulateSectionMemmap
+        )
+    }
+
+    /// The per-page vmemmap populate functions, which the section-wide
+    /// `__populate_section_memmap` covers.
+    pub fn is_per_page_vmemmap(self) -> bool {
+        matches!(
+            self,
+            Target::VmemmapPgdPopulate | Target::VmemmapP4dPopulate
+        )
+    }
+
+    /// `(start, end)` of a sync, `(addr, addr)` of a populate call, the
+    /// physical `(start, end)` of `init_memory_mapping`, or the memory map's
+    /// virtual `[start, end)` of `__populate_section_memmap`
+    /// ([`Layout::memmap_range`]), from the raw arguments.
+    pub fn range_in(self, args: &[u64; 3], layout: &Layout) -> (u64, u64) {
+        match self {
+            Target::PopulateSectionMemmap => layout.memmap_range(args[0], args[1]),
+            _ => self.range(args),
+        }
+    }
+
+    /// [`Target::range_in`] of the targets whose range needs no layout; the
+    /// raw `(pfn, nr_pages)` of `__populate_section_memmap`.
     pub fn range(self, args: &[u64; 3]) -> (u64, u64) {
         match self {
+            Target::PopulateSectionMemmap => (args[0], args[1]),
             Target::ArchSyncKernelMappings | Target::SyncGlobalPgds | Target::InitMemoryMapping => {
                 (args[0], args[1])
             }

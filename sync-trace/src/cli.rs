@@ -141,6 +141,11 @@ pub struct RunArgs {
     /// module takes the probe away (a test of `detached`, docs/security.md).
     #[arg(long, hide = true, value_name = "FUNCTION")]
     pub test_sync_stand_in: Option<String>,
+    /// Attach vmemmap_pgd_populate/vmemmap_p4d_populate even where
+    /// __populate_section_memmap covers them (the kernel's batches of
+    /// per-page calls keep a test).
+    #[arg(long, hide = true)]
+    pub test_populate_calls: bool,
     /// Sweep from the daemon's own timer even where the kernel's sweep can
     /// run (the bench's baseline for the idle CPU).
     #[arg(long, hide = true)]

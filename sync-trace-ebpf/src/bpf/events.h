@@ -36,7 +36,8 @@ enum st_target {
 	ST_TARGET_PGD_POPULATE_KERNEL = 4,       /* (addr, pgd, p4d) where a kernel has it as a function */
 	ST_TARGET_P4D_POPULATE_KERNEL = 5,       /* (addr, p4d, pud) likewise */
 	ST_TARGET_INIT_MEMORY_MAPPING = 6,       /* (start, end, prot): physical [start, end) of a new direct-map range */
-	ST_TARGET_COUNT = 7,
+	ST_TARGET_POPULATE_SECTION_MEMMAP = 7,   /* (pfn, nr_pages, nid): the memory map of pages [pfn, pfn + nr_pages) */
+	ST_TARGET_COUNT = 8,
 };
 
 /*
@@ -135,7 +136,7 @@ struct st_inflight_key {
 
 struct st_inflight {
 	__u64 ts_ns;
-	__u64 args[3];
+	__u64 args[3]; /* with ST_INFLIGHT_BATCHED: [0], [1] the lowest and highest address it covers */
 	__u32 flags; /* enum st_inflight_flag */
 	__u32 slot;  /* with ST_INFLIGHT_BATCHED: the top-level slot found present */
 };
@@ -150,8 +151,11 @@ enum st_inflight_flag {
  * Batches. vmemmap_pgd_populate() and vmemmap_p4d_populate() run once per
  * page (or PMD) of a new memory map: hundreds of thousands of calls for a
  * large device-dax or kmem range, nearly all over a top-level entry that is
- * already present. Such a call (its entry found the entry present in
- * init_top_pgt) cannot be a population: it writes no entry nor exit record;
+ * already present; __populate_section_memmap() runs once per memory section
+ * (8192 calls for 1 TiB of hot-add). Such a call (its entry found the entry
+ * present in init_top_pgt; for a section, the entries of the first and the
+ * last address of its memory map, which lie in one slot or two adjacent
+ * ones) cannot be a population: it writes no entry nor exit record;
  * at its exit it is counted into the CPU's open batch of its function, and
  * the batch is written as one struct st_batch when
  * - a call of another task or another top-level slot is added
@@ -177,8 +181,8 @@ struct st_batch {
 	__u64 ts_ns;       /* entry of the first call (CLOCK_MONOTONIC) */
 	__u64 end_ns;      /* exit of the last call */
 	__u64 busy_ns;     /* sum of the calls' durations */
-	__u64 addr_first;  /* lowest address the calls populated */
-	__u64 addr_last;   /* highest */
+	__u64 addr_first;  /* lowest address the calls populated (a section's: its memory map's first byte) */
+	__u64 addr_last;   /* highest (a section's: its memory map's last byte) */
 	__u32 calls;       /* calls counted, at least 1 */
 	__u32 pid;         /* thread-group id (every call is of this task) */
 	__u32 tid;

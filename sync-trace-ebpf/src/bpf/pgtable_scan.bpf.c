@@ -316,6 +316,13 @@ int st_scan(unsigned long long *ctx)
 		s->status = 0;
 		s->pgds = 0;
 		st_table(s);
+		/* sizeof(struct page) only: it places a section's memory map. */
+		s->core = 0;
+		s->page_size = 0;
+		if (bpf_core_type_exists(struct page)) {
+			s->core = ST_CORE_PAGE;
+			s->page_size = bpf_core_type_size(struct page);
+		}
 		s->status |= ST_SCAN_DONE;
 		s->end_ns = bpf_ktime_get_ns();
 		s->runs = 1;

@@ -15,6 +15,7 @@
 #include <linux/ptrace.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 #include "events.h"
 
@@ -27,6 +28,16 @@ const volatile __u32 st_cfg_force_log = 0;     /* 1: a diagnostic at every entry
 const volatile __u64 st_cfg_init_top_pgt = 0;  /* init_top_pgt (kallsyms) */
 const volatile __u64 st_cfg_pgdir_shift = 0;   /* &pgdir_shift (kallsyms); 0: none, the shift is 39 */
 const volatile __u64 st_cfg_batch_ns = 0;      /* a batch older than this is written at its next call */
+const volatile __u64 st_cfg_vmemmap_base = 0;  /* &vmemmap_base (kallsyms); 0: section calls are never batched */
+
+/*
+ * Only its size is used (CO-RE, batch.h): a section's memory map is
+ * vmemmap_base + pfn * sizeof(struct page). Deliberately smaller than any
+ * kernel's, so an unapplied relocation shows.
+ */
+struct page {
+	__u64 flags;
+} __attribute__((preserve_access_index));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -115,13 +126,16 @@ static __always_inline int st_on_entry(void *ctx, __u8 target, __u8 method, __u6
 	__u64 id = bpf_get_current_pid_tgid();
 	struct st_inflight_key key = { .tid = (__u32)id, .target = target };
 	struct st_inflight in = { .ts_ns = now, .args = { a0, a1, a2 } };
-	int slot = st_batchable(target) ? st_present_slot(st_batch_addr(target, a0, a1)) : -1;
+	__u64 lo = 0, hi = 0;
+	int slot = st_batchable(target) ? st_batch_slot(target, a0, a1, &lo, &hi) : -1;
 
 	long full;
 
 	if (slot >= 0) {
 		in.flags = ST_INFLIGHT_BATCHED;
 		in.slot = slot;
+		in.args[0] = lo;
+		in.args[1] = hi;
 		full = bpf_map_update_elem(&INFLIGHT, &key, &in, BPF_ANY);
 		if (!full)
 			return 0; /* counted at its exit */
@@ -169,10 +183,10 @@ static __always_inline int st_on_exit(void *ctx, __u8 target, __u8 method, int h
 
 	if (in && (in->flags & ST_INFLIGHT_BATCHED)) {
 		__u64 entry_ns = in->ts_ns;
-		__u64 addr = st_batch_addr(target, in->args[0], in->args[1]);
+		__u64 lo = in->args[0], hi = in->args[1];
 		__u32 slot = in->slot;
 		bpf_map_delete_elem(&INFLIGHT, &key);
-		st_batch_add(ctx, target, method, entry_ns, now, id, addr, slot);
+		st_batch_add(ctx, target, method, entry_ns, now, id, lo, hi, slot);
 		return 0;
 	}
 
@@ -260,3 +274,4 @@ ST_PROGRAMS(vmemmap_p4d_populate, ST_TARGET_VMEMMAP_P4D_POPULATE)
 ST_PROGRAMS(pgd_populate_kernel, ST_TARGET_PGD_POPULATE_KERNEL)
 ST_PROGRAMS(p4d_populate_kernel, ST_TARGET_P4D_POPULATE_KERNEL)
 ST_PROGRAMS(init_memory_mapping, ST_TARGET_INIT_MEMORY_MAPPING)
+ST_PROGRAMS(__populate_section_memmap, ST_TARGET_POPULATE_SECTION_MEMMAP)

@@ -65,6 +65,7 @@ pub fn run(checkpoints: &[u64], out: Box<dyn Write + Send>) -> anyhow::Result<Me
         vmemmap_base: Hex(layout.vmemmap_base),
         kernel_boundary: layout.kernel_boundary(),
         present: stream::BOOT_SLOTS.to_vec(),
+        struct_page: layout.struct_page,
     }))?;
     let mut stream = Stream::new(START_NS);
     let (mut events, mut written, mut rss) = (0u64, 1u64, Vec::new());

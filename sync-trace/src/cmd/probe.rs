@@ -20,6 +20,7 @@ pub fn probe(json: bool) -> anyhow::Result<i32> {
         report: true,
         attach: Default::default(),
         sync_stand_in: None,
+        populate_calls: false,
     })?;
     let kernel = kernel_release();
     let mut out = io::stdout().lock();

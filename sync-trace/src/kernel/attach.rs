@@ -36,28 +36,57 @@ pub struct Loaded {
     /// Why the preferred method was not used, so far.
     why: Vec<String>,
     choice: AttachChoice,
+    /// A per-page vmemmap target left unloaded because the section target
+    /// loaded: loaded and attached after all if the section one does not
+    /// attach.
+    covered: bool,
 }
+
+/// Why a per-page vmemmap target is not attached where the section-wide
+/// one is.
+pub const COVERED: &str = "covered per section by __populate_section_memmap (one probe pair per memory section instead of one per page; the hidden run --test-populate-calls attaches it anyway)";
 
 /// Loads the programs of every target that this kernel allows. Never fails
 /// as a whole: each target's outcome is in its status.
 /// `sync_stand_in` is a function arch_sync_kernel_mappings' programs attach
 /// to instead of it (`run --test-sync-stand-in`).
+///
+/// Where `__populate_section_memmap` loads, the per-page
+/// `vmemmap_pgd_populate`/`vmemmap_p4d_populate` below it are not loaded
+/// ([`COVERED`]; `per_page` loads them anyway): the section call bounds
+/// every vmemmap population, at one probe pair per section instead of one
+/// per page of memory map.
 pub fn load_all(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
     choice: AttachChoice,
     sync_stand_in: Option<&str>,
+    per_page: bool,
 ) -> Vec<Loaded> {
+    let mut load = |t: Target| {
+        let st = match sync_stand_in {
+            Some(f) if t == Target::ArchSyncKernelMappings => TargetStatus::at(t, f, facts),
+            _ => TargetStatus::new(t, facts),
+        };
+        let loaded = load_target(ebpf, facts, st, choice);
+        crate::startup_phases::mark(&format!("load {}", loaded.st.symbol));
+        loaded
+    };
+    let mut section = Some(load(Target::PopulateSectionMemmap));
+    let covered = !per_page && section.as_ref().is_some_and(|l| l.method.is_some());
     Target::ALL
         .iter()
-        .map(|&t| {
-            let st = match sync_stand_in {
-                Some(f) if t == Target::ArchSyncKernelMappings => TargetStatus::at(t, f, facts),
-                _ => TargetStatus::new(t, facts),
-            };
-            let loaded = load_target(ebpf, facts, st, choice);
-            crate::startup_phases::mark(&format!("load {}", loaded.st.symbol));
-            loaded
+        .map(|&t| match t {
+            Target::PopulateSectionMemmap => section.take().expect("loaded once"),
+            _ if covered && t.is_per_page_vmemmap() => {
+                let mut st = TargetStatus::new(t, facts);
+                st.reason = Some(COVERED.into());
+                Loaded {
+                    covered: true,
+                    ..Loaded::decided(st, Vec::new(), choice)
+                }
+            }
+            _ => load(t),
         })
         .collect()
 }
@@ -72,16 +101,36 @@ pub fn attach_loaded(
     loaded: Vec<Loaded>,
     report: bool,
 ) -> Vec<TargetStatus> {
+    // The section target first: whether it attached decides the per-page ones.
+    let mut loaded: Vec<Option<Loaded>> = loaded.into_iter().map(Some).collect();
+    let mut section = loaded
+        .iter_mut()
+        .find(|l| {
+            l.as_ref()
+                .is_some_and(|l| l.st.target == Target::PopulateSectionMemmap)
+        })
+        .and_then(Option::take)
+        .map(|l| attach_target(ebpf, facts, l));
+    let section_attached = section.as_ref().is_some_and(|s| s.attached);
     loaded
         .into_iter()
-        .map(|l| {
-            let mut st = attach_target(ebpf, facts, l);
+        .filter_map(|l| {
+            let mut st = match l {
+                None => section.take()?,
+                // Covered, but the section target did not attach: traced per page after all.
+                Some(l) if l.covered && !section_attached => {
+                    let st = TargetStatus::new(l.st.target, facts);
+                    let l = load_target(ebpf, facts, st, l.choice);
+                    attach_target(ebpf, facts, l)
+                }
+                Some(l) => attach_target(ebpf, facts, l),
+            };
             if report {
                 st.traceable = facts.traceable(&st.symbol);
                 st.btf = st.btf || facts.btf_has_function(&st.symbol);
             }
             crate::startup_phases::mark(&format!("attach {}", st.symbol));
-            st
+            Some(st)
         })
         .collect()
 }
@@ -123,6 +172,7 @@ fn load_target(
                     method: Some(Method::Fentry),
                     why,
                     choice,
+                    covered: false,
                 }
             }
             Err(e) => fentry_refused(facts, &mut st, &mut why, e),
@@ -175,6 +225,7 @@ fn load_kprobe_or_refuse(
             method: Some(Method::Kprobe),
             why,
             choice,
+            covered: false,
         },
         Err(e) => {
             kprobe_refused(facts, &mut st, &mut why, e);
@@ -201,6 +252,7 @@ impl Loaded {
             method: None,
             why,
             choice,
+            covered: false,
         }
     }
 }
@@ -211,6 +263,7 @@ fn attach_target(ebpf: &mut Ebpf, facts: &KernelFacts, l: Loaded) -> TargetStatu
         method,
         mut why,
         choice,
+        ..
     } = l;
     let prog = st.target.symbol();
     let sym = st.symbol.clone();

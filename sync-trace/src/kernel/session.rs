@@ -38,6 +38,9 @@ pub struct Options {
     /// A function arch_sync_kernel_mappings' programs attach to instead
     /// (`run --test-sync-stand-in`).
     pub sync_stand_in: Option<String>,
+    /// Attach the per-page vmemmap populate functions even where
+    /// `__populate_section_memmap` covers them (`run --test-populate-calls`).
+    pub populate_calls: bool,
 }
 
 /// A batch of populate calls (events.h, "Batches") older than this is
@@ -86,6 +89,7 @@ struct Globals {
     top: u64,
     shift: u64,
     batch_ns: u64,
+    vmemmap: u64,
 }
 
 impl Globals {
@@ -95,7 +99,8 @@ impl Globals {
             .override_global(raw::GLOBAL_FORCE_LOG, &self.force, must_exist)
             .override_global(raw::GLOBAL_INIT_TOP_PGT, &self.top, must_exist)
             .override_global(raw::GLOBAL_PGDIR_SHIFT, &self.shift, must_exist)
-            .override_global(batch::GLOBAL_BATCH_NS, &self.batch_ns, must_exist);
+            .override_global(batch::GLOBAL_BATCH_NS, &self.batch_ns, must_exist)
+            .override_global(raw::GLOBAL_VMEMMAP_BASE, &self.vmemmap, must_exist);
     }
 }
 
@@ -172,7 +177,9 @@ impl Session {
         raise_memlock();
         // Batches need init_top_pgt (whether a call's top-level entry is
         // already present) and, on kernels that can run 5-level paging,
-        // pgdir_shift; without init_top_pgt every call is traced alone.
+        // pgdir_shift; without init_top_pgt every call is traced alone. A
+        // section's memory map is placed with vmemmap_base (without it,
+        // section calls are traced alone).
         let top = facts.kallsyms.address_of("init_top_pgt").unwrap_or(0);
         let globals = Globals {
             capture: opts.capture_stack.into(),
@@ -180,6 +187,7 @@ impl Session {
             top,
             shift: facts.kallsyms.address_of("pgdir_shift").unwrap_or(0),
             batch_ns: if top == 0 { 0 } else { BATCH_NS },
+            vmemmap: facts.kallsyms.address_of("vmemmap_base").unwrap_or(0),
         };
         globals.set(&mut loader, true);
         if let Some(bytes) = opts.ring_bytes {
@@ -214,7 +222,13 @@ impl Session {
                 crate::startup_phases::mark(&format!("verify sweep timer ({n} insns processed)"));
                 r.map(drop)
             });
-            let loaded = load_all(ebpf, facts, opts.attach, opts.sync_stand_in.as_deref());
+            let loaded = load_all(
+                ebpf,
+                facts,
+                opts.attach,
+                opts.sync_stand_in.as_deref(),
+                opts.populate_calls,
+            );
             (loaded, sweep)
         };
         let (loaded, sweep, scanning) = match (scanner, scan) {

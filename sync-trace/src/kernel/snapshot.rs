@@ -25,6 +25,15 @@ impl Snapshot {
             self.raw.vmalloc_base,
             self.raw.vmemmap_base,
         )
+        .with_struct_page(self.struct_page())
+    }
+
+    /// `sizeof(struct page)` from CO-RE, when the kernel's BTF gave a
+    /// plausible one (an unapplied relocation gives the local, smaller size).
+    pub fn struct_page(&self) -> Option<u64> {
+        let size = u64::from(self.raw.page_size);
+        let known = self.raw.core & raw::CORE_PAGE != 0 && size >= 64 && size.is_multiple_of(8);
+        known.then_some(size)
     }
 
     pub fn ts_ns(&self) -> u64 {
@@ -170,6 +179,7 @@ impl Snapshot {
         raw.status = raw::SCAN_DONE | raw::SCAN_WALKED;
         raw.pgds = 10;
         raw.page_size = 64;
+        raw.core = raw::CORE_PAGE;
         raw.slots = SlotSet::all().words();
         for &s in present {
             raw.top[s] = (0x1000 * s as u64) | 0x63;

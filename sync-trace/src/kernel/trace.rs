@@ -132,7 +132,7 @@ impl Tracer {
     }
 
     fn complete(&mut self, ev: &RawEvent, entry: Option<InFlight>) -> Record {
-        let (start, end) = ev.target.range(&ev.args);
+        let (start, end) = ev.target.range_in(&ev.args, &self.layout);
         let entry_seen = entry.is_some() && ev.flags & FLAG_NO_ENTRY == 0;
         let (cpu, stack) = match entry {
             Some(p) => (p.cpu, p.stack),

@@ -123,6 +123,11 @@ impl Model {
     }
 
     fn note_call(&mut self, c: &CallRecord) {
+        // A batch counts calls that each found their top-level entries
+        // present at entry: none can be a population, none is evidence.
+        if c.calls.is_some() {
+            return;
+        }
         let range = [c.addr.0, c.end.map_or(c.addr.0, |e| e.0)];
         self.note_act(
             c.function,
@@ -138,7 +143,8 @@ impl Model {
     /// running is evidence too. A helper-shaped sync's entry times the
     /// population before the sync's exit (and the inner call's) is read.
     pub fn note_entry(&mut self, target: Target, ts_ns: u64, args: [u64; 3]) {
-        let (start, end) = target.range(&args);
+        let Some(l) = self.layout() else { return };
+        let (start, end) = target.range_in(&args, &l);
         self.note_act(
             target,
             ts_ns,
@@ -152,8 +158,9 @@ impl Model {
     /// Keeps a traced call as evidence for the slots it names, ended at
     /// `exit_ns` or still running (`u64::MAX`): a helper-shaped sync
     /// (`start == end`; other syncs name no population), a populate
-    /// function (its address), or `init_memory_mapping()` (its physical
-    /// range, in the direct map).
+    /// function (its address), `init_memory_mapping()` (its physical
+    /// range, in the direct map), or `__populate_section_memmap()` (its
+    /// memory map's virtual range, `[start, end)`).
     fn note_act(
         &mut self,
         target: Target,
@@ -174,6 +181,10 @@ impl Model {
                 let va = |phys: u64| l.page_offset_base.wrapping_add(phys);
                 let (f, t) = l.slots_of(va(start), va(end.max(start + 1) - 1));
                 (ActKind::Mapping, f, t)
+            }
+            Target::PopulateSectionMemmap => {
+                let (f, t) = l.slots_of(start, end.max(start + 1) - 1);
+                (ActKind::PopulateCall, f, t)
             }
             _ => (ActKind::PopulateCall, l.slot(start), l.slot(start)),
         };

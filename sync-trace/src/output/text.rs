@@ -83,7 +83,10 @@ pub fn line(r: &Record) -> String {
             c.task.pid,
             c.function.symbol(),
             match (c.end, c.calls, c.addr_last) {
-                (Some(end), ..) => format!("phys {}..{}", c.addr, end),
+                (Some(end), ..) if c.function == sync_trace_common::Target::InitMemoryMapping => {
+                    format!("phys {}..{}", c.addr, end)
+                }
+                (Some(end), ..) => format!("memmap {}..{}", c.addr, end),
                 (None, Some(n), Some(last)) => format!("x{n} addr={}..{}", c.addr, last),
                 _ => format!("addr={}", c.addr),
             },

@@ -62,7 +62,7 @@ impl CompletedCall {
                 task,
                 function,
                 addr: Hex(start),
-                end: (function == Target::InitMemoryMapping).then_some(Hex(end)),
+                end: (function.has_range() && batch.is_none()).then_some(Hex(end)),
                 method,
                 entry_seen,
                 stack: stack.stack,
@@ -158,9 +158,14 @@ pub struct CallRecord {
     pub task: Task,
     pub function: Target,
     /// The address the function populates (vmemmap and populate helpers),
-    /// or the physical start of `init_memory_mapping`.
+    /// the physical start of `init_memory_mapping`, or the first byte of
+    /// the memory map `__populate_section_memmap` makes (`vmemmap_base +
+    /// pfn * sizeof(struct page)`; `vmemmap_base` when the size is unknown).
     pub addr: Hex,
-    /// The physical end (exclusive) of `init_memory_mapping`.
+    /// The end (exclusive) of that range: physical for
+    /// `init_memory_mapping`, virtual for `__populate_section_memmap` (the
+    /// end of the vmemmap region when `sizeof(struct page)` is unknown).
+    /// Absent for a batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<Hex>,
     pub method: Method,
@@ -169,7 +174,8 @@ pub struct CallRecord {
     /// A batch: the number of calls it counts (absent: one call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<u32>,
-    /// A batch: the highest address of its calls.
+    /// A batch: the highest address of its calls (of sections: the last
+    /// byte of the highest memory map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr_last: Option<Hex>,
 }
@@ -178,5 +184,15 @@ impl CallRecord {
     /// The kernel calls this record stands for.
     pub fn calls(&self) -> u64 {
         self.calls.map_or(1, u64::from)
+    }
+
+    /// The addresses the record covers, `[first, last]` (inclusive): a
+    /// range's, a batch's lowest to highest, or the one address.
+    pub fn covered(&self) -> (u64, u64) {
+        match (self.end, self.addr_last) {
+            (Some(end), _) => (self.addr.0, end.0.max(self.addr.0 + 1) - 1),
+            (None, Some(last)) => (self.addr.0, last.0.max(self.addr.0)),
+            (None, None) => (self.addr.0, self.addr.0),
+        }
     }
 }

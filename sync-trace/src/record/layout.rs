@@ -17,6 +17,10 @@ pub struct LayoutRecord {
     pub kernel_boundary: usize,
     /// Present kernel top-level slots at start.
     pub present: Vec<usize>,
+    /// `sizeof(struct page)` from the kernel's BTF, when known (it places
+    /// the memory map of `__populate_section_memmap` calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub struct_page: Option<u64>,
 }
 
 impl LayoutRecord {
@@ -29,6 +33,7 @@ impl LayoutRecord {
             vmalloc_base: self.vmalloc_base.0,
             vmemmap_base: self.vmemmap_base.0,
             kasan: false,
+            struct_page: self.struct_page,
         }
     }
 }

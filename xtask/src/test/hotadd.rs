@@ -9,6 +9,7 @@ use sync_trace::{
 use sync_trace_common::{Paging, Region, Target};
 
 use super::output::{stack_has, Output};
+use super::sections;
 use crate::vm::KernelId;
 
 /// 4-level, no KASLR (docs/kernel.md, "Layout and KASLR"): the vmemmap slot a DIMM at 32 TiB
@@ -37,20 +38,32 @@ pub fn check_probe(o: &Output, kernel: KernelId) -> Result<()> {
         let t = target(&p, sync)?;
         ensure!(t.attached, "{sync} not attached: {t:?}");
     }
-    for caller in ["vmemmap_p4d_populate", "vmemmap_pgd_populate"] {
+    // __populate_section_memmap() and the per-page vmemmap populate functions below it are
+    // notrace on 6.1; from 6.11 the section one is attached and covers the others.
+    let section = target(&p, "__populate_section_memmap")?;
+    for caller in [
+        "__populate_section_memmap",
+        "vmemmap_p4d_populate",
+        "vmemmap_pgd_populate",
+    ] {
         let t = target(&p, caller)?;
+        let reason = t.reason.as_deref().unwrap_or("");
         if kernel == KernelId::V6_1 {
             ensure!(
                 !t.attached,
                 "{caller} attached on 6.1, where it is notrace: {t:?}"
             );
-            let reason = t.reason.as_deref().unwrap_or("");
             ensure!(
                 reason.contains("notrace"),
                 "{caller} refused without naming notrace: {t:?}"
             );
-        } else {
+        } else if caller == "__populate_section_memmap" {
             ensure!(t.attached, "{caller} not attached on {kernel:?}: {t:?}");
+        } else {
+            ensure!(
+                !t.attached && reason.contains("covered per section") && section.attached,
+                "{caller} attached beside __populate_section_memmap, or left out without it: {t:?}"
+            );
         }
     }
     Ok(())
@@ -165,15 +178,24 @@ pub fn vmemmap_helper_sync(o: &Output, step: &str) -> Result<SyncRecord> {
     Ok(helper.clone())
 }
 
-pub fn check_hotadd_32t(o: &Output) -> Result<()> {
+pub fn check_hotadd_32t(o: &Output, kernel: KernelId) -> Result<()> {
     o.expect_exit("hotadd", 0)?;
     check_kernel_log(o)?;
-    vmemmap_helper_sync(o, "hotadd")?;
+    let helper = vmemmap_helper_sync(o, "hotadd")?;
     let vm = populated_and_paired(o, "hotadd", SLOT_VMEMMAP_32T, Region::Vmemmap)?;
     ensure!(
         vm.pop.source == Source::Helper && vm.latency_kind == LatencyKind::Exact,
         "vmemmap population not traced exactly: {vm:?}"
     );
+    let pop = o
+        .populates("hotadd")?
+        .into_iter()
+        .find(|p| p.pop.slot == SLOT_VMEMMAP_32T)
+        .context("no populate record of the vmemmap slot")?;
+    // The DIMM is one section (128 MiB).
+    if let Some(s) = sections::populating_section(o, "hotadd", kernel, AT_32T, 128 << 20)? {
+        sections::encloses(&s, &helper, &pop)?;
+    }
     populated_and_paired(o, "hotadd", SLOT_DIRECT_32T, Region::DirectMap)?;
     bounded_by_mapping(o, "hotadd", SLOT_DIRECT_32T, AT_32T)?;
     no_unsynced(o, "hotadd")?;

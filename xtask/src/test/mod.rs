@@ -18,6 +18,7 @@ mod privileges;
 mod prometheus;
 mod scale;
 pub mod scenarios;
+mod sections;
 mod shapes;
 
 use std::time::Instant;

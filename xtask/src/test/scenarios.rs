@@ -135,7 +135,7 @@ fn shapes(full: bool) -> Vec<Scenario> {
         v.push(Scenario {
             name: format!("{}/4-level/hotadd-1G-32T", name(k)),
             spec,
-            check: Box::new(|o, _| shapes::check_dimm_1g(o, DIMM_1G)),
+            check: Box::new(|o, k| shapes::check_dimm_1g(o, k, DIMM_1G)),
         });
     }
     for k in KERNELS {
@@ -216,7 +216,7 @@ fn ci() -> Vec<Scenario> {
             check: Box::new(|o, k| {
                 hotadd::check_probe(o, k)?;
                 hotadd::check_idle(o)?;
-                hotadd::check_hotadd_32t(o)
+                hotadd::check_hotadd_32t(o, k)
             }),
         });
         v.push(Scenario {

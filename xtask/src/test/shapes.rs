@@ -15,6 +15,7 @@ use super::hotadd::{
 };
 use super::module_last::Last;
 use super::output::{stack_has, Output};
+use super::sections;
 use crate::vm::KernelId;
 
 const MIB: u64 = 1 << 20;
@@ -150,7 +151,7 @@ pub fn check_devmap(o: &Output, kernel: KernelId) -> Result<()> {
 
     let (vm_pop, vm) = one_population(o, "run", SLOT_VMEMMAP_32T, Region::Vmemmap)?;
     if kernel != KernelId::V6_1 {
-        // vmemmap_p4d_populate() is traceable there.
+        // The vmemmap populate path is traceable there.
         ensure!(
             vm.pop.source == Source::Helper && vm.latency_kind == LatencyKind::Exact,
             "vmemmap population not traced exactly: {vm:?}"
@@ -158,6 +159,9 @@ pub fn check_devmap(o: &Output, kernel: KernelId) -> Result<()> {
     }
     populated_before_sync_end(&vm_pop, &vm)?;
     paired_inside(&vm, start_ns, end_ns)?;
+    if let Some(section) = sections::populating_section(o, "run", kernel, AT_32T, BLOCK)? {
+        sections::encloses(&section, &helper, &vm_pop)?;
+    }
 
     let (dm_pop, dm) = one_population(o, "run", SLOT_DIRECT_32T, Region::DirectMap)?;
     populated_before_sync_end(&dm_pop, &dm)?;
@@ -165,18 +169,40 @@ pub fn check_devmap(o: &Output, kernel: KernelId) -> Result<()> {
     bounded_by_mapping(o, "run", SLOT_DIRECT_32T, AT_32T)?;
 
     no_unsynced(o, "run")?;
-    // 64 compound pages of 2 MiB, each with 8 pages of struct pages: 512
-    // pages of memory map, each one call of both populate functions.
-    let (calls, records) = check_batched(o, "run", kernel, 512)?;
-    println!("    devmap: {calls} vmemmap populate calls in {records} call records, none lost");
+    check_devmap_calls(o, kernel)?;
     o.expect_exit("audit", 0)?;
     o.expect_exit("rmmod", 0)
+}
+
+/// The second memremap_pages() of the devmap scenario, at 32 TiB + 128 MiB (top-level entries
+/// already present), traced with `--test-populate-calls`: the section call and the per-page
+/// calls all go into the kernel's batches; nothing populated, nothing lost.
+fn check_devmap_calls(o: &Output, kernel: KernelId) -> Result<()> {
+    o.expect_exit("devmap-calls", 0)?;
+    let d = Last::of(o, "devmap-calls")?;
+    let phys = AT_32T + BLOCK;
+    ensure!(
+        d.num("phys")? == phys && d.num("vmemmap_was")? == 1 && d.num("direct_was")? == 1,
+        "second devmap not at 32 TiB + 128 MiB over present slots: {}",
+        d.line()
+    );
+    o.expect_exit("run-calls", 0)?;
+    // 64 compound pages of 2 MiB, each with 8 pages of struct pages: 512
+    // pages of memory map, each one call of both populate functions.
+    let (calls, records) = check_batched(o, "run-calls", kernel, 512)?;
+    println!("    devmap: {calls} vmemmap populate calls in {records} call records, none lost");
+    sections::check_section_batched(o, "run-calls", kernel, phys, BLOCK)?;
+    ensure!(
+        o.populates("run-calls")?.is_empty(),
+        "a population in the second devmap, whose top-level entries were present"
+    );
+    no_unsynced(o, "run-calls")
 }
 
 /// `hotadd-1G-32T`: one DIMM of 1 GiB (eight sections) at 32 TiB. Each new top-level entry is
 /// one population, paired; the vmemmap one with a latency no longer than the helper sync's
 /// window.
-pub fn check_dimm_1g(o: &Output, size: u64) -> Result<()> {
+pub fn check_dimm_1g(o: &Output, kernel: KernelId, size: u64) -> Result<()> {
     o.expect_exit("hotadd", 0)?;
     // The whole DIMM is one arch_add_memory(): one init_memory_mapping() over it.
     let calls = o.calls("hotadd")?;
@@ -203,18 +229,14 @@ pub fn check_dimm_1g(o: &Output, size: u64) -> Result<()> {
     populated_before_sync_end(&vm_pop, &vm)?;
     // The window in which slot 469 was written: after the direct map was done
     // (arch_add_memory() maps, then add_pages()) and, where traced, inside the
-    // vmemmap_p4d_populate() call that makes the helper sync; up to the helper sync's end.
+    // __populate_section_memmap() call of the DIMM's first section, which makes the helper
+    // sync; up to the helper sync's end.
     let mut floor = map.end_ns;
     let mut floor_what = "init_memory_mapping()'s return";
-    let enclosing = calls.iter().find(|c| {
-        c.function == Target::VmemmapP4dPopulate && c.task.tid == helper.task.tid && {
-            let (a, b) = c.span();
-            inside(&helper, a, b)
-        }
-    });
-    if let Some(c) = enclosing {
+    if let Some(c) = sections::populating_section(o, "hotadd", kernel, AT_32T, BLOCK)? {
+        sections::encloses(&c, &helper, &vm_pop)?;
         floor = floor.max(c.ts_ns);
-        floor_what = "the entry of the vmemmap_p4d_populate() call that syncs";
+        floor_what = "the entry of the __populate_section_memmap() call that syncs";
     }
     let (sync_at, sync_end) = helper.span();
     let latency = vm.latency_ns;

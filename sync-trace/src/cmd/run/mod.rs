@@ -63,6 +63,7 @@ fn open_session(args: &RunArgs) -> anyhow::Result<Opened> {
         report: false,
         attach: args.attach,
         sync_stand_in: args.test_sync_stand_in.clone(),
+        populate_calls: args.test_populate_calls,
     };
     let scan = ScanOptions {
         max_pgds: args.max_pgds,
@@ -140,6 +141,9 @@ fn open_watch(statuses: &[TargetStatus]) -> Option<ProbeWatch> {
 /// swallowed); returns the layout and its `layout` record.
 fn baseline(model: &mut Model, snap: &Snapshot, kasan: bool) -> (Layout, Record) {
     let layout = model.baseline(snap, kasan);
+    if layout.struct_page.is_none() {
+        log::warn!("sizeof(struct page) is unknown (no usable struct page in the kernel's BTF): a __populate_section_memmap call is taken to cover the whole vmemmap region, and each is traced alone (never batched)");
+    }
     let rec = Record::Layout(LayoutRecord {
         ts_ns: snap.ts_ns(),
         kernel: kernel_release(),
@@ -149,6 +153,7 @@ fn baseline(model: &mut Model, snap: &Snapshot, kasan: bool) -> (Layout, Record)
         vmemmap_base: Hex(layout.vmemmap_base),
         kernel_boundary: layout.kernel_boundary(),
         present: snap.present_kernel_slots().collect(),
+        struct_page: layout.struct_page,
     });
     (layout, rec)
 }

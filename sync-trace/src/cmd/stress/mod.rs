@@ -116,6 +116,7 @@ fn run_args() -> RunArgs {
         test_kernel_log: false,
         test_ring_size: None,
         test_sync_stand_in: None,
+        test_populate_calls: false,
         test_user_sweep: false,
         // stress keeps root: it onlines and offlines memory until it ends.
         user: None,

@@ -6,6 +6,7 @@
 //! that end after it may arrive before or after it.
 
 mod properties;
+mod sections;
 mod sim;
 
 use self::sim::*;

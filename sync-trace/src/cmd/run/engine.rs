@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
 
-use super::pipeline::Pipeline;
+use super::{pipeline::Pipeline, sync_walks::SyncWalks};
 use crate::{
     kernel::{
         batch_flush::BatchFlush,
@@ -45,6 +45,8 @@ pub(super) struct Engine<'a> {
     /// record to wake the daemon, and the counters are otherwise read only
     /// at the next drain or scan (up to `--walk-every` later).
     pub(super) recheck_lost: bool,
+    /// Slots that syncs covered, walked once their burst is over.
+    pub(super) sync_walks: SyncWalks,
 }
 
 /// How soon the loss counters are read again after a read that found new
@@ -134,7 +136,11 @@ impl Engine<'_> {
             .into_iter()
             .collect();
         let slots = match want {
-            Walk::None => due,
+            Walk::None => {
+                // Syncs read on the way are verified with their burst.
+                self.sync_walks.add(synced, monotonic_ns());
+                due
+            }
             Walk::Synced(s) => s.union(&synced).union(&due),
             Walk::All => SlotSet::all(),
         };
@@ -194,6 +200,28 @@ impl Engine<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Syncs that a drain read: their walk waits for the end of their
+    /// burst (`sync_walks.rs`).
+    pub(super) fn synced(&mut self, slots: SlotSet) {
+        self.sync_walks.add(slots, monotonic_ns());
+    }
+
+    /// How long until the walk of the last burst of syncs is due; an hour
+    /// when none waits (the loop's arm is off then).
+    pub(super) fn sync_walk_wait(&self) -> Duration {
+        self.sync_walks
+            .wait(monotonic_ns())
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// The walk of the slots the last burst of syncs covered, if any.
+    pub(super) fn walk_synced(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {
+        match self.sync_walks.take() {
+            Some(slots) => self.scan(ring, Trigger::Sync, Walk::Synced(slots)),
+            None => Ok(()),
+        }
     }
 
     /// How long until the next grace deadline a walk can judge.

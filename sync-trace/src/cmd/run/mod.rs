@@ -5,6 +5,7 @@ mod engine;
 mod hooks;
 pub mod pipeline;
 mod rings;
+mod sync_walks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -224,14 +225,16 @@ async fn event_loop(
     tokio::pin!(deadline);
     loop {
         let grace_wait = engine.grace_wait();
+        let sync_wait = engine.sync_walk_wait();
         tokio::select! {
             guard = rings.events.readable_mut() => {
                 let mut guard = guard?;
                 let synced = engine.drain(guard.get_inner_mut())?;
-                if !synced.is_empty() {
-                    engine.scan(guard.get_inner_mut(), Trigger::Sync, Walk::Synced(synced))?;
-                }
+                engine.synced(synced);
                 guard.clear_ready();
+            }
+            _ = sleep(sync_wait), if engine.sync_walks.is_pending() => {
+                engine.walk_synced(rings.events.get_mut())?
             }
             guard = sweep_ready(&mut rings.sweep) => {
                 let mut guard = guard?;
@@ -309,6 +312,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         watch: open_watch(&statuses),
         sweep: None,
         recheck_lost: false,
+        sync_walks: Default::default(),
     };
     match sweep {
         Some(armed) => use_sweep(&mut engine, &mut rings, armed, args.sweep),
@@ -345,6 +349,8 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     )
     .await?;
 
+    // Syncs whose burst was still going on are verified before the end.
+    engine.walk_synced(rings.events.get_mut())?;
     engine.batches.flush()?;
     engine.drain(rings.events.get_mut())?;
     log::info!("scans: {}", engine.scanner.stats());

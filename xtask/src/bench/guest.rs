@@ -44,6 +44,8 @@ pub struct Plan {
     pub many: u32,
     /// Hot-add cycles, and devmap cycles (untraced and traced alternate in each).
     pub cycles: u32,
+    /// bench.sh's steps to run, by name.
+    pub steps: Vec<&'static str>,
 }
 
 impl Plan {
@@ -57,6 +59,7 @@ impl Plan {
                 few: 10,
                 many: 1000,
                 cycles: 2,
+                steps: args.steps().iter().map(|s| s.name()).collect(),
             }
         } else {
             Plan {
@@ -67,6 +70,7 @@ impl Plan {
                 few: 10,
                 many: 10_000,
                 cycles: 2 * args.runs,
+                steps: args.steps().iter().map(|s| s.name()).collect(),
             }
         }
     }
@@ -103,7 +107,8 @@ fn spec(kernel: KernelId, plan: &Plan, files: Vec<(PathBuf, String)>, qmp: &Path
         .map(|d| format!("{:#x}", d.addr))
         .collect();
     let vars = format!(
-        "RUNS={} STORM={} RING={} IDLE_SECS={} FEW={} MANY={} DIMM_ADDRS='{}' DIMM_SIZE={DIMM_SIZE} DEVMAP_ADDRS='{}'",
+        "STEPS='{}' RUNS={} STORM={} RING={} IDLE_SECS={} FEW={} MANY={} DIMM_ADDRS='{}' DIMM_SIZE={DIMM_SIZE} DEVMAP_ADDRS='{}'",
+        plan.steps.join(" "),
         plan.runs,
         plan.storm,
         plan.ring,

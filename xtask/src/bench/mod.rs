@@ -43,6 +43,81 @@ pub struct BenchArgs {
     /// Use this static binary as /bin/sync-trace instead of building it.
     #[arg(long, value_name = "PATH")]
     pub guest_bin: Option<PathBuf>,
+    /// Guest steps to run, comma-separated (default: all): their figures only.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub steps: Vec<Step>,
+}
+
+/// A step of the guest script (bench.sh) and the figures it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Step {
+    /// exec → ready and peak RSS, against bpftrace.
+    Startup,
+    /// Probe cost per sync call, fentry and kprobe.
+    Percall,
+    /// Detection delay of a never-synced population.
+    Detect,
+    /// The DIMM hot-add cycle.
+    Hotadd,
+    /// The compound devmap cycle.
+    Devmap,
+    /// Idle CPU, wake-ups and the sweep's cost per period.
+    Idle,
+}
+
+impl Step {
+    pub const ALL: [Step; 6] = [
+        Step::Startup,
+        Step::Percall,
+        Step::Detect,
+        Step::Hotadd,
+        Step::Devmap,
+        Step::Idle,
+    ];
+
+    /// The name bench.sh's `want` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Startup => "startup",
+            Step::Percall => "percall",
+            Step::Detect => "detect",
+            Step::Hotadd => "hotadd",
+            Step::Devmap => "devmap",
+            Step::Idle => "idle",
+        }
+    }
+
+    /// The step whose figure this is (by the start of the figure's name).
+    pub fn of_figure(figure: &str) -> Option<Step> {
+        const PREFIXES: [(&str, Step); 8] = [
+            ("exec → ready", Step::Startup),
+            ("peak RSS", Step::Startup),
+            ("probe cost", Step::Percall),
+            ("detection delay", Step::Detect),
+            ("hot-add cycle", Step::Hotadd),
+            ("devmap cycle", Step::Devmap),
+            ("idle", Step::Idle),
+            ("sweep CPU", Step::Idle),
+        ];
+        PREFIXES
+            .iter()
+            .find(|(p, _)| figure.starts_with(p))
+            .map(|&(_, s)| s)
+    }
+}
+
+impl BenchArgs {
+    /// The steps asked for, all when none was named.
+    pub fn steps(&self) -> Vec<Step> {
+        if self.steps.is_empty() {
+            Step::ALL.to_vec()
+        } else {
+            Step::ALL
+                .into_iter()
+                .filter(|s| self.steps.contains(s))
+                .collect()
+        }
+    }
 }
 
 fn git_commit() -> String {
@@ -73,6 +148,17 @@ fn command_line(args: &BenchArgs) -> String {
             args.kernel
                 .iter()
                 .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+    flag(
+        !args.steps.is_empty(),
+        format!(
+            "--steps {}",
+            args.steps()
+                .iter()
+                .map(|s| s.name())
                 .collect::<Vec<_>>()
                 .join(",")
         ),
@@ -129,6 +215,9 @@ pub fn run(args: BenchArgs) -> Result<i32> {
                 status = 1;
             }
             let mut these = figures::guest_figures(&boot.output, &boot.kernel_version);
+            // Only the figures of the steps that ran.
+            let steps = args.steps();
+            these.retain(|f| Step::of_figure(&f.figure).is_none_or(|s| steps.contains(&s)));
             figures::note_missing_runs(&mut these, plan.runs, plan.few);
             figures.extend(these);
             guest_kernels.push(boot.kernel_version);

@@ -125,3 +125,17 @@ fn idle_cpu_is_the_process_time_and_the_kernel_timer_time() {
     assert_eq!(f.value, Some(20.0));
     assert_eq!(f.note, "the kernel timer's callback, per reading");
 }
+
+#[test]
+fn every_guest_figure_belongs_to_a_step() {
+    use crate::bench::Step;
+    let v = guest_figures(&Output::parse(OUT), "6.12");
+    for f in &v {
+        assert!(Step::of_figure(&f.figure).is_some(), "{}", f.figure);
+    }
+    assert_eq!(
+        Step::of_figure("hot-add cycle, end to end (QMP, ACPI, polling)"),
+        Some(Step::Hotadd)
+    );
+    assert_eq!(Step::of_figure("pipeline_events_per_s"), None);
+}

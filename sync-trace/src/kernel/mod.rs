@@ -23,6 +23,7 @@ pub mod loader;
 pub mod lost;
 pub mod privilege;
 pub mod probe_watch;
+mod program_pair;
 pub mod scan;
 pub mod scan_stats;
 pub mod session;

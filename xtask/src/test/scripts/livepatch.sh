@@ -24,10 +24,9 @@ patch_off() {
 attach_lines() { grep -e 'attached ' /tmp/run.err | sed 's/^/log: /'; }
 warnings() { echo "kernel_warnings=$(dmesg | grep -c -e 'WARNING:' -e 'BUG:')"; }
 
-# patched_first ARGS: the patch, then a run (ARGS), two syncs, the patch removed, one more sync.
-patched_first() {
-    patch_on
-    start_run "$@" || exit 1
+# patched_then_off: with the patch on and a run going, two syncs, the patch removed, one more
+# sync, then the run's output, its attach lines and the kernel's warnings.
+patched_then_off() {
     act sync; sleep 0.5
     act sync; sleep 0.5
     patch_calls
@@ -37,19 +36,18 @@ patched_first() {
     attach_lines
     warnings
 }
-# traced_first ARGS: a run (ARGS), one sync, the patch, two syncs, the patch removed, one more.
+# patched_first ARGS: the patch, then a run (ARGS), then patched_then_off.
+patched_first() {
+    patch_on
+    start_run "$@" || exit 1
+    patched_then_off
+}
+# traced_first ARGS: a run (ARGS), one sync, the patch, then patched_then_off.
 traced_first() {
     start_run "$@" || exit 1
     act sync; sleep 0.5
     patch_on
-    act sync; sleep 0.5
-    act sync; sleep 0.5
-    patch_calls
-    patch_off
-    act sync; sleep 0.5
-    stop_run
-    attach_lines
-    warnings
+    patched_then_off
 }
 
 step probe-patched

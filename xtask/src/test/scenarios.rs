@@ -313,7 +313,8 @@ fn faults_scenario() -> Scenario {
 }
 
 /// What `--full` adds: the redundant hot-plug shapes on the other kernels, the 5-level
-/// hot-add on 6.1 and newest, and the scale scenario with 10,000 processes.
+/// hot-add on 6.1 and newest, the scale scenario with 10,000 processes, and the livepatch
+/// scenario on newest.
 fn full_only() -> Vec<Scenario> {
     let ci: Vec<String> = shapes(false).into_iter().map(|s| s.name).collect();
     let mut v: Vec<Scenario> = shapes(true)
@@ -328,6 +329,7 @@ fn full_only() -> Vec<Scenario> {
         });
     }
     v.push(scale_scenario(KernelId::V6_12, SCALE_PROCS.1));
+    v.push(livepatch_scenario(KernelId::Newest));
     v
 }
 

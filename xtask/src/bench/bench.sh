@@ -200,6 +200,8 @@ if want devmap; then
     for a in "$@"; do
         at_devmap "$a" || exit 1
         if [ $((n % 2)) = 0 ]; then mode=untraced; else mode=traced; start_run || exit 1; fi
+        # As for the hot-add: either side starts from a quiet guest, a daemon at rest.
+        sleep 1
         if echo devmap >$T/trigger; then line=$(cat $T/last); else line="memremap failed"; fi
         echo "devmap cycle=$n tracing=$mode $line"
         if [ $mode = traced ]; then

@@ -8,7 +8,7 @@
 //! Prints one JSON object per line on stdout, one per figure, and nothing
 //! else there (progress goes to stderr):
 //!     {"figure": NAME, "value": NUMBER, "unit": UNIT, "target": NUMBER|null, "baseline": NUMBER|null}
-//! Rates are per CPU second of this process (single-threaded: one core),
+//! Rates are per CPU second of the measuring thread (one core),
 //! so that other load on the machine does not change them much.
 //! `target` is the bound to meet: a minimum for a unit ending in `/s`, a
 //! maximum otherwise. `baseline` is the figure of the same run that this

@@ -16,6 +16,7 @@ use anyhow::{bail, Context as _, Result};
 const PROGRAMS: &[(&str, &str)] = &[
     ("sync_trace.bpf.c", "sync_trace.bpf.o"),
     ("pgtable_scan.bpf.c", "pgtable_scan.bpf.o"),
+    ("ksym_lookup.bpf.c", "ksym_lookup.bpf.o"),
     ("contract.bpf.c", "contract.bpf.o"),
 ];
 
@@ -23,6 +24,7 @@ const PROGRAMS: &[(&str, &str)] = &[
 const HEADERS: &[&str] = &[
     "batch.h",
     "events.h",
+    "ksym_lookup.h",
     "pgtable_kernel.h",
     "scan_counts.h",
     "sweep_timer.h",

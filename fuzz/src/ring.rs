@@ -4,7 +4,7 @@
 //! back as `replay` would.
 
 use sync_trace::{
-    kernel::{kallsyms::Kallsyms, trace::Tracer},
+    kernel::{kallsyms::Kallsyms, symbols::Symbols, trace::Tracer},
     model::Model,
     record::Record,
 };
@@ -30,7 +30,7 @@ const MAX_RECORDS: usize = 4096;
 
 pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
-    let syms = Kallsyms::parse(SYMS);
+    let syms = Symbols::from_table(Kallsyms::parse(SYMS));
     // 4- or 5-level paging, bases anywhere (the kernel gives them).
     let shift = if input.bool() { 48 } else { 39 };
     let layout = Layout::new(shift, input.u64(), input.u64(), input.u64());

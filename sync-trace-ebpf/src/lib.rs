@@ -14,3 +14,8 @@ pub static SYNC_TRACE_BPF: &[u8] =
 /// BPF_PROG_TEST_RUN.
 pub static PGTABLE_SCAN_BPF: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pgtable_scan.bpf.o"));
+
+/// The kernel symbol lookup (see `src/bpf/ksym_lookup.bpf.c`): a syscall
+/// program run once with BPF_PROG_TEST_RUN.
+pub static KSYM_LOOKUP_BPF: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ksym_lookup.bpf.o"));

@@ -9,7 +9,7 @@
 //! population of the vmemmap slot 469 by a helper sync, seen by the next
 //! scan, then cleared (a `depopulate`) by the scan after.
 
-use sync_trace::kernel::{kallsyms::Kallsyms, snapshot::Snapshot};
+use sync_trace::kernel::{kallsyms::Kallsyms, snapshot::Snapshot, symbols::Symbols};
 use sync_trace_common::{
     raw::{RawEventC, RawScan, COMM_LEN, EVENT_SIZE, MAX_STACK, SCAN_DONE, SCAN_WALKED},
     Target,
@@ -60,7 +60,7 @@ const TEXT: u64 = 0xffff_ffff_8100_0000;
 const BPF_PROG: u64 = 0xffff_ffff_c000_1234;
 
 /// The symbol table of the synthetic kernel.
-pub fn kallsyms() -> Kallsyms {
+pub fn kallsyms() -> Symbols {
     let mut text = format!("{TEXT:016x} T _text\n");
     for (i, s) in SYMBOLS.iter().enumerate() {
         text += &format!("{:016x} T {s}\n", TEXT + 0x1000 * (i as u64 + 1));
@@ -69,7 +69,7 @@ pub fn kallsyms() -> Kallsyms {
         "{:016x} D _end\n",
         TEXT + 0x1000 * (SYMBOLS.len() as u64 + 1)
     );
-    Kallsyms::parse(&text)
+    Symbols::from_table(Kallsyms::parse(&text))
 }
 
 /// A scan of init_mm's table at `ts_ns` (a table scan: no walk).

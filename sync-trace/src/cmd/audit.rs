@@ -17,12 +17,12 @@ const DEFAULT_SWEEP: std::time::Duration = std::time::Duration::from_millis(75);
 pub fn audit(json: bool, max_pgds: u32) -> anyhow::Result<i32> {
     privilege::preflight().map_err(anyhow::Error::msg)?;
     let facts = KernelFacts::gather().map_err(anyhow::Error::msg)?;
-    let mut scanner = Scanner::open(&facts.kallsyms, max_pgds, DEFAULT_SWEEP)?;
+    let mut scanner = Scanner::open(&facts.symbols, max_pgds, DEFAULT_SWEEP)?;
     // The table first, for the layout: the walks compare the kernel slots.
     let table = scanner.table()?;
     let snap = scanner.verified_walk_of(&SlotSet::kernel(&table.layout()))?;
     let mut detector = Detector::default();
-    let layout = detector.baseline(&snap, facts.kallsyms.has_kasan());
+    let layout = detector.baseline(&snap, facts.symbols.has_kasan());
     let mut out = Vec::new();
     detector.verify(&snap, Trigger::Audit, &mut out);
     let Some(Record::Verify(v)) = out.first().cloned() else {

@@ -10,13 +10,13 @@ use aya::Btf;
 use aya_obj::btf::BtfKind;
 use sync_trace_common::Target;
 
-use super::kallsyms::Kallsyms;
+use super::symbols::Symbols;
 
 /// Where tracefs may be mounted, newest convention first.
 const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 pub struct KernelFacts {
-    pub kallsyms: Kallsyms,
+    pub symbols: Symbols,
     /// vmlinux BTF, when `/sys/kernel/btf/vmlinux` exists (CONFIG_DEBUG_INFO_BTF):
     /// parsed only while the objects and programs load and attach
     /// (`parse_btf`), then dropped, since parsed it is the largest thing the
@@ -32,14 +32,8 @@ pub struct KernelFacts {
 
 impl KernelFacts {
     pub fn gather() -> Result<Self, String> {
-        let kallsyms = Kallsyms::load()
-            .map_err(|e| format!("cannot read /proc/kallsyms: {e}; is /proc mounted?"))?;
-        if kallsyms.addresses_hidden() {
-            return Err("/proc/kallsyms shows only zero addresses: kptr_restrict hides them; run as root (CAP_SYSLOG) with kernel.kptr_restrict <= 1".into());
-        }
-        crate::startup_phases::mark("kallsyms");
         Ok(Self {
-            kallsyms,
+            symbols: Symbols::gather()?,
             btf: None,
             btf_error: None,
             filter_functions: OnceCell::new(),

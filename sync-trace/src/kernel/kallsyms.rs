@@ -78,7 +78,12 @@ impl Kallsyms {
 
     /// Reads a kallsyms file line by line: the text is never held whole.
     pub fn load_from(path: &Path) -> io::Result<Self> {
-        let mut r = BufReader::with_capacity(64 * 1024, fs::File::open(path)?);
+        Self::read(fs::File::open(path)?)
+    }
+
+    /// Reads an opened kallsyms file line by line.
+    pub fn read(file: fs::File) -> io::Result<Self> {
+        let mut r = BufReader::with_capacity(64 * 1024, file);
         let mut table = Builder::default();
         let mut line = String::new();
         while r.read_line(&mut line)? != 0 {

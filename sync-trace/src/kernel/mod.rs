@@ -1,5 +1,6 @@
 //! Everything that talks to the running kernel: what this process may do
-//! (`privilege`), its symbols (`kallsyms`) and facts (`facts`), loading and
+//! (`privilege`), its symbols (`kallsyms`, `ksym_lookup`) and facts
+//! (`facts`), loading and
 //! attaching the BPF programs (`session`, `attach`, `target_status`), the
 //! on-demand page-table scan (`scan`, its `snapshot`s, the `slot_set`s it
 //! compares, `verified_walk`, `core_facts`, `scan_stats`, and the sweep
@@ -17,6 +18,7 @@ pub mod core_facts;
 pub mod diag;
 pub mod facts;
 pub mod kallsyms;
+pub mod ksym_lookup;
 pub mod least_privilege;
 pub mod livepatch;
 pub mod loader;
@@ -30,6 +32,7 @@ pub mod session;
 pub mod slot_set;
 pub mod snapshot;
 pub mod sweep;
+pub mod symbols;
 pub mod target_status;
 pub mod trace;
 pub mod verified_walk;

@@ -23,11 +23,11 @@ use sync_trace_common::raw::{self, RawScan};
 
 use super::{
     core_facts::{implausible_layout, missing_core},
-    kallsyms::Kallsyms,
     scan_stats::ScanStats,
     slot_set::SlotSet,
     snapshot::Snapshot,
     sweep::KernelSweep,
+    symbols::Symbols,
     verified_walk::verify_walks,
 };
 
@@ -73,7 +73,7 @@ impl Scanner {
     /// Loads the scan object with a loader of its own, its sweep timer's
     /// period set to `sweep` (armed only by [`Scanner::arm_sweep`]), and
     /// verifies its scan program.
-    pub fn open(syms: &Kallsyms, max_pgds: u32, sweep: Duration) -> anyhow::Result<Self> {
+    pub fn open(syms: &Symbols, max_pgds: u32, sweep: Duration) -> anyhow::Result<Self> {
         let mut scanner = Self::load_in(&mut EbpfLoader::new(), syms, max_pgds, sweep)?;
         scanner.verify()?;
         Ok(scanner)
@@ -88,7 +88,7 @@ impl Scanner {
     /// words once per scanner (one per process).
     pub fn load_in(
         loader: &mut EbpfLoader<'_>,
-        syms: &Kallsyms,
+        syms: &Symbols,
         max_pgds: u32,
         sweep: Duration,
     ) -> anyhow::Result<Self> {

@@ -180,14 +180,14 @@ impl Session {
         // pgdir_shift; without init_top_pgt every call is traced alone. A
         // section's memory map is placed with vmemmap_base (without it,
         // section calls are traced alone).
-        let top = facts.kallsyms.address_of("init_top_pgt").unwrap_or(0);
+        let top = facts.symbols.address_of("init_top_pgt").unwrap_or(0);
         let globals = Globals {
             capture: opts.capture_stack.into(),
             force: opts.force_log.into(),
             top,
-            shift: facts.kallsyms.address_of("pgdir_shift").unwrap_or(0),
+            shift: facts.symbols.address_of("pgdir_shift").unwrap_or(0),
             batch_ns: if top == 0 { 0 } else { BATCH_NS },
-            vmemmap: facts.kallsyms.address_of("vmemmap_base").unwrap_or(0),
+            vmemmap: facts.symbols.address_of("vmemmap_base").unwrap_or(0),
         };
         globals.set(&mut loader, true);
         if let Some(bytes) = opts.ring_bytes {
@@ -206,7 +206,7 @@ impl Session {
         // object, which has only some of them (with the same values).
         globals.set(&mut loader, false);
         let scanner = scan
-            .map(|o| Scanner::load_in(&mut loader, &facts.kallsyms, o.max_pgds, o.sweep))
+            .map(|o| Scanner::load_in(&mut loader, &facts.symbols, o.max_pgds, o.sweep))
             .transpose()?;
         drop(loader);
         // What the thread beside the scan program's verification does.

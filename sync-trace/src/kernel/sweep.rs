@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{Array, MapData, RingBuf},
-    programs::{FExit, TestRun},
+    programs::{fexit::FExitLink, FExit, TestRun},
     Btf, Ebpf, Pod,
 };
 use sync_trace_common::raw::{self, RawSweep, RawSweepChange, RawSweepView};
@@ -38,6 +38,8 @@ pub struct KernelSweep {
     period: Duration,
     /// The view at the last health check.
     checked: RawSweepView,
+    /// The arming program's link, until it is detached.
+    arming: Option<FExitLink>,
 }
 
 impl KernelSweep {
@@ -74,16 +76,19 @@ impl KernelSweep {
         crate::startup_phases::mark("sweep timer: attach");
         let run = prog.test_run(());
         crate::startup_phases::mark("sweep timer: test run");
-        // Detached at once: other tools' test runs must not reach it (the
-        // timer keeps the program loaded).
-        prog.detach(link)?;
-        crate::startup_phases::mark("sweep timer: detach");
+        // Detached soon, not at once (`detach_arming_beside`): other tools'
+        // test runs must not reach it (the timer keeps the program
+        // loaded), but a detach waits for the kernel to tear the
+        // trampoline down (a quarter of a second under emulation), which
+        // nothing before `ready` needs.
+        let arming = prog.take_link(link)?;
         run.map_err(|e| anyhow!("BPF_PROG_TEST_RUN of the sweep timer's program failed: {e}"))?;
         let mut s = Self {
             state,
             ring: Some(ring),
             period,
             checked: RawSweepView::default(),
+            arming: Some(arming),
         };
         let v = s.view()?;
         if v.armed == 0 {
@@ -95,6 +100,21 @@ impl KernelSweep {
         }
         s.checked = v;
         Ok(s)
+    }
+
+    /// Detaches the arming program on a thread of its own (dropped with
+    /// `self` otherwise). Called once the process has its final privileges:
+    /// the thread needs none to close a link, and must not keep any.
+    pub fn detach_arming_beside(&mut self) {
+        if let Some(link) = self.arming.take() {
+            if let Err(e) = std::thread::Builder::new()
+                .name("detach".into())
+                .spawn(move || drop(link))
+            {
+                // The link went with the closure: detached here, at once.
+                log::debug!("cannot start a thread to detach the sweep's arming program: {e}; detached at once");
+            }
+        }
     }
 
     /// The ring buffer of changes, once.

@@ -20,7 +20,7 @@ impl TargetStatus {
         Self {
             target,
             symbol: symbol.to_string(),
-            kallsyms: facts.kallsyms.has_function(symbol),
+            kallsyms: facts.symbols.has_function(symbol),
             // Filled in by the attach (`attach.rs`).
             btf: false,
             // Filled in when asked for (`probe`) or needed (a refusal).

@@ -11,7 +11,7 @@ use sync_trace_common::{
     Kind, Layout, RawBatch, RawEvent, Target,
 };
 
-use super::kallsyms::Kallsyms;
+use super::symbols::Symbols;
 use crate::record::{Batch, CallStack, CompletedCall, Record, Task};
 
 /// A call whose entry was read and whose exit was not yet: its stack is
@@ -86,7 +86,7 @@ impl Tracer {
         slot.1.clone()
     }
 
-    fn frame(&mut self, addr: u64, syms: &Kallsyms) -> String {
+    fn frame(&mut self, addr: u64, syms: &Symbols) -> String {
         if let Some(f) = self.frames.get(&addr) {
             return f.clone();
         }
@@ -99,7 +99,7 @@ impl Tracer {
     }
 
     /// The shared stack of an entry's frames, made the first time they are seen.
-    fn call_stack(&mut self, ev: &RawEvent, syms: &Kallsyms) -> CallStack {
+    fn call_stack(&mut self, ev: &RawEvent, syms: &Symbols) -> CallStack {
         let key = ev.frame_bytes();
         if let Some(s) = self.stacks.get(key) {
             return s.clone();
@@ -114,7 +114,7 @@ impl Tracer {
     }
 
     /// Feeds one record; returns the completed call, if this was an exit.
-    pub fn on_event(&mut self, ev: &RawEvent, syms: &Kallsyms) -> Option<Record> {
+    pub fn on_event(&mut self, ev: &RawEvent, syms: &Symbols) -> Option<Record> {
         let key = (ev.tid, ev.target);
         match ev.kind {
             Kind::Entry => {
@@ -161,7 +161,7 @@ impl Tracer {
 
     /// A batch of populate calls (`struct st_batch`): one `call` record
     /// that counts them.
-    pub fn on_batch(&self, b: &RawBatch, syms: &Kallsyms) -> Record {
+    pub fn on_batch(&self, b: &RawBatch, syms: &Symbols) -> Record {
         CompletedCall {
             ts_ns: b.ts_ns,
             end_ns: b.end_ns,
@@ -195,7 +195,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::record::Hex;
+    use crate::{kernel::kallsyms::Kallsyms, record::Hex};
 
     const SYMS: &str = "\
 ffffffff81077a10 t sync_global_pgds
@@ -253,7 +253,7 @@ ffffffff81300400 T vmemmap_populate
 
     #[test]
     fn pairs_entry_and_exit_into_a_helper_sync() {
-        let syms = Kallsyms::parse(SYMS);
+        let syms = Symbols::from_table(Kallsyms::parse(SYMS));
         let mut t = Tracer::new(layout());
         let a = 0xffffea8000000000;
         assert!(t
@@ -297,7 +297,7 @@ ffffffff81300400 T vmemmap_populate
 
     #[test]
     fn an_init_memory_mapping_call_keeps_its_physical_range() {
-        let syms = Kallsyms::parse(SYMS);
+        let syms = Symbols::from_table(Kallsyms::parse(SYMS));
         let mut t = Tracer::new(layout());
         let (start, end) = (0x8000000000, 0x8008000000);
         let entry = ev(Kind::Entry, Target::InitMemoryMapping, 100, 0, start, end);
@@ -312,7 +312,7 @@ ffffffff81300400 T vmemmap_populate
 
     #[test]
     fn a_batch_is_one_call_record_that_counts_its_calls() {
-        let syms = Kallsyms::parse(SYMS);
+        let syms = Symbols::from_table(Kallsyms::parse(SYMS));
         let t = Tracer::new(layout());
         let e = raw_ev(Kind::Entry, Target::VmemmapP4dPopulate, 0, 0, 0, 0);
         let b = RawBatch {
@@ -349,7 +349,7 @@ ffffffff81300400 T vmemmap_populate
 
     #[test]
     fn exit_without_entry_is_reported_as_such() {
-        let syms = Kallsyms::parse(SYMS);
+        let syms = Symbols::from_table(Kallsyms::parse(SYMS));
         let mut t = Tracer::new(layout());
         let mut e = raw_ev(Kind::Exit, Target::SyncGlobalPgds, 10, 0, 1, 2);
         e.flags = FLAG_NO_ENTRY;
@@ -367,7 +367,7 @@ ffffffff81300400 T vmemmap_populate
     /// cache slot keep their own names (not UTF-8 included).
     #[test]
     fn task_names_follow_renames_and_shared_slots() {
-        let syms = Kallsyms::parse(SYMS);
+        let syms = Symbols::from_table(Kallsyms::parse(SYMS));
         let mut t = Tracer::new(layout());
         let slot = COMM_SLOTS as u32;
         for (tid, comm, want) in [

@@ -22,13 +22,13 @@ use crate::{
     cli::RunArgs,
     kernel::{
         batch_flush::BatchFlush,
-        kallsyms::Kallsyms,
         least_privilege::{self, User},
         probe_watch::ProbeWatch,
         scan::Scanner,
         session::{kernel_release, Options, ScanOptions, Scanning, Session},
         snapshot::Snapshot,
         sweep::KernelSweep,
+        symbols::Symbols,
         target_status::{any_sync_attached, TargetStatus},
     },
     model::Model,
@@ -291,7 +291,7 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         statuses,
     } = session;
     let mut batches = BatchFlush::new(ebpf);
-    let syms: &Kallsyms = &facts.kallsyms;
+    let syms: &Symbols = &facts.symbols;
     let mut model = Model::new(args.grace.as_nanos() as u64);
     let (layout, layout_rec) = baseline(&mut model, &before, syms.has_kasan());
     let metrics = start_metrics(&args, &layout, &statuses).await?;
@@ -337,6 +337,15 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
     match on_ready {
         Some(ready) => ready(),
         None => eprintln!("ready"),
+    }
+    // Work nothing before `ready` needed, on threads of their own (started
+    // with the process's final privileges): the whole symbol table for
+    // kernel stacks, and the detach of the sweep timer's arming program.
+    if !args.no_stacks {
+        syms.load_table_beside();
+    }
+    if let Some(k) = engine.sweep.as_mut() {
+        k.detach_arming_beside();
     }
 
     let exit = event_loop(

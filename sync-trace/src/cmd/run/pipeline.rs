@@ -8,13 +8,13 @@ use std::ops::RangeInclusive;
 use sync_trace_common::{raw::EVENT_SIZE, DecodeError, Kind, Layout, RawEvent, RawRecord};
 
 use crate::{
-    kernel::{diag, kallsyms::Kallsyms, trace::Tracer},
+    kernel::{diag, symbols::Symbols, trace::Tracer},
     model::Model,
     record::{summary::Received, Record},
 };
 
 pub struct Pipeline<'a> {
-    pub syms: &'a Kallsyms,
+    pub syms: &'a Symbols,
     pub tracer: Tracer,
     pub model: Model,
     /// Records made and not yet written.
@@ -24,7 +24,7 @@ pub struct Pipeline<'a> {
 }
 
 impl<'a> Pipeline<'a> {
-    pub fn new(syms: &'a Kallsyms, layout: Layout, model: Model) -> Self {
+    pub fn new(syms: &'a Symbols, layout: Layout, model: Model) -> Self {
         Self {
             syms,
             tracer: Tracer::new(layout),

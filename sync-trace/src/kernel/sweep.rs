@@ -55,7 +55,8 @@ impl KernelSweep {
     }
 
     /// Arms the timer of the scan object `ebpf` (attach the fexit of
-    /// `bpf_fentry_test1`, run it once, detach it), its program loaded by
+    /// `bpf_fentry_test1`, run it once; `detach_arming_beside` detaches
+    /// it), its program loaded by
     /// [`KernelSweep::load`], and checks that it runs.
     pub fn arm(ebpf: &mut Ebpf, period: Duration) -> anyhow::Result<Self> {
         let state: Array<MapData, SweepValue> = Array::try_from(

@@ -11,6 +11,7 @@
 
 #include <linux/err.h>
 #include <linux/kernel.h>
+#include <linux/kprobes.h>
 #include <linux/ktime.h>
 #include <linux/list.h>
 #include <linux/memremap.h>
@@ -48,21 +49,55 @@ static bool st_devmap_present(unsigned long addr)
 	return !st_tl_none(st_mm->pgd + pgd_index(addr), addr);
 }
 
+/*
+ * The RCU grace period memory hotplug waits for at its start: mem_hotplug_begin() takes
+ * mem_hotplug_lock for writing (percpu_down_write()), whose rcu_sync_enter() is a full
+ * synchronize_rcu() when the lock's rcu_sync is idle, as it is a second after the last
+ * hotplug operation. How long that takes is RCU's own pace (the grace-period kthread's scans
+ * for quiescent states, a jiffy or more apart), before memremap_pages() has done anything:
+ * under emulation it is 8-30 ms of a 15-25 ms call, in steps of a few jiffies. A kretprobe
+ * on rcu_sync_enter() times it for the action's task only, registered around the call.
+ */
+static struct task_struct *st_gp_task;
+static u64 st_gp_ns;
+
+static int st_gp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	if (current != READ_ONCE(st_gp_task))
+		return 1;	/* not the action's: no return handler */
+	*(u64 *)ri->data = ktime_get_ns();
+	return 0;
+}
+
+static int st_gp_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	st_gp_ns += ktime_get_ns() - *(u64 *)ri->data;
+	return 0;
+}
+
 int st_devmap_format(char *buf, size_t len)
 {
 	const struct st_devmap_record *r = &st_devmap_last;
 
 	return scnprintf(buf, len,
-			 "mode=devmap phys=0x%llx size=0x%lx vmemmap=0x%lx vmemmap_slot=%lu vmemmap_was=%d vmemmap_now=%d direct=0x%lx direct_slot=%lu direct_was=%d direct_now=%d start_ns=%llu end_ns=%llu\n",
+			 "mode=devmap phys=0x%llx size=0x%lx vmemmap=0x%lx vmemmap_slot=%lu vmemmap_was=%d vmemmap_now=%d direct=0x%lx direct_slot=%lu direct_was=%d direct_now=%d start_ns=%llu end_ns=%llu gp_ns=%lld\n",
 			 r->phys, ST_DEVMAP_SIZE, r->vmemmap_va, pgd_index(r->vmemmap_va),
 			 r->vmemmap_was, r->vmemmap_now, r->direct_va, pgd_index(r->direct_va),
-			 r->direct_was, r->direct_now, r->start_ns, r->end_ns);
+			 r->direct_was, r->direct_now, r->start_ns, r->end_ns, r->gp_ns);
 }
 
 /* Called with st_lock held. */
 int st_action_devmap(void)
 {
 	struct st_devmap_record r = { 0 };
+	/* Registered for this call only (a fresh one: st_lock serialises the actions). */
+	struct kretprobe gp_probe = {
+		.kp.symbol_name = "rcu_sync_enter",
+		.entry_handler = st_gp_entry,
+		.handler = st_gp_return,
+		.data_size = sizeof(u64),
+		.maxactive = 4,
+	};
 	struct st_devmap *d;
 	char buf[ST_LINE_MAX];
 	void *va;
@@ -93,9 +128,17 @@ int st_action_devmap(void)
 	r.direct_va = (unsigned long)__va(r.phys);
 	r.vmemmap_was = st_devmap_present(r.vmemmap_va);
 	r.direct_was = st_devmap_present(r.direct_va);
+	st_gp_ns = 0;
+	r.gp_ns = register_kretprobe(&gp_probe) ? -1 : 0;
+	WRITE_ONCE(st_gp_task, current);
 	r.start_ns = ktime_get_ns();
 	va = memremap_pages(&d->pgmap, NUMA_NO_NODE);
 	r.end_ns = ktime_get_ns();
+	WRITE_ONCE(st_gp_task, NULL);
+	if (!r.gp_ns) {
+		unregister_kretprobe(&gp_probe);
+		r.gp_ns = st_gp_ns;
+	}
 	if (IS_ERR(va)) {
 		pr_err("devmap: memremap_pages(0x%llx, 128 MiB) failed: %ld\n", r.phys, PTR_ERR(va));
 		kfree(d);

@@ -37,6 +37,7 @@ struct st_devmap_record {
 	int vmemmap_was, vmemmap_now;	/* top-level entry of vmemmap present before/after */
 	int direct_was, direct_now;	/* same for the direct map */
 	u64 start_ns, end_ns;	/* ktime_get_ns() right before and after memremap_pages() */
+	s64 gp_ns;		/* of those, waited in rcu_sync_enter(); -1: not measured */
 };
 
 /* Longest line of the debugfs file "last" (st_format), with its newline. */

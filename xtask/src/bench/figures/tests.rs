@@ -28,8 +28,9 @@ hotadd cycle=1 mode=traced addr=35734127902720 us=1100000 kernel_us=50400 blocks
 hotadd cycle=2 mode=traced addr=36283883716608 us=9000000 kernel_us= blocks=0 state=cat: no such file
 hotadd cycle=3 mode=untraced addr=36833639530496 us=1200000 kernel_us= blocks=1 state=online
 === step devmap
-devmap cycle=0 tracing=untraced mode=devmap phys=0x280000000000 start_ns=1000000 end_ns=41000000
-devmap cycle=1 tracing=traced mode=devmap phys=0x288000000000 start_ns=50000000 end_ns=92000000
+devmap cycle=0 tracing=untraced mode=devmap phys=0x280000000000 start_ns=1000000 end_ns=41000000 gp_ns=20000000
+devmap cycle=1 tracing=traced mode=devmap phys=0x288000000000 start_ns=50000000 end_ns=92000000 gp_ns=21000000
+devmap cycle=3 tracing=traced mode=devmap phys=0x290000000000 start_ns=100000000 end_ns=130000000 gp_ns=-1
 devmap cycle=2 tracing=traced memremap failed
 === step idle-few
 idle spawned=10 procs=77 ticks=6 us=60000000 clk_tck=100
@@ -72,13 +73,21 @@ fn reads_every_figure_of_a_boot() {
     let f = get(&v, "hot-add cycle, end to end");
     assert_eq!((f.value, f.baseline), (Some(1100.0), Some(1100.0)));
     assert_eq!(f.met(), None);
-    // The module's own times: 42 ms traced, 40 untraced; a cycle without them is left out.
-    let f = get(&v, "devmap cycle");
+    // The module's own times, without the grace period: 21 ms traced, 20 untraced; a cycle
+    // without them is left out, and so is one whose grace period was not timed.
+    let f = get(&v, "devmap cycle (");
     assert_eq!(
         (f.value, f.baseline, f.samples),
-        (Some(42.0), Some(40.0), 1)
+        (Some(21.0), Some(20.0), 1)
     );
     assert_eq!(f.met(), Some(false));
+    // Whole: informative, every cycle with the module's times (42 and 30 ms traced).
+    let f = get(&v, "devmap cycle, whole");
+    assert_eq!(
+        (f.value, f.baseline, f.samples),
+        (Some(36.0), Some(40.0), 2)
+    );
+    assert_eq!(f.met(), None);
     let f = get(&v, "idle CPU, 10 idle");
     assert_eq!(f.value, Some(0.1));
     assert_eq!(f.met(), Some(true));
@@ -99,7 +108,8 @@ fn a_per_run_figure_short_of_runs_says_so() {
         get(&v, "hot-add cycle (DIMM").note,
         "1 of 2 runs gave a sample"
     );
-    assert_eq!(get(&v, "devmap cycle").note, "1 of 2 runs gave a sample");
+    assert_eq!(get(&v, "devmap cycle (").note, "1 of 2 runs gave a sample");
+    assert_eq!(get(&v, "devmap cycle, whole").note, "");
     // No value: the note says why already, nothing added.
     assert_eq!(
         get(&v, "idle CPU, 0 idle").note,

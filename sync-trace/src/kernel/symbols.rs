@@ -143,17 +143,27 @@ impl Symbols {
         })
     }
 
-    /// Address of a data symbol or target looked up at start.
-    pub fn address_of(&self, name: &str) -> Option<u64> {
-        self.named
-            .iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, a)| *a)
+    /// What the lookup at start found for `name`; `None` when it was not
+    /// among the names looked up.
+    fn named(&self, name: &str) -> Option<Option<u64>> {
+        self.named.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
     }
 
-    /// Whether the kernel has a symbol named after the target `name`.
+    /// Address of a data symbol or target looked up at start, or of a
+    /// function of the whole table (read now if it is not yet).
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        self.named(name)
+            .unwrap_or_else(|| self.table().address_of(name))
+    }
+
+    /// Whether the kernel has a target of that name (looked up at start),
+    /// or a function of that name in the whole table (a stand-in's: read
+    /// now if it is not yet).
     pub fn has_function(&self, name: &str) -> bool {
-        self.address_of(name).is_some()
+        match self.named(name) {
+            Some(addr) => addr.is_some(),
+            None => self.table().has_function(name),
+        }
     }
 
     /// Whether the kernel was built with KASAN (it has the early shadow page).
@@ -182,13 +192,18 @@ mod tests {
              ffffffff81077a10 t sync_global_pgds\n\
              ffffffff82a00000 D init_top_pgt\n\
              ffffffff82b00000 D pgd_list\n\
-             ffffffff82c00000 D _end\n",
+             ffffffff82c00000 D _end\n\
+             ffffffffc0000000 t st_sync\t[st_populate]\n",
         ));
         assert_eq!(s.address_of("pgd_list"), Some(0xffffffff82b00000));
         assert_eq!(s.address_of("init_top_pgt"), Some(0xffffffff82a00000));
         assert!(s.has_function("sync_global_pgds"));
         assert!(!s.has_function("vmemmap_p4d_populate"));
         assert!(!s.has_kasan());
+        // A name not looked up at start (a stand-in, a module's function): the table.
+        assert!(s.has_function("st_sync"));
+        assert_eq!(s.address_of("st_sync"), Some(0xffffffffc0000000));
+        assert!(!s.has_function("st_other"));
         assert_eq!(s.format(0xffffffff81077a24), "sync_global_pgds+0x14");
         // Asked to load beside, a table already read stays as it is.
         s.load_table_beside();

@@ -43,6 +43,9 @@ fn noted(name: &str) -> bool {
 /// A symbol without a kept name.
 const NO_NAME: u32 = u32::MAX;
 
+/// The kind given to a BPF program's or trampoline's symbol: not text.
+const BPF: u8 = b'-';
+
 /// One symbol: 16 bytes, its name in the table's arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sym {
@@ -178,7 +181,14 @@ impl Builder {
         let Ok(addr) = u64::from_str_radix(addr, 16) else {
             return;
         };
-        let kind = kind.bytes().next().unwrap_or(b'?');
+        // BPF programs and trampolines (`[bpf]`, listed by the kernel once
+        // loaded) are boundaries without a name: a frame in one is the
+        // probe's own (`record/stack.rs`), shown as its address whether the
+        // table was read before or after the programs loaded.
+        let kind = match it.next() {
+            Some("[bpf]") => BPF,
+            _ => kind.bytes().next().unwrap_or(b'?'),
+        };
         self.nonzero |= addr != 0;
         let mut sym = Sym {
             addr,
@@ -226,6 +236,9 @@ ffffffff82a00000 D init_mm
 ffffffff82b00000 D pgd_list
 ffffffffc0000000 t hello_init\t[hello]
 ffffffffc0001000 t hello_exit\t[hello]
+ffffffffc0002000 t bpf_prog_6deef7357e7b4530_fentry_sync_global_pgds\t[bpf]
+ffffffffc0003000 t bpf_trampoline_6442\t[bpf]
+ffffffffc0004000 t hello_more\t[hello]
 ";
 
     #[test]
@@ -247,6 +260,12 @@ ffffffffc0001000 t hello_exit\t[hello]
         // Past the last symbol, or far past a function: unknown.
         assert_eq!(k.format(0xffffffffc1000000), "0xffffffffc1000000");
         assert_eq!(k.format(0xffffffff81877a24), "0xffffffff81877a24");
+        // A BPF program's and a trampoline's frames: their addresses, as
+        // when the table was read before they loaded.
+        assert_eq!(k.format(0xffffffffc0002010), "0xffffffffc0002010");
+        assert_eq!(k.format(0xffffffffc0003010), "0xffffffffc0003010");
+        assert!(!k.has_function("bpf_trampoline_6442"));
+        assert_eq!(k.format(0xffffffffc0001010), "hello_exit+0x10");
         // Inside a data symbol: not a function.
         assert_eq!(k.format(0xffffffff82a00010), "0xffffffff82a00010");
         assert_eq!(k.format(0xffffffff82b00010), "0xffffffff82b00010");

@@ -30,8 +30,10 @@ pub fn loader_with(btf: Option<&Btf>) -> EbpfLoader<'_> {
     loader
 }
 
-/// Whether this process has a single thread (its tasks in /proc). A thread
-/// just joined may still be listed for a moment after its join returned (the
+/// Whether this process has a single thread that may open files (its tasks
+/// in /proc): the `kallsyms` thread (`symbols.rs`) only reads a file opened
+/// before it started, which the lowered limit does not touch. A thread just
+/// joined may still be listed for a moment after its join returned (the
 /// kernel wakes the joiner before it removes the task): asked again a few
 /// times, a millisecond apart.
 fn one_thread() -> bool {
@@ -39,9 +41,21 @@ fn one_thread() -> bool {
         if i > 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.take(2).count() == 1)
+        std::fs::read_dir("/proc/self/task").is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .map_or(true, |c| c.trim_end() != READS_ONLY)
+                })
+                .take(2)
+                .count()
+                == 1
+        })
     })
 }
+
+/// The name of the thread that reads /proc/kallsyms (`symbols.rs`).
+pub const READS_ONLY: &str = "kallsyms";
 
 /// How many times [`one_thread`] looks (20 ms at most, then `new` parses).
 const JOIN_POLLS: u32 = 20;

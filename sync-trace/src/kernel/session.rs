@@ -137,9 +137,11 @@ impl Session {
 
     /// Independent work runs on two threads at two points, each joined
     /// before what needs it:
-    /// - /proc/kallsyms is read (the kernel formats every line: the longest
-    ///   phase) while a thread parses the kernel's BTF; the objects' globals
-    ///   need the symbols, and their CO-RE the BTF, so the loads wait for both.
+    /// - The kernel looks the symbols the objects' globals need up while a
+    ///   thread parses the kernel's BTF; their CO-RE needs the BTF, so the
+    ///   loads wait for both. With kernel stacks, a third thread reads
+    ///   /proc/kallsyms (the kernel formats every line: the longest single
+    ///   wait) beside everything up to the attaches, and is joined last.
     /// - Once both objects are loaded, a thread verifies every probe's
     ///   programs and the sweep timer's while this one verifies the scan
     ///   program and reads the baseline table. Nothing attaches before that
@@ -164,6 +166,13 @@ impl Session {
                 })
                 .context("cannot start a thread")?;
             let facts = KernelFacts::gather().map_err(anyhow::Error::msg);
+            // Kernel stacks need the whole symbol table: read beside the
+            // rest of the start, joined at its end.
+            if let Ok(f) = &facts {
+                if opts.capture_stack {
+                    f.symbols.load_table_beside();
+                }
+            }
             let btf = parse
                 .join()
                 .map_err(|_| anyhow!("parsing the kernel's BTF panicked"))?;
@@ -259,6 +268,10 @@ impl Session {
             }
         });
         facts.drop_btf();
+        if opts.capture_stack {
+            facts.symbols.table();
+            crate::startup_phases::mark("symbol table joined");
+        }
         Ok((
             Self {
                 ebpf,

@@ -2,13 +2,14 @@
 //! before anything loads (the programs' globals, which targets exist), and
 //! the whole table for kernel stacks (address → `symbol+offset`).
 //!
-//! The names are looked up by the kernel (`ksym_lookup`); the table is read
-//! from /proc/kallsyms on a thread of its own once the daemon is ready
-//! (`load_table_beside`), or when a stack needs it first. Reading the table
-//! makes the kernel format every symbol: under emulation the longest wait
-//! of the start, and nothing before `ready` needs it. Where the lookup
-//! cannot run (a kernel before 5.16, a refused program) the table is read
-//! at once, as the names' source too.
+//! The names are looked up by the kernel (`ksym_lookup`), so the programs
+//! load without waiting for the table; the table is read from
+//! /proc/kallsyms on a thread of its own beside the loads, verifications and
+//! attaches (`load_table_beside`), and waited for before `ready`
+//! (`table`): reading it makes the kernel format every symbol, under
+//! emulation the longest single wait of the start. Where the lookup cannot
+//! run (a kernel before 5.16, a refused program) the table is read at once,
+//! as the names' source too.
 
 use std::{
     fs::File,
@@ -112,7 +113,7 @@ impl Symbols {
         let mut source = self.source.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Source::Opened(file)) = source.take() {
             let reading = std::thread::Builder::new()
-                .name("kallsyms".into())
+                .name(super::loader::READS_ONLY.into())
                 .spawn(move || Kallsyms::read(file));
             *source = Some(match reading {
                 Ok(h) => Source::Reading(h),

@@ -338,12 +338,9 @@ pub async fn run_with(args: RunArgs, hooks: RunHooks) -> anyhow::Result<i32> {
         Some(ready) => ready(),
         None => eprintln!("ready"),
     }
-    // Work nothing before `ready` needed, on threads of their own (started
-    // with the process's final privileges): the whole symbol table for
-    // kernel stacks, and the detach of the sweep timer's arming program.
-    if !args.no_stacks {
-        syms.load_table_beside();
-    }
+    // Work nothing before `ready` needs, on a thread of its own (started
+    // with the process's final privileges): the detach of the sweep timer's
+    // arming program.
     if let Some(k) = engine.sweep.as_mut() {
         k.detach_arming_beside();
     }

@@ -115,7 +115,6 @@ fn load() -> io::Result<OwnedFd> {
         .data()
         .map_err(|e| bad(format!("ksym_lookup.bpf.o: {e}")))?;
     let license = c"GPL";
-    let mut log = vec![0u8; 64 * 1024];
     let mut attr: ProgLoad = unsafe { mem::zeroed() };
     attr.prog_type = PROG_TYPE_SYSCALL;
     attr.insn_cnt = (insns.len() / 8) as u32;
@@ -123,21 +122,17 @@ fn load() -> io::Result<OwnedFd> {
     attr.license = license.as_ptr() as u64;
     attr.prog_flags = F_SLEEPABLE;
     attr.prog_name[..14].copy_from_slice(b"st_ksym_lookup");
-    let fd = bpf(PROG_LOAD, &mut attr)?;
-    if fd >= 0 {
-        // SAFETY: bpf(2) returned a new file descriptor that nothing else owns.
-        return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-    }
+    let first = match bpf(PROG_LOAD, &mut attr) {
+        Ok(fd) => return Ok(owned(fd)),
+        Err(e) => e,
+    };
     // Loaded again with the verifier's log, to say why.
-    let first = io::Error::last_os_error();
+    let mut log = vec![0u8; 64 * 1024];
     attr.log_level = 1;
     attr.log_size = log.len() as u32;
     attr.log_buf = log.as_mut_ptr() as u64;
     if let Ok(fd) = bpf(PROG_LOAD, &mut attr) {
-        if fd >= 0 {
-            // SAFETY: as above.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-        }
+        return Ok(owned(fd));
     }
     let text = CStr::from_bytes_until_nul(&log)
         .map(|c| c.to_string_lossy().into_owned())
@@ -154,6 +149,12 @@ fn load() -> io::Result<OwnedFd> {
             if last.is_empty() { "" } else { ": " }
         ),
     ))
+}
+
+/// The program's descriptor, as BPF_PROG_LOAD returned it.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: bpf(2) returned a new file descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
 fn run(prog: &OwnedFd, names: &[&str]) -> io::Result<Vec<Found>> {
@@ -180,13 +181,12 @@ fn run(prog: &OwnedFd, names: &[&str]) -> io::Result<Vec<Found>> {
     attr.prog_fd = prog.as_raw_fd() as u32;
     attr.ctx_in = reqs.as_mut_ptr() as u64;
     attr.ctx_size_in = mem::size_of_val(&reqs) as u32;
-    if bpf(PROG_TEST_RUN, &mut attr)? < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
+    bpf(PROG_TEST_RUN, &mut attr).map_err(|e| {
+        io::Error::new(
             e.kind(),
             format!("cannot run the symbol lookup program: {e}"),
-        ));
-    }
+        )
+    })?;
     names
         .iter()
         .zip(&reqs)
@@ -196,29 +196,35 @@ fn run(prog: &OwnedFd, names: &[&str]) -> io::Result<Vec<Found>> {
             // address of 0 is never a symbol's).
             0 => Ok(Found::Absent),
             e if e == -(libc::ENOENT as i64) => Ok(Found::Absent),
-            e => Err(io::Error::from_raw_os_error((-e) as i32)).map_err(|err: io::Error| {
-                io::Error::new(
+            e => {
+                let err = io::Error::from_raw_os_error((-e) as i32);
+                Err(io::Error::new(
                     err.kind(),
                     format!("looking up kernel symbol `{name}`: {err}"),
-                )
-            }),
+                ))
+            }
         })
         .collect()
 }
 
-/// bpf(2); the result as the kernel returned it (negative with errno set).
+/// bpf(2): what it returned, or its errno.
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a `union bpf_attr` prefix of the given size for
     // `cmd`, whose pointers (instructions, license, log, context) outlive
     // the call.
-    Ok(unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd,
             attr as *mut T as *mut libc::c_void,
             mem::size_of::<T>() as u32,
         )
-    })
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 #[cfg(test)]

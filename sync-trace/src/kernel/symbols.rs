@@ -112,16 +112,23 @@ impl Symbols {
     pub fn load_table_beside(&self) {
         let mut source = self.source.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Source::Opened(file)) = source.take() {
+            // A second descriptor of the same open file stays here: a
+            // failed spawn drops the closure, and with it `file`.
+            let kept = file.try_clone();
             let reading = std::thread::Builder::new()
                 .name(super::loader::READS_ONLY.into())
                 .spawn(move || Kallsyms::read(file));
-            *source = Some(match reading {
-                Ok(h) => Source::Reading(h),
-                Err(e) => {
-                    log::warn!("cannot start a thread to read {KALLSYMS}: {e}; reading it when a stack needs it");
-                    return;
+            *source = match (reading, kept) {
+                (Ok(h), _) => Some(Source::Reading(h)),
+                (Err(e), Ok(kept)) => {
+                    log::warn!("cannot start a thread to read {KALLSYMS}: {e}; reading it when the table is first needed");
+                    Some(Source::Opened(kept))
                 }
-            });
+                (Err(e), Err(dup)) => {
+                    log::warn!("cannot start a thread to read {KALLSYMS} ({e}) nor keep it open ({dup}): kernel stacks show raw addresses");
+                    None
+                }
+            };
         }
     }
 

@@ -281,8 +281,7 @@ fn devmap(o: &Output, c: &Ctx) -> Vec<Figure> {
         .filter_map(|mut x| {
             let ns = num(&x, "end_ns")? - num(&x, "start_ns")?;
             x.insert("ns".into(), ns.to_string());
-            let gp = x.get("gp_ns").and_then(|v| v.parse::<f64>().ok());
-            if let Some(gp) = gp.filter(|g| *g >= 0.0 && *g <= ns) {
+            if let Some(gp) = num(&x, "gp_ns").filter(|g| *g >= 0.0 && *g <= ns) {
                 x.insert("ns_after_gp".into(), (ns - gp).to_string());
             }
             Some(x)
